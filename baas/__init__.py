@@ -1,0 +1,89 @@
+"""baas: a small, fast, self-hostable backend-as-a-service."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict | None = None):
+    """Build a configured Flask app. The only place where baas is wired together.
+
+    `config` is a (possibly partial) nested mapping of the keys in baas.config.SCHEMA. Without
+    `mongodb.uri` an embedded nx-27017 is started under `data_dir` and stopped when the app is closed.
+    """
+    import atexit
+    from pathlib import Path
+
+    from flask import Flask
+    from flask_smorest import Api
+
+    from baas import config as config_module
+    from baas import errors, health, http, runtime
+    from baas.context import Services
+    from baas.plugins.manager import HookManager
+    from baas.projects import api as projects_api
+    from baas.projects.admin import AdminTokens
+    from baas.projects.keys import KeyService
+    from baas.projects.service import ProjectService
+    from baas.storage.blobs_local import LocalBlobStore
+    from baas.storage.blobs_s3 import S3BlobStore
+    from baas.storage.mongo import MongoStore
+
+    cfg = config_module.from_mapping(config)
+    cfg, embedded = runtime.resolve(cfg)
+
+    app = Flask("baas")
+    app.config.update(
+        SECRET_KEY=cfg["jwt"]["secret"],
+        API_TITLE="baas",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+
+    mongo = MongoStore(cfg["mongodb"]["uri"], cfg["mongodb"]["db_prefix"], cfg["mongodb"]["timeout_ms"])
+    s3 = cfg["storage"]["s3"]
+    if s3["endpoint"]:
+        blobs = S3BlobStore(s3["endpoint"], s3["access_key"], s3["secret_key"], s3["bucket"], s3["secure"],
+                            s3["region"])
+    else:
+        blobs = LocalBlobStore(Path(cfg["data_dir"]) / "files")
+    hooks = HookManager(cfg["plugins"]["enabled"], cfg["plugins"]["blocked"])
+    cache_seconds = cfg["keys"]["cache_seconds"]
+    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded)
+    svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
+    svc.keys = KeyService(mongo, svc.projects, cache_seconds)
+    svc.admin = AdminTokens(mongo, cfg["admin_token"], cache_seconds)
+    app.extensions["baas"] = svc
+    if embedded is not None:
+        atexit.register(svc.close)
+
+    errors.init_app(app)
+    http.init_app(app)
+    api = Api(app, spec_kwargs={"info": {"description": "Client API under /v1 (X-API-Key), admin API under "
+                                                        "/admin/v1 (admin token)."}})
+    api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.register_blueprint(health.blp)
+    api.register_blueprint(projects_api.blp)
+    for feature in _features():
+        feature.init_app(app, api)
+    # flask-smorest registers its own HTTPException handler; ours keeps every error in one shape.
+    errors.init_app(app)
+    return app
+
+
+def _features():
+    """Feature packages that plug their services and blueprints in (each has init_app(app, api))."""
+    import importlib
+
+    names = ("baas.auth", "baas.documents")
+    modules = []
+    for name in names:
+        module = importlib.import_module(name)
+        if hasattr(module, "init_app"):
+            modules.append(module)
+    return modules

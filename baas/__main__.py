@@ -1,0 +1,3 @@
+from baas_cli.main import main
+
+main()

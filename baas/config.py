@@ -1,0 +1,252 @@
+"""Configuration: defaults < YAML file < BAAS_* environment variables, validated once at start.
+
+Every key is declared in SCHEMA with its type and default, so an unknown key or a wrong type is reported
+by name before anything connects. config.example.yaml documents the same keys.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who wrote the config."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple
+    default: Any
+    help: str = ""
+    nullable: bool = False
+    choices: tuple | None = None
+    minimum: int | float | None = None
+
+
+# Nested dicts are sections; Key instances are leaves.
+SCHEMA: dict[str, Any] = {
+    "data_dir": Key(str, "./baas-data", "Folder for the embedded database, local files, secrets and the mail outbox."),
+    "admin_token": Key(str, None, "Fixed platform admin token (accepted as given, never printed).", nullable=True),
+    "server": {
+        "host": Key(str, "127.0.0.1", "Address to listen on."),
+        "port": Key(int, 8000, "Port to listen on.", minimum=0),
+        "workers": Key(int, 1, "Server worker processes.", minimum=1),
+        "threads": Key(int, 4, "Threads per worker that run requests.", minimum=1),
+        "public_url": Key(str, None, "URL clients use to reach the server (links in mails, Location headers).",
+                          nullable=True),
+        "max_body_bytes": Key(int, 1_048_576, "Largest accepted JSON request body in bytes.", minimum=1),
+        "trusted_proxies": Key(int, 0, "Reverse proxies in front of baas whose X-Forwarded-For is trusted.",
+                               minimum=0),
+    },
+    "mongodb": {
+        "uri": Key(str, None, "MongoDB URI. Unset: an embedded nx-27017 server is started under data_dir.",
+                   nullable=True),
+        "db_prefix": Key(str, "baas_", "Prefix of every database name baas creates."),
+        "timeout_ms": Key(int, 5000, "How long to wait for MongoDB before reporting it unreachable.", minimum=1),
+    },
+    "storage": {
+        "s3": {
+            "endpoint": Key(str, None, "S3/MinIO endpoint host:port. Unset: files are kept under data_dir/files.",
+                            nullable=True),
+            "access_key": Key(str, None, "S3 access key.", nullable=True),
+            "secret_key": Key(str, None, "S3 secret key.", nullable=True),
+            "bucket": Key(str, "baas", "Bucket holding every project's files (one prefix per project)."),
+            "secure": Key(bool, True, "Use HTTPS to reach the S3 endpoint."),
+            "region": Key(str, None, "S3 region.", nullable=True),
+        },
+    },
+    "jwt": {
+        "secret": Key(str, None, "Secret that signs access tokens. Unset: generated once into data_dir.",
+                      nullable=True),
+        "issuer": Key(str, "baas", "The iss claim of access tokens."),
+        "access_token_minutes": Key(int, 15, "Lifetime of access tokens.", minimum=1),
+        "refresh_token_days": Key(int, 30, "Lifetime of refresh tokens.", minimum=1),
+    },
+    "keys": {
+        "cache_seconds": Key((int, float), 2, "How long a process trusts a looked-up API key before asking MongoDB "
+                             "again; bounds how fast a revocation reaches every process.", minimum=0),
+    },
+    "cors": {
+        "allowed_origins": Key(list, [], "Origins allowed for every project (each project may add its own)."),
+    },
+    "mail": {
+        "sender": Key(str, "baas <no-reply@localhost>", "Default From address."),
+        "link_base_url": Key(str, None, "Base URL of the links in verification and reset mails.", nullable=True),
+        "smtp": {
+            "host": Key(str, None, "SMTP host. Unset: mails are written to data_dir/outbox.", nullable=True),
+            "port": Key(int, 587, "SMTP port.", minimum=1),
+            "security": Key(str, "starttls", "none, starttls or ssl.", choices=("none", "starttls", "ssl")),
+            "username": Key(str, None, "SMTP user.", nullable=True),
+            "password": Key(str, None, "SMTP password.", nullable=True),
+            "timeout_seconds": Key(int, 10, "SMTP connection timeout.", minimum=1),
+        },
+    },
+    "rate_limits": {
+        "enabled": Key(bool, True, "Apply rate limits and account lockout."),
+        "auth_per_ip": Key(str, "10/minute", "Limit per client IP on each auth action (signup, login, ...)."),
+        "auth_per_account": Key(str, "10/minute", "Limit per account on each auth action."),
+        "api_per_key": Key(str, "6000/minute", "General limit per API key on the whole client API."),
+        "lockout_attempts": Key(int, 10, "Failed logins that lock an account ...", minimum=1),
+        "lockout_window_minutes": Key(int, 15, "... within this many minutes ...", minimum=1),
+        "lockout_minutes": Key(int, 15, "... for this many minutes.", minimum=1),
+    },
+    "plugins": {
+        "enabled": Key(list, [], "Plugins to load: entry point names or module paths."),
+        "blocked": Key(list, [], "Plugins never to load, even when installed."),
+    },
+    "logging": {
+        "level": Key(str, "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+}
+
+
+def _walk(schema: dict, prefix: str = ""):
+    for name, value in schema.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, Key):
+            yield path, value
+        else:
+            yield from _walk(value, path + ".")
+
+
+KEYS: dict[str, Key] = dict(_walk(SCHEMA))
+ENV_NAMES: dict[str, str] = {"BAAS_" + path.replace(".", "_").upper(): path for path in KEYS}
+
+
+def defaults() -> dict:
+    config: dict = {}
+    for path, key in KEYS.items():
+        _set(config, path, copy.deepcopy(key.default))
+    return config
+
+
+def _set(config: dict, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        config = config.setdefault(part, {})
+    config[leaf] = value
+
+
+def get(config: dict, path: str) -> Any:
+    for part in path.split("."):
+        config = config[part]
+    return config
+
+
+def _type_name(expected) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}
+    if isinstance(expected, tuple):
+        return "a number"
+    return names.get(expected, expected.__name__)
+
+
+def _check_value(path: str, key: Key, value: Any) -> Any:
+    if value is None:
+        if key.nullable:
+            return None
+        raise ConfigError(f"config key '{path}' must be {_type_name(key.type)}, not empty")
+    expected = key.type
+    ok = isinstance(value, expected) and not (expected in (int, (int, float)) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"config key '{path}' must be {_type_name(expected)}, got {value!r}")
+    if key.choices and value not in key.choices:
+        raise ConfigError(f"config key '{path}' must be one of {', '.join(key.choices)}, got {value!r}")
+    if key.minimum is not None and value < key.minimum:
+        raise ConfigError(f"config key '{path}' must be at least {key.minimum}, got {value!r}")
+    return value
+
+
+def _from_env_string(path: str, key: Key, raw: str) -> Any:
+    expected = key.type
+    if raw == "" and key.nullable:
+        return None
+    try:
+        if expected is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if expected is int:
+            return int(raw)
+        if expected == (int, float):
+            return float(raw)
+        if expected is list:
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except ValueError:
+        env = "BAAS_" + path.replace(".", "_").upper()
+        raise ConfigError(f"environment variable {env} (config key '{path}') must be {_type_name(expected)}, "
+                          f"got {raw!r}") from None
+    return raw
+
+
+def _merge_file(config: dict, data: Any, source: str, prefix: str = "", schema: dict = SCHEMA) -> None:
+    if not isinstance(data, dict):
+        where = f"section '{prefix.rstrip('.')}'" if prefix else "the top level"
+        raise ConfigError(f"{source}: {where} must be a mapping of keys")
+    for name, value in data.items():
+        path = f"{prefix}{name}"
+        spec = schema.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise ConfigError(f"{source}: unknown config key '{path}'")
+        if isinstance(spec, Key):
+            _set(config, path, _check_value(path, spec, value))
+        else:
+            _merge_file(config, value if value is not None else {}, source, path + ".", spec)
+
+
+def load(path: str | os.PathLike | None = None, env: dict | None = None, overrides: dict | None = None) -> dict:
+    """Build the validated configuration.
+
+    `overrides` are flat dotted keys (from command-line options); they win over everything else.
+    """
+    env = os.environ if env is None else env
+    config = defaults()
+    path = path or env.get("BAAS_CONFIG")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if data is not None:
+            _merge_file(config, data, str(path))
+    for env_name, key_path in ENV_NAMES.items():
+        if env_name in env:
+            key = KEYS[key_path]
+            _set(config, key_path, _check_value(key_path, key, _from_env_string(key_path, key, env[env_name])))
+    for key_path, value in (overrides or {}).items():
+        if key_path not in KEYS:
+            raise ConfigError(f"unknown config key '{key_path}'")
+        _set(config, key_path, _check_value(key_path, KEYS[key_path], value))
+    return validate(config)
+
+
+def from_mapping(data: dict | None) -> dict:
+    """Validate a nested mapping (as create_app receives it) on top of the defaults."""
+    config = defaults()
+    if data:
+        _merge_file(config, data, "config")
+    return validate(config)
+
+
+def validate(config: dict) -> dict:
+    s3 = config["storage"]["s3"]
+    if s3["endpoint"] and not (s3["access_key"] and s3["secret_key"]):
+        raise ConfigError("config keys 'storage.s3.access_key' and 'storage.s3.secret_key' are required "
+                          "when 'storage.s3.endpoint' is set")
+    prefix = config["mongodb"]["db_prefix"]
+    if not prefix.replace("_", "").replace("-", "").isalnum() or len(prefix) > 20:
+        raise ConfigError("config key 'mongodb.db_prefix' may hold only letters, digits, '_' and '-' "
+                          "(at most 20 characters)")
+    for origin in config["cors"]["allowed_origins"]:
+        if not isinstance(origin, str):
+            raise ConfigError(f"config key 'cors.allowed_origins' must list strings, got {origin!r}")
+    return config

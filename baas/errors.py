@@ -1,0 +1,126 @@
+"""The errors services raise, and the one JSON shape every error response has.
+
+Services raise BaasError subclasses with plain messages; the HTTP layer turns them (and werkzeug's own
+HTTP exceptions, and anything unexpected) into flask-smorest's shape:
+{"code": 404, "status": "Not Found", "message": "...", "errors": {...}}.
+"""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("baas.errors")
+
+
+class BaasError(Exception):
+    status = 400
+
+    def __init__(self, message: str, *, errors: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class Invalid(BaasError):
+    status = 400
+
+
+class Unauthorized(BaasError):
+    status = 401
+
+
+class Forbidden(BaasError):
+    status = 403
+
+
+class NotFound(BaasError):
+    status = 404
+
+
+class Conflict(BaasError):
+    status = 409
+
+
+class PreconditionFailed(BaasError):
+    status = 412
+
+
+class PayloadTooLarge(BaasError):
+    status = 413
+
+
+class UnsupportedMediaType(BaasError):
+    status = 415
+
+
+class Rejected(BaasError):
+    """A plugin hook refused the operation."""
+    status = 422
+
+
+class TooManyRequests(BaasError):
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+        self.headers["Retry-After"] = str(self.retry_after)
+
+
+class ServiceUnavailable(BaasError):
+    status = 503
+
+
+def error_response(status: int, message: str | None = None, errors: dict | None = None, headers: dict | None = None):
+    body = {"code": status, "status": HTTPStatus(status).phrase}
+    if message:
+        body["message"] = message
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+_DEFAULT_MESSAGES = {
+    404: "No such resource.",
+    405: "Method not allowed on this resource.",
+    413: "Request body is too large.",
+    415: "Unsupported content type; send application/json.",
+}
+
+
+def _handle_baas_error(exc: BaasError):
+    return error_response(exc.status, exc.message, exc.errors, exc.headers)
+
+
+def _handle_http_exception(exc: HTTPException):
+    # flask-smorest/webargs put validation messages in exc.data["messages"].
+    data = getattr(exc, "data", None) or {}
+    errors = data.get("messages")
+    message = data.get("message") or _DEFAULT_MESSAGES.get(exc.code) or exc.description
+    if errors and not data.get("message"):
+        message = "The request is not valid; see errors."
+    headers = dict(data.get("headers") or {})
+    if exc.code == 405 and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return error_response(exc.code or 500, message, errors, headers)
+
+
+def _handle_unexpected(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return _handle_http_exception(exc)
+    log.exception("unhandled error in request %s", g.get("request_id"))
+    return error_response(500, "Internal server error; the request id in X-Request-ID identifies it in the logs.")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(BaasError, _handle_baas_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

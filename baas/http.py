@@ -1,0 +1,170 @@
+"""Request plumbing shared by every API: request ids, body and content-type rules, CORS, the principal."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import orjson
+from flask import Flask, current_app, g, make_response, request
+from flask.json.provider import JSONProvider
+
+from baas.context import services
+from baas.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from baas.principal import Principal
+
+CLIENT_PREFIX = "/v1/"
+ADMIN_PREFIX = "/admin/v1/"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+ALLOWED_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match, X-API-Key, X-Request-ID"
+EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Request-ID"
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+class OrjsonProvider(JSONProvider):
+    """orjson is several times faster than the standard library on the document paths."""
+
+    _options = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+    def dumps(self, obj, **kwargs) -> str:
+        return orjson.dumps(obj, default=_json_default, option=self._options).decode()
+
+    def loads(self, s, **kwargs):
+        return orjson.loads(s)
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(orjson.dumps(obj, default=_json_default, option=self._options),
+                                        mimetype="application/json")
+
+
+def _json_default(value):
+    from datetime import date, datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)  # ObjectId, Decimal128 and friends
+
+
+def raw_body(view):
+    """Mark a view that accepts bodies other than JSON (file uploads)."""
+    view.accepts_raw_body = True
+    return view
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def resolve_principal() -> Principal:
+    path = request.path
+    svc = services()
+    if path.startswith(ADMIN_PREFIX):
+        token = _bearer_token()
+        if token is None and request.headers.get("Authorization"):
+            raise Unauthorized("The admin API needs 'Authorization: Bearer <admin token>'.")
+        svc.admin.verify(token)
+        return Principal(project=None, admin=True)
+    api_key = request.headers.get("X-API-Key")
+    if not api_key:
+        raise Unauthorized("Send your project's API key in the X-API-Key header.")
+    project, key = svc.keys.authenticate(api_key)
+    if svc.limiter is not None:
+        svc.limiter.hit_api_key(project.id, key.id)
+    user = None
+    token = _bearer_token()
+    if token is not None:
+        if svc.auth is None:
+            raise Unauthorized("User tokens are not accepted by this server.")
+        user = svc.auth.resolve_user(project, token)
+    elif request.headers.get("Authorization"):
+        raise Unauthorized("The Authorization header must be 'Bearer <access token>'.")
+    return Principal(project=project, key=key, user=user)
+
+
+def _cors_origin_allowed(origin: str) -> bool:
+    svc = services()
+    allowed = svc.config["cors"]["allowed_origins"]
+    if "*" in allowed or origin in allowed:
+        return True
+    principal = g.get("principal")
+    if principal is not None and principal.project is not None:
+        origins = principal.project.cors_origins
+        return "*" in origins or origin in origins
+    if request.method == "OPTIONS":
+        # A preflight carries no API key, so it cannot name its project; allow origins some project allows.
+        # The actual request is then checked against its own project's list.
+        origins = svc.projects.all_cors_origins()
+        return "*" in origins or origin in origins
+    return False
+
+
+def _before_request():
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    path = request.path
+    is_client = path.startswith(CLIENT_PREFIX)
+    if request.method == "OPTIONS" and is_client and request.headers.get("Access-Control-Request-Method"):
+        preflight = make_response("", 204)
+        origin = request.headers.get("Origin")
+        if origin and _cors_origin_allowed(origin):
+            preflight.headers["Access-Control-Allow-Origin"] = origin
+            preflight.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            preflight.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            preflight.headers["Access-Control-Max-Age"] = "600"
+        preflight.headers["Vary"] = "Origin"
+        return preflight
+    limit = request.max_content_length
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    if request.method in _BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
+        view = _current_view()
+        if not getattr(view, "accepts_raw_body", False) and request.mimetype != "application/json" \
+                and not request.mimetype.endswith("+json"):
+            raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
+    if request.url_rule is not None and (is_client or path.startswith(ADMIN_PREFIX)):
+        g.principal = resolve_principal()
+
+
+def _current_view():
+    if request.url_rule is None:
+        return None
+    view = current_app.view_functions.get(request.url_rule.endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = getattr(view_class, request.method.lower(), None)
+        return method or view_class
+    return view
+
+
+def _after_request(response):
+    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    origin = request.headers.get("Origin")
+    if origin and request.path.startswith(CLIENT_PREFIX) and "Access-Control-Allow-Origin" not in response.headers:
+        response.headers.add("Vary", "Origin")
+        try:
+            allowed = _cors_origin_allowed(origin)
+        except Exception:  # never let CORS bookkeeping turn a response into a 500
+            allowed = False
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = app.extensions["baas"].config["server"]["max_body_bytes"]
+    app.before_request(_before_request)
+    app.after_request(_after_request)

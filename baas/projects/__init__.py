@@ -1,0 +1,1 @@
+"""Projects, their API keys, and the platform admin tokens."""

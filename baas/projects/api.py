@@ -1,0 +1,86 @@
+"""Admin API for projects and their keys (platform admin token)."""
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from baas.context import services
+from baas.projects.schemas import (KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema, KeyRotateSchema, KeySchema,
+                                   ProjectCreateSchema, ProjectDeleteSchema, ProjectSchema, ProjectUpdateSchema)
+
+blp = Blueprint("admin-projects", __name__, url_prefix="/admin/v1/projects",
+                description="Projects and API keys (platform admin token).")
+
+
+@blp.route("")
+class Projects(MethodView):
+    @blp.response(200, ProjectSchema(many=True))
+    def get(self):
+        """List projects"""
+        return services().projects.list()
+
+    @blp.arguments(ProjectCreateSchema)
+    @blp.response(201, ProjectSchema)
+    def post(self, body):
+        """Create a project"""
+        return services().projects.create(body["id"], body.get("name"), body.get("settings"))
+
+
+@blp.route("/<project_id>")
+class Project(MethodView):
+    @blp.response(200, ProjectSchema)
+    def get(self, project_id):
+        """Show a project"""
+        return services().projects.get(project_id)
+
+    @blp.arguments(ProjectUpdateSchema)
+    @blp.response(200, ProjectSchema)
+    def patch(self, body, project_id):
+        """Update a project's name or settings (settings are merged key by key)"""
+        return services().projects.update(project_id, body.get("name"), body.get("settings"))
+
+    @blp.arguments(ProjectDeleteSchema)
+    @blp.response(204)
+    def delete(self, body, project_id):
+        """Delete a project with its database and files; `confirm` must repeat the id"""
+        services().projects.delete(project_id, body["confirm"])
+
+
+@blp.route("/<project_id>/keys")
+class Keys(MethodView):
+    @blp.response(200, KeySchema(many=True))
+    def get(self, project_id):
+        """List a project's API keys (metadata only)"""
+        return services().keys.list(project_id)
+
+    @blp.arguments(KeyCreateSchema)
+    @blp.response(201, KeyCreatedSchema)
+    def post(self, body, project_id):
+        """Create an API key; the response holds the key itself, shown only this once"""
+        doc, plaintext = services().keys.create(project_id, body["kind"], body.get("name"), body.get("scopes"),
+                                                body.get("expires_at"))
+        return {**doc, "key": plaintext}
+
+
+@blp.route("/<project_id>/keys/<key_id>")
+class Key(MethodView):
+    @blp.response(200, KeySchema)
+    def get(self, project_id, key_id):
+        """Show one key's metadata"""
+        return services().keys.get(project_id, key_id)
+
+
+@blp.route("/<project_id>/keys/<key_id>/revoke")
+class RevokeKey(MethodView):
+    @blp.response(200, KeySchema)
+    def post(self, project_id, key_id):
+        """Revoke a key; every server process refuses it within seconds"""
+        return services().keys.revoke(project_id, key_id)
+
+
+@blp.route("/<project_id>/keys/<key_id>/rotate")
+class RotateKey(MethodView):
+    @blp.arguments(KeyRotateSchema, required=False)
+    @blp.response(201, KeyRotatedSchema)
+    def post(self, body, project_id, key_id):
+        """Replace a key; the old one keeps working for `grace_seconds`"""
+        new, plaintext, old = services().keys.rotate(project_id, key_id, (body or {}).get("grace_seconds", 0))
+        return {**new, "key": plaintext, "previous": old}

@@ -1,0 +1,85 @@
+from marshmallow import Schema, fields, validate
+
+from baas.principal import KEY_KINDS, SCOPES
+from baas.schemas import StrictSchema
+
+
+class ProjectSettingsSchema(StrictSchema):
+    cors_origins = fields.List(fields.String(validate=validate.Length(min=1, max=300)),
+                               validate=validate.Length(max=100),
+                               metadata={"description": "Browser origins allowed to call this project's API, "
+                                                        "e.g. https://app.example.com, or '*'."})
+    strict_collections = fields.Boolean(metadata={"description": "Only collections defined by an admin accept "
+                                                                 "documents."})
+    open_new_collections = fields.Boolean(metadata={"description": "New collections start owner-writable and "
+                                                                   "readable by signed-in users instead of "
+                                                                   "server-keys-only."})
+    auth = fields.Dict(metadata={"description": "Auth settings; see docs/auth.md."})
+
+
+class ProjectCreateSchema(StrictSchema):
+    id = fields.String(required=True, metadata={"example": "my-app"})
+    name = fields.String(validate=validate.Length(min=1, max=200), metadata={"example": "My App"})
+    settings = fields.Nested(ProjectSettingsSchema)
+
+
+class ProjectUpdateSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    settings = fields.Nested(ProjectSettingsSchema)
+
+
+class ProjectDeleteSchema(StrictSchema):
+    confirm = fields.String(required=True, metadata={"description": "The project id, repeated."})
+
+
+class ProjectSchema(Schema):
+    id = fields.String(attribute="_id")
+    name = fields.String()
+    settings = fields.Dict()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class KeyCreateSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(KEY_KINDS))
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), validate=validate.Length(max=len(SCOPES)))
+    expires_at = fields.AwareDateTime(default_timezone=None, allow_none=True,
+                                      metadata={"description": "ISO 8601 with a time zone."})
+
+
+class KeyRotateSchema(StrictSchema):
+    grace_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=30 * 86400),
+                                   metadata={"description": "How long the old key keeps working."})
+
+
+class KeySchema(Schema):
+    id = fields.String(attribute="_id")
+    project_id = fields.String()
+    kind = fields.String()
+    name = fields.String()
+    scopes = fields.List(fields.String())
+    prefix = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+    rotated_from = fields.String(allow_none=True)
+    rotated_to = fields.String(allow_none=True)
+    status = fields.Method("_status")
+
+    def _status(self, doc):
+        from baas.util import as_utc, utcnow
+
+        if doc.get("revoked_at"):
+            return "revoked"
+        if doc.get("expires_at") and as_utc(doc["expires_at"]) <= utcnow():
+            return "expired"
+        return "active"
+
+
+class KeyCreatedSchema(KeySchema):
+    key = fields.String(metadata={"description": "The key itself; shown only in this response."})
+
+
+class KeyRotatedSchema(KeyCreatedSchema):
+    previous = fields.Nested(KeySchema)

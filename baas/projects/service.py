@@ -1,0 +1,111 @@
+"""Projects: each has its own database and its own file prefix; deleting one deletes both."""
+from __future__ import annotations
+
+import logging
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from baas.errors import Conflict, Invalid, NotFound
+from baas.principal import ProjectInfo
+from baas.storage.mongo import PROJECT_ID_PATTERN, ensure_index
+from baas.util import TTLCache, utcnow
+
+log = logging.getLogger("baas.projects")
+
+RESERVED_IDS = {"admin", "local", "config", "platform", "api", "www"}
+
+
+def project_prefix(project_id: str) -> str:
+    """The blob-store prefix that holds every file of a project."""
+    return f"projects/{project_id}/"
+
+
+class ProjectService:
+    def __init__(self, mongo, blobs, hooks, cache_seconds: float = 2):
+        self.mongo = mongo
+        self.blobs = blobs
+        self.hooks = hooks
+        self.collection = mongo.platform["projects"]
+        self._cache = TTLCache(cache_seconds)
+
+    def ensure_indexes(self) -> None:
+        ensure_index(self.collection, [("created_at", ASCENDING)], name="created_at")
+
+    @staticmethod
+    def check_id(project_id: str) -> str:
+        if not isinstance(project_id, str) or not PROJECT_ID_PATTERN.match(project_id):
+            raise Invalid("A project id is 3 to 40 characters: lowercase letters, digits and '-', starting with a "
+                          "letter and not ending with '-'.", errors={"id": ["Invalid project id."]})
+        if project_id in RESERVED_IDS:
+            raise Invalid(f"The project id '{project_id}' is reserved.", errors={"id": ["Reserved project id."]})
+        return project_id
+
+    def create(self, project_id: str, name: str | None = None, settings: dict | None = None) -> dict:
+        self.check_id(project_id)
+        now = utcnow()
+        doc = {"_id": project_id, "name": name or project_id, "settings": settings or {},
+               "status": "active", "created_at": now, "updated_at": now}
+        try:
+            self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict(f"A project with id '{project_id}' already exists.") from None
+        self.hooks.after("baas_project_created", project=doc)
+        return doc
+
+    def list(self) -> list[dict]:
+        return list(self.collection.find({"status": "active"}).sort("created_at", ASCENDING))
+
+    def get(self, project_id: str) -> dict:
+        doc = self.collection.find_one({"_id": project_id, "status": "active"}) if isinstance(project_id, str) \
+            else None
+        if doc is None:
+            raise NotFound(f"No project '{project_id}'.")
+        return doc
+
+    def info(self, project_id: str) -> ProjectInfo:
+        """A cached, read-only view of the project for the request path."""
+        info = self._cache.get(project_id)
+        if info is None:
+            doc = self.get(project_id)
+            info = ProjectInfo(id=doc["_id"], name=doc["name"], settings=doc.get("settings") or {})
+            self._cache.set(project_id, info)
+        return info
+
+    def update(self, project_id: str, name: str | None = None, settings: dict | None = None) -> dict:
+        current = self.get(project_id)
+        changes: dict = {"updated_at": utcnow()}
+        if name is not None:
+            changes["name"] = name
+        if settings is not None:
+            merged = dict(current.get("settings") or {})
+            merged.update(settings)
+            changes["settings"] = merged
+        self.collection.update_one({"_id": project_id, "status": "active"}, {"$set": changes})
+        self._cache.clear()
+        return self.get(project_id)
+
+    def delete(self, project_id: str, confirm: str | None) -> None:
+        if confirm != project_id:
+            raise Invalid("Deleting a project deletes its database and files; repeat the project id as "
+                          "confirmation.", errors={"confirm": [f"Must be '{project_id}'."]})
+        self.get(project_id)
+        # Mark first, so keys of the project stop working before its data goes.
+        self.collection.update_one({"_id": project_id}, {"$set": {"status": "deleting", "updated_at": utcnow()}})
+        self._cache.clear()
+        self.mongo.platform["api_keys"].delete_many({"project_id": project_id})
+        self.mongo.drop_project(project_id)
+        removed = self.blobs.delete_prefix(project_prefix(project_id))
+        self.collection.delete_one({"_id": project_id})
+        log.info("deleted project %s (%d files)", project_id, removed)
+        self.hooks.after("baas_project_deleted", project_id=project_id)
+
+    def all_cors_origins(self) -> frozenset:
+        cached = self._cache.get(("cors",))
+        if cached is None:
+            origins = set()
+            for doc in self.collection.find({"status": "active"}, {"settings": 1}):
+                origins.update((doc.get("settings") or {}).get("cors_origins") or ())
+            cached = frozenset(origins)
+            self._cache.set(("cors",), cached)
+        return cached

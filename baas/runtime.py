@@ -1,0 +1,118 @@
+"""What a server needs before it can take requests: its data folder, its secrets, its database.
+
+`resolve()` turns a validated config into one that names a reachable MongoDB (starting the embedded one
+when none is configured) and holds every secret; `bootstrap()` prepares indexes and, on a first start,
+the default project with its keys.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from baas.config import ConfigError
+from baas.storage.embedded import EmbeddedMongo
+
+SECRETS_FILE = "secrets.json"
+DEFAULT_PROJECT = "default"
+
+
+def data_dir(config: dict) -> Path:
+    return Path(config["data_dir"]).expanduser().resolve()
+
+
+def load_or_create_secrets(folder: Path) -> dict:
+    """Secrets generated once per data folder, readable only by their owner (0600)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / SECRETS_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the secrets file {path}: {exc}") from None
+    generated = {"jwt_secret": secrets.token_urlsafe(48)}
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(generated, handle)
+    return generated
+
+
+def resolve(config: dict) -> tuple[dict, EmbeddedMongo | None]:
+    """Fill in the secrets and the MongoDB URI; returns the embedded server it started, if any."""
+    config = json.loads(json.dumps(config))  # a private deep copy
+    embedded = None
+    needs_folder = not config["jwt"]["secret"] or not config["mongodb"]["uri"] \
+        or not config["storage"]["s3"]["endpoint"]
+    folder = data_dir(config)
+    if needs_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the data folder {folder} (config key 'data_dir'): {exc}") from None
+        config["data_dir"] = str(folder)
+    if not config["jwt"]["secret"]:
+        config["jwt"]["secret"] = load_or_create_secrets(folder)["jwt_secret"]
+    if not config["mongodb"]["uri"]:
+        try:
+            embedded = EmbeddedMongo(folder / "db").start()
+        except RuntimeError as exc:
+            raise ConfigError(str(exc)) from None
+        config["mongodb"]["uri"] = embedded.uri
+    return config, embedded
+
+
+def check_services(svc) -> None:
+    """Fail with one clear line naming the service that does not answer."""
+    for probe in (svc.mongo.ping, svc.blobs.ping):
+        try:
+            probe()
+        except ConnectionError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+@dataclass
+class BootstrapReport:
+    first_start: bool
+    project_id: str | None = None
+    client_key: str | None = None
+    server_key: str | None = None
+    admin_token: str | None = None
+    notes: list = field(default_factory=list)
+
+
+def ensure_indexes(svc) -> None:
+    svc.projects.ensure_indexes()
+    svc.keys.ensure_indexes()
+    svc.admin.ensure_indexes()
+    for feature in (svc.auth, svc.limiter, svc.documents):
+        if feature is not None and hasattr(feature, "ensure_indexes"):
+            feature.ensure_indexes()
+
+
+def bootstrap(svc, reset_admin_token: bool = False) -> BootstrapReport:
+    ensure_indexes(svc)
+    meta = svc.mongo.platform["meta"]
+    first = meta.find_one({"_id": "bootstrap"}) is None
+    report = BootstrapReport(first_start=first)
+    configured_token = bool(svc.config["admin_token"])
+    if first:
+        try:
+            svc.projects.get(DEFAULT_PROJECT)
+        except Exception:
+            svc.projects.create(DEFAULT_PROJECT, "Default project")
+        report.project_id = DEFAULT_PROJECT
+        report.client_key = svc.keys.create(DEFAULT_PROJECT, "client", "default client key")[1]
+        report.server_key = svc.keys.create(DEFAULT_PROJECT, "server", "default server key")[1]
+        if not configured_token:
+            report.admin_token = svc.admin.create("first start")
+        from baas.util import utcnow
+
+        meta.update_one({"_id": "bootstrap"}, {"$set": {"at": utcnow()}}, upsert=True)
+    elif reset_admin_token:
+        svc.admin.revoke_all()
+        report.admin_token = svc.admin.create("reset")
+    return report

@@ -1,0 +1,106 @@
+"""`baas serve`: resolve config once, start the embedded database if needed, then serve with granian.
+
+granian's WSGI server was chosen by measurement: on a 2-core machine a Flask view doing one pymongo find_one
+cost 0.36 ms of server CPU per request under granian against 0.81 ms under gunicorn's gthread worker.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+from contextlib import contextmanager
+
+from baas import runtime
+from baas.config import ConfigError
+from baas.wsgi import RESOLVED_CONFIG_ENV
+
+
+@contextmanager
+def data_dir_lock(config: dict):
+    """One server per data folder: two embedded databases on the same files would corrupt them."""
+    if config["mongodb"]["uri"]:
+        yield
+        return
+    folder = runtime.data_dir(config)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(folder / "baas.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"another baas server is already using the data folder {folder}") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def banner(config: dict, report: runtime.BootstrapReport, embedded: bool, echo=print) -> None:
+    base = config["server"]["public_url"] or f"http://{config['server']['host']}:{config['server']['port']}"
+    echo(f"baas is serving on {base}")
+    echo(f"  client API  {base}/v1     admin API  {base}/admin/v1")
+    echo(f"  API docs    {base}/docs   OpenAPI    {base}/openapi.json")
+    if embedded:
+        echo(f"  data        {config['data_dir']} (embedded database and local files)")
+    if report.first_start:
+        echo("")
+        echo(f"First start: created the project '{report.project_id}'. These are shown only now; keys are stored")
+        echo("hashed and cannot be shown again:")
+        echo(f"  client key   {report.client_key}")
+        echo(f"  server key   {report.server_key}")
+        if report.admin_token:
+            echo(f"  admin token  {report.admin_token}")
+        else:
+            echo("  admin token  (the one given in config or BAAS_ADMIN_TOKEN)")
+        echo("")
+        echo(f"Try: curl -H 'X-API-Key: {report.client_key}' {base}/v1/auth/anonymous -X POST")
+    elif report.admin_token:
+        echo("")
+        echo(f"New admin token (all earlier ones are revoked): {report.admin_token}")
+    else:
+        echo("")
+        echo("Make new keys with:  baas keys create default --kind client   (or --kind server)")
+        echo("The admin token was printed at the first start; lost it? restart with --reset-admin-token.")
+    sys.stdout.flush()
+
+
+def serve(config: dict, *, dev: bool = False, reset_admin_token: bool = False, echo=print) -> None:
+    from baas import create_app
+
+    with data_dir_lock(config):
+        resolved, embedded = runtime.resolve(config)
+        try:
+            app = create_app(resolved)
+            svc = app.extensions["baas"]
+            runtime.check_services(svc)
+            report = runtime.bootstrap(svc, reset_admin_token=reset_admin_token)
+            banner(resolved, report, embedded is not None, echo)
+            host, port = resolved["server"]["host"], resolved["server"]["port"]
+            if dev:
+                app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+                return
+            svc.close()
+            _serve_granian(resolved, host, port)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+
+
+def _serve_granian(config: dict, host: str, port: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    os.environ[RESOLVED_CONFIG_ENV] = json.dumps(config)
+    server = Granian(
+        "baas.wsgi:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=config["server"]["workers"],
+        blocking_threads=config["server"]["threads"],
+        factory=True,
+        log_access=False,
+    )
+    server.serve()

@@ -1,0 +1,1 @@
+"""Adapters that hide pymongo, minio and the local disk from the services."""

@@ -1,0 +1,62 @@
+"""What every blob store offers, and the key rules both adapters enforce."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO, Iterator, Protocol
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9._\-][A-Za-z0-9._\- ]{0,254}$")
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+@dataclass
+class BlobInfo:
+    key: str
+    size: int
+    content_type: str = "application/octet-stream"
+    etag: str | None = None
+    modified: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape their prefix on any backend ('..', absolute paths, control chars)."""
+    if not isinstance(key, str) or not key or len(key) > 1024:
+        raise ValueError("blob key must be 1 to 1024 characters")
+    parts = key.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or not _KEY_PART.match(part):
+            raise ValueError(f"blob key has an unsafe part: {part!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    if not prefix.endswith("/"):
+        raise ValueError("a prefix must end with '/'")
+    check_key(prefix[:-1])
+    return prefix
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
+            metadata: dict | None = None) -> BlobInfo: ...
+
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]: ...
+
+    def stat(self, key: str) -> BlobInfo: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]: ...
+
+    def presigned_get_url(self, key: str, expires_seconds: int) -> str | None: ...
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str | None: ...
+
+    def ping(self) -> None: ...

@@ -1,0 +1,142 @@
+"""Blob store on local disk, for the embedded default. Metadata sits beside each file as JSON."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from baas.storage.blobs import BlobInfo, BlobNotFound, check_key, check_prefix
+
+_META_SUFFIX = ".baasmeta"
+_CHUNK = 256 * 1024
+
+
+class LocalBlobStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        if key.endswith(_META_SUFFIX):
+            raise ValueError("blob key may not end with " + _META_SUFFIX)
+        path = (self.root / key).resolve()
+        # check_key already refuses '..'; this guards against symlinks planted inside the root.
+        if self.root not in path.parents:
+            raise ValueError("blob key escapes the storage root")
+        return path
+
+    def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
+            metadata: dict | None = None) -> BlobInfo:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        # Write to a temp file and rename, so a reader never sees half a file and a failed upload leaves nothing.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    digest.update(chunk)
+                    out.write(chunk)
+            if length >= 0 and size != length:
+                raise ValueError(f"expected {length} bytes, received {size}")
+            info = BlobInfo(key=key, size=size, content_type=content_type, etag=digest.hexdigest(),
+                            modified=datetime.now(timezone.utc), metadata=dict(metadata or {}))
+            meta_tmp = tmp + _META_SUFFIX
+            with open(meta_tmp, "w", encoding="utf-8") as out:
+                json.dump({"content_type": content_type, "etag": info.etag, "metadata": info.metadata}, out)
+            os.replace(meta_tmp, str(path) + _META_SUFFIX)
+            os.replace(tmp, path)
+        except BaseException:
+            for leftover in (tmp, tmp + _META_SUFFIX):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+            raise
+        return info
+
+    def stat(self, key: str) -> BlobInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        try:
+            with open(str(path) + _META_SUFFIX, encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except FileNotFoundError:
+            meta = {}
+        return BlobInfo(key=key, size=st.st_size,
+                        content_type=meta.get("content_type", "application/octet-stream"),
+                        etag=meta.get("etag"), modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+                        metadata=meta.get("metadata", {}))
+
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+        def chunks():
+            with handle:
+                handle.seek(offset)
+                remaining = length
+                while remaining is None or remaining > 0:
+                    chunk = handle.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+                    if not chunk:
+                        break
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+
+        return chunks()
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        for victim in (path, Path(str(path) + _META_SUFFIX)):
+            try:
+                victim.unlink()
+            except FileNotFoundError:
+                pass
+
+    def delete_prefix(self, prefix: str) -> int:
+        check_prefix(prefix)
+        folder = self._path(prefix[:-1])
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(_META_SUFFIX))
+        shutil.rmtree(folder)
+        return count
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        check_prefix(prefix)
+        folder = self._path(prefix[:-1])
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.endswith(_META_SUFFIX) and not path.name.startswith(".upload-"):
+                yield self.stat(path.relative_to(self.root).as_posix())
+
+    def presigned_get_url(self, key: str, expires_seconds: int) -> str | None:
+        return None  # local files are served through the API
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str | None:
+        return None
+
+    def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".ping"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConnectionError(f"local file storage at {self.root} is not writable: {exc}") from None

@@ -1,0 +1,122 @@
+"""Blob store on S3 or MinIO through the minio SDK: one bucket, one prefix per project."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import BinaryIO, Iterator
+from urllib.parse import urlsplit
+
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
+
+from baas.storage.blobs import BlobInfo, BlobNotFound, check_key, check_prefix
+
+_PART_SIZE = 10 * 1024 * 1024
+_NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
+
+
+def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
+    if "://" in endpoint:
+        parts = urlsplit(endpoint)
+        return parts.netloc, parts.scheme == "https"
+    return endpoint, secure
+
+
+class S3BlobStore:
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str,
+                 secure: bool = True, region: str | None = None):
+        host, secure = _split_endpoint(endpoint, secure)
+        self.endpoint = host
+        self.bucket = bucket
+        # The Minio client is lazy: no request is made until the first call.
+        self.client = Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+        self._bucket_checked = False
+
+    def _ensure_bucket(self) -> None:
+        if not self._bucket_checked:
+            if not self.client.bucket_exists(self.bucket):
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as exc:
+                    if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise
+            self._bucket_checked = True
+
+    def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
+            metadata: dict | None = None) -> BlobInfo:
+        check_key(key)
+        self._ensure_bucket()
+        result = self.client.put_object(self.bucket, key, stream, length=length, content_type=content_type,
+                                        metadata=metadata or None, part_size=_PART_SIZE if length < 0 else 0)
+        return self.stat(result.object_name)
+
+    def stat(self, key: str) -> BlobInfo:
+        check_key(key)
+        try:
+            st = self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                raise BlobNotFound(key) from None
+            raise
+        metadata = {k[len("x-amz-meta-"):]: v for k, v in (st.metadata or {}).items()
+                    if k.lower().startswith("x-amz-meta-")}
+        return BlobInfo(key=key, size=st.size, content_type=st.content_type or "application/octet-stream",
+                        etag=(st.etag or "").strip('"') or None, modified=st.last_modified, metadata=metadata)
+
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        check_key(key)
+        try:
+            response = self.client.get_object(self.bucket, key, offset=offset, length=length or 0)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                raise BlobNotFound(key) from None
+            raise
+
+        def chunks():
+            try:
+                yield from response.stream(256 * 1024)
+            finally:
+                response.close()
+                response.release_conn()
+
+        return chunks()
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        self.client.remove_object(self.bucket, key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        check_prefix(prefix)
+        if not self.client.bucket_exists(self.bucket):
+            return 0
+        names = [obj.object_name for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+        for start in range(0, len(names), 1000):
+            errors = list(self.client.remove_objects(
+                self.bucket, [DeleteObject(name) for name in names[start:start + 1000]]))
+            if errors:
+                raise RuntimeError(f"could not delete {len(errors)} objects under {prefix}: {errors[0]}")
+        return len(names)
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        check_prefix(prefix)
+        if not self.client.bucket_exists(self.bucket):
+            return
+        for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            yield BlobInfo(key=obj.object_name, size=obj.size or 0, etag=(obj.etag or "").strip('"') or None,
+                           modified=obj.last_modified)
+
+    def presigned_get_url(self, key: str, expires_seconds: int) -> str | None:
+        check_key(key)
+        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=expires_seconds))
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str | None:
+        check_key(key)
+        self._ensure_bucket()
+        return self.client.presigned_put_object(self.bucket, key, expires=timedelta(seconds=expires_seconds))
+
+    def ping(self) -> None:
+        try:
+            self._ensure_bucket()
+        except Exception as exc:  # minio raises several unrelated types for network failures
+            raise ConnectionError(f"S3 storage at {self.endpoint} (bucket {self.bucket}) is unreachable: "
+                                  f"{exc}") from None

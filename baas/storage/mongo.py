@@ -1,0 +1,61 @@
+"""The MongoDB adapter: one platform database plus one database per project.
+
+The same code path serves a real MongoDB (production) and the embedded nx-27017 server (default).
+"""
+from __future__ import annotations
+
+import re
+
+import pymongo
+from pymongo.errors import PyMongoError
+
+PROJECT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+
+
+class MongoStore:
+    def __init__(self, uri: str, db_prefix: str = "baas_", timeout_ms: int = 5000, client=None):
+        self.uri = uri
+        self.db_prefix = db_prefix
+        # MongoClient connects lazily, so building it here does no I/O.
+        self.client = client or pymongo.MongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            tz_aware=True,
+            uuidRepresentation="standard",
+            appname="baas",
+        )
+        self.platform = self.client[f"{db_prefix}platform"]
+
+    def project_db_name(self, project_id: str) -> str:
+        if not PROJECT_ID_PATTERN.match(project_id):
+            raise ValueError(f"not a project id: {project_id!r}")
+        return f"{self.db_prefix}p_{project_id}"
+
+    def project_db(self, project_id: str):
+        return self.client[self.project_db_name(project_id)]
+
+    def collection(self, project_id: str, name: str):
+        return self.project_db(project_id)[name]
+
+    def drop_project(self, project_id: str) -> None:
+        self.client.drop_database(self.project_db_name(project_id))
+
+    def ping(self) -> None:
+        """Raise ConnectionError naming MongoDB when it does not answer."""
+        try:
+            self.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise ConnectionError(f"MongoDB at {redact_uri(self.uri)} is unreachable: {exc}") from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def redact_uri(uri: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+def ensure_index(collection, keys, *, name: str, **options) -> None:
+    """Create an index with an explicit name (servers disagree on generated names)."""
+    collection.create_index(keys, name=name, **options)

@@ -1,0 +1,273 @@
+"""Test support: real protocol servers and an app wired to them, for baas's tests and plugin authors' tests.
+
+Use from a conftest.py with `from baas.testing import *`. The database and S3 servers are the stand-ins
+(nx-27017, moto) unless BAAS_TEST_MONGODB_URI / BAAS_TEST_S3_ENDPOINT point at a real MongoDB and MinIO.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from baas.storage.embedded import EmbeddedMongo, free_port
+
+ADMIN_TOKEN = "test-admin-token-" + "x" * 16
+
+__all__ = ["mongo_uri", "s3_settings", "base_config", "make_app", "app", "client", "admin", "project",
+           "ApiClient", "ProjectKeys", "wait_until", "ServerProcess", "server_process", "ADMIN_TOKEN"]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    uri = os.environ.get("BAAS_TEST_MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    server = EmbeddedMongo(tmp_path_factory.mktemp("nx-27017")).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+def _start_moto(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def up():
+        if process.poll() is not None:
+            raise RuntimeError("moto server exited at start")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code < 500
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout=30, message="the moto S3 server")
+    return process, port
+
+
+@pytest.fixture(scope="session")
+def s3_settings(tmp_path_factory):
+    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield {
+            "endpoint": endpoint,
+            "access_key": os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "minioadmin"),
+            "secret_key": os.environ.get("BAAS_TEST_S3_SECRET_KEY", "minioadmin"),
+            "secure": os.environ.get("BAAS_TEST_S3_SECURE", "false").lower() in ("1", "true", "yes"),
+            "bucket": "baas-test-" + secrets.token_hex(4),
+        }
+        return
+    process, port = _start_moto(tmp_path_factory)
+    try:
+        yield {"endpoint": f"127.0.0.1:{port}", "access_key": "test", "secret_key": "test", "secure": False,
+               "bucket": "baas-test-" + secrets.token_hex(4)}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def base_config(mongo_uri, s3_settings, tmp_path):
+    """A config on the test servers with its own databases (a fresh db_prefix per test)."""
+    return {
+        "data_dir": str(tmp_path / "data"),
+        "admin_token": ADMIN_TOKEN,
+        "mongodb": {"uri": mongo_uri, "db_prefix": "t" + secrets.token_hex(4) + "_"},
+        "storage": {"s3": dict(s3_settings)},
+        "jwt": {"secret": "test-secret-" + "y" * 32},
+        "keys": {"cache_seconds": 0.5},
+    }
+
+
+@pytest.fixture
+def make_app(base_config):
+    """Build extra apps (each its own 'process' view of the same databases)."""
+    from baas import create_app
+    from baas.runtime import ensure_indexes
+
+    built = []
+
+    def build(overrides: dict | None = None):
+        config = json.loads(json.dumps(base_config))
+        for dotted, value in (overrides or {}).items():
+            node = config
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        application = create_app(config)
+        application.testing = True
+        ensure_indexes(application.extensions["baas"])
+        built.append(application)
+        return application
+
+    yield build
+    for application in built:
+        application.extensions["baas"].close()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class ApiClient:
+    """A test client that sends one identity's headers on every request."""
+
+    def __init__(self, client, headers: dict):
+        self.client = client
+        self.headers = headers
+
+    def with_headers(self, **extra) -> "ApiClient":
+        return ApiClient(self.client, {**self.headers, **extra})
+
+    def with_token(self, token: str) -> "ApiClient":
+        return self.with_headers(Authorization=f"Bearer {token}")
+
+    def open(self, method: str, path: str, **kwargs):
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path, **kw):
+        return self.open("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.open("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.open("PUT", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.open("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.open("DELETE", path, **kw)
+
+
+@pytest.fixture
+def admin(client):
+    return ApiClient(client, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+@dataclass
+class ProjectKeys:
+    id: str
+    client_key: str
+    server_key: str
+    client: ApiClient       # sends the client key
+    server: ApiClient       # sends the server key
+
+
+def create_project(admin: ApiClient, client, project_id: str | None = None, settings: dict | None = None):
+    project_id = project_id or "p-" + secrets.token_hex(4)
+    body = {"id": project_id, "name": project_id}
+    if settings:
+        body["settings"] = settings
+    response = admin.post("/admin/v1/projects", json=body)
+    assert response.status_code == 201, response.get_json()
+    keys = {}
+    for kind in ("client", "server"):
+        response = admin.post(f"/admin/v1/projects/{project_id}/keys", json={"kind": kind, "name": kind})
+        assert response.status_code == 201, response.get_json()
+        keys[kind] = response.get_json()["key"]
+    return ProjectKeys(project_id, keys["client"], keys["server"],
+                       ApiClient(client, {"X-API-Key": keys["client"]}),
+                       ApiClient(client, {"X-API-Key": keys["server"]}))
+
+
+@pytest.fixture
+def project(admin, client):
+    return create_project(admin, client)
+
+
+class ServerProcess:
+    """`baas serve` in a child process on a free port, for tests that need several real processes."""
+
+    def __init__(self, config: dict, tmp_path: Path):
+        self.port = free_port()
+        self.config = json.loads(json.dumps(config))
+        self.config.setdefault("server", {}).update({"port": self.port, "host": "127.0.0.1"})
+        self.config_path = tmp_path / f"server-{self.port}.yaml"
+        self.config_path.write_text(json.dumps(self.config))  # JSON is valid YAML
+        self.log_path = tmp_path / f"server-{self.port}.log"
+        self.process = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServerProcess":
+        log = open(self.log_path, "wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
+        self.process = subprocess.Popen([sys.executable, "-m", "baas", "serve", "--config", str(self.config_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+        def ready():
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.log_path.read_text()}")
+            try:
+                return requests.get(self.url + "/readyz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(ready, timeout=30, message=f"baas serve on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def server_process(base_config, tmp_path):
+    """Start `baas serve` processes sharing the test databases: `server_process()` -> ServerProcess."""
+    started = []
+
+    def start(overrides: dict | None = None) -> ServerProcess:
+        config = json.loads(json.dumps(base_config))
+        for dotted, value in (overrides or {}).items():
+            node = config
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        server = ServerProcess(config, tmp_path).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,60 @@
+"""Small helpers shared by services."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    # MongoDB keeps milliseconds; truncating here keeps what we return equal to what a re-read returns.
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def random_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def new_id(prefix: str = "", nbytes: int = 8) -> str:
+    return f"{prefix}{secrets.token_hex(nbytes)}"
+
+
+class TTLCache:
+    """A tiny per-process cache whose entries expire; used for hot lookups (keys, projects)."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000):
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._data: dict = {}
+
+    def get(self, key):
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if expires < time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return value
+
+    def set(self, key, value) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._data) >= self.max_entries:
+            self._data.clear()
+        self._data[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._data.clear()
