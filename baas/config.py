@@ -66,6 +66,10 @@ SCHEMA: dict[str, Any] = {
         "access_token_minutes": Key(int, 15, "Lifetime of access tokens.", minimum=1),
         "refresh_token_days": Key(int, 30, "Lifetime of refresh tokens.", minimum=1),
     },
+    "auth": {
+        "verify_token_hours": Key(int, 24, "Lifetime of email verification links.", minimum=1),
+        "reset_token_hours": Key(int, 1, "Lifetime of password reset links.", minimum=1),
+    },
     "keys": {
         "cache_seconds": Key((int, float), 2, "How long a process trusts a looked-up API key before asking MongoDB "
                              "again; bounds how fast a revocation reaches every process.", minimum=0),
