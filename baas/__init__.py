@@ -48,7 +48,7 @@ def create_app(config: dict | None = None):
     s3 = cfg["storage"]["s3"]
     if s3["endpoint"]:
         blobs = S3BlobStore(s3["endpoint"], s3["access_key"], s3["secret_key"], s3["bucket"], s3["secure"],
-                            s3["region"])
+                            s3["region"], s3["timeout_seconds"])
     else:
         blobs = LocalBlobStore(Path(cfg["data_dir"]) / "files")
     hooks = HookManager(cfg["plugins"]["enabled"], cfg["plugins"]["blocked"])
@@ -69,6 +69,7 @@ def create_app(config: dict | None = None):
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(health.blp)
     api.register_blueprint(projects_api.blp)
+    api.register_blueprint(projects_api.client_blp)
     for feature in _features():
         feature.init_app(app, api)
     # flask-smorest registers its own HTTPException handler; ours keeps every error in one shape.

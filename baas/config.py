@@ -25,15 +25,19 @@ class Key:
     nullable: bool = False
     choices: tuple | None = None
     minimum: int | float | None = None
+    maximum: int | float | None = None
 
+
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 # Nested dicts are sections; Key instances are leaves.
 SCHEMA: dict[str, Any] = {
     "data_dir": Key(str, "./baas-data", "Folder for the embedded database, local files, secrets and the mail outbox."),
-    "admin_token": Key(str, None, "Fixed platform admin token (accepted as given, never printed).", nullable=True),
+    "admin_token": Key(str, None, "Fixed platform admin token, at least 16 characters (accepted as given, never "
+                                  "printed).", nullable=True),
     "server": {
         "host": Key(str, "127.0.0.1", "Address to listen on."),
-        "port": Key(int, 8000, "Port to listen on.", minimum=0),
+        "port": Key(int, 8000, "Port to listen on.", minimum=0, maximum=65535),
         "workers": Key(int, 1, "Server worker processes.", minimum=1),
         "threads": Key(int, 4, "Threads per worker that run requests.", minimum=1),
         "public_url": Key(str, None, "URL clients use to reach the server (links in mails, Location headers).",
@@ -57,6 +61,8 @@ SCHEMA: dict[str, Any] = {
             "bucket": Key(str, "baas", "Bucket holding every project's files (one prefix per project)."),
             "secure": Key(bool, True, "Use HTTPS to reach the S3 endpoint."),
             "region": Key(str, None, "S3 region.", nullable=True),
+            "timeout_seconds": Key(int, 10, "How long to wait for the S3 endpoint to connect or answer before "
+                                   "reporting it unreachable.", minimum=1),
         },
     },
     "jwt": {
@@ -64,11 +70,20 @@ SCHEMA: dict[str, Any] = {
                       nullable=True),
         "issuer": Key(str, "baas", "The iss claim of access tokens."),
         "access_token_minutes": Key(int, 15, "Lifetime of access tokens.", minimum=1),
-        "refresh_token_days": Key(int, 30, "Lifetime of refresh tokens.", minimum=1),
+        "refresh_token_days": Key(int, 30, "Lifetime of a session: its refresh tokens stop working this many "
+                                  "days after log-in.", minimum=1),
+        "algorithm": Key(str, "HS256", "Signing algorithm of access tokens; tokens with any other alg are refused.",
+                         choices=("HS256", "HS384", "HS512")),
     },
     "auth": {
         "verify_token_hours": Key(int, 24, "Lifetime of email verification links.", minimum=1),
         "reset_token_hours": Key(int, 1, "Lifetime of password reset links.", minimum=1),
+        "revocation_cache_seconds": Key((int, float), 1, "How long a process trusts that an access token is not "
+                                        "revoked before asking MongoDB again (at most 2).", minimum=0),
+        "argon2_time_cost": Key(int, 3, "argon2id passes (RFC 9106 low-memory profile: 3).", minimum=1),
+        "argon2_memory_kib": Key(int, 65536, "argon2id memory per hash in KiB (RFC 9106 low-memory profile: 65536).",
+                                 minimum=8),
+        "argon2_parallelism": Key(int, 4, "argon2id lanes.", minimum=1),
     },
     "keys": {
         "cache_seconds": Key((int, float), 2, "How long a process trusts a looked-up API key before asking MongoDB "
@@ -161,6 +176,13 @@ def _check_value(path: str, key: Key, value: Any) -> Any:
         raise ConfigError(f"config key '{path}' must be one of {', '.join(key.choices)}, got {value!r}")
     if key.minimum is not None and value < key.minimum:
         raise ConfigError(f"config key '{path}' must be at least {key.minimum}, got {value!r}")
+    if key.maximum is not None and value > key.maximum:
+        raise ConfigError(f"config key '{path}' must be at most {key.maximum}, got {value!r}")
+    if expected is list:
+        # Every list key holds names or origins; anything else would fail later, far from the config.
+        for item in value:
+            if not isinstance(item, str) or not item:
+                raise ConfigError(f"config key '{path}' must list non-empty strings, got {item!r}")
     return value
 
 
@@ -250,7 +272,29 @@ def validate(config: dict) -> dict:
     if not prefix.replace("_", "").replace("-", "").isalnum() or len(prefix) > 20:
         raise ConfigError("config key 'mongodb.db_prefix' may hold only letters, digits, '_' and '-' "
                           "(at most 20 characters)")
-    for origin in config["cors"]["allowed_origins"]:
-        if not isinstance(origin, str):
-            raise ConfigError(f"config key 'cors.allowed_origins' must list strings, got {origin!r}")
+    _validate_auth(config)
+    token = config["admin_token"]
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        # The admin token opens every project; a short one can be guessed.
+        raise ConfigError(f"config key 'admin_token' must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
     return config
+
+
+def _validate_auth(config: dict) -> None:
+    import limits
+
+    for name in ("auth_per_ip", "auth_per_account", "api_per_key"):
+        value = config["rate_limits"][name]
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ConfigError(f"config key 'rate_limits.{name}' must be a rate like '10/minute' or "
+                              f"'100 per hour', got {value!r}") from None
+    if config["auth"]["revocation_cache_seconds"] > 2:
+        raise ConfigError("config key 'auth.revocation_cache_seconds' must be at most 2, so a revoked token is "
+                          "refused by every process within seconds")
+    if config["auth"]["argon2_memory_kib"] < 8 * config["auth"]["argon2_parallelism"]:
+        raise ConfigError("config key 'auth.argon2_memory_kib' must be at least 8 x 'auth.argon2_parallelism'")
+    link = config["mail"]["link_base_url"]
+    if link and not link.startswith(("http://", "https://")):
+        raise ConfigError(f"config key 'mail.link_base_url' must start with http:// or https://, got {link!r}")

@@ -127,11 +127,17 @@ def _before_request():
     limit = request.max_content_length
     if limit is not None and request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-    if request.method in _BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
+    # Unknown routes and wrong methods answer 404/405 whatever the body is.
+    if request.url_rule is not None and request.method in _BODY_METHODS \
+            and (request.content_length or request.headers.get("Transfer-Encoding")):
         view = _current_view()
-        if not getattr(view, "accepts_raw_body", False) and request.mimetype != "application/json" \
-                and not request.mimetype.endswith("+json"):
-            raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
+        if not getattr(view, "accepts_raw_body", False):
+            if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+                raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
+            # werkzeug ends a chunked body (no Content-Length) silently at the limit, so the view would see it cut
+            # short; read it here and refuse it whole instead.
+            if limit is not None and request.content_length is None and len(request.get_data(cache=True)) >= limit:
+                raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     if request.url_rule is not None and (is_client or path.startswith(ADMIN_PREFIX)):
         g.principal = resolve_principal()
 

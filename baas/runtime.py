@@ -32,9 +32,13 @@ def load_or_create_secrets(folder: Path) -> dict:
     except FileExistsError:
         try:
             with open(path, encoding="utf-8") as handle:
-                return json.load(handle)
+                stored = json.load(handle)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the secrets file {path}: {exc}") from None
+        if not isinstance(stored, dict) or not isinstance(stored.get("jwt_secret"), str):
+            raise ConfigError(f"the secrets file {path} has no 'jwt_secret'; restore it from a backup, or delete "
+                              f"it to generate new secrets (signing out every user)")
+        return stored
     generated = {"jwt_secret": secrets.token_urlsafe(48)}
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(generated, handle)

@@ -22,7 +22,8 @@ from baas.storage.embedded import EmbeddedMongo, free_port
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 
 __all__ = ["mongo_uri", "s3_settings", "base_config", "make_app", "app", "client", "admin", "project",
-           "ApiClient", "ProjectKeys", "wait_until", "ServerProcess", "server_process", "ADMIN_TOKEN"]
+           "ApiClient", "ProjectKeys", "wait_until", "ServerProcess", "server_process", "ADMIN_TOKEN",
+           "make_user", "sign_up_user"]
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
@@ -271,3 +272,37 @@ def server_process(base_config, tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+# ---- end users (baas.auth)
+
+def sign_up_user(project: ProjectKeys, email: str | None = None, password: str = "correct horse battery",
+                 roles: list | None = None) -> ApiClient:
+    """Sign a user up through the API (and give it roles through the server-key users API)."""
+    email = email or f"user-{secrets.token_hex(4)}@example.com"
+    response = project.client.post("/v1/auth/signup", json={"email": email, "password": password})
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    if roles:
+        user_id = body["user"]["id"]
+        response = project.server.patch(f"/v1/users/{user_id}", json={"roles": list(roles)})
+        assert response.status_code == 200, response.get_json()
+        response = project.client.post("/v1/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+    user = project.client.with_token(body["access_token"])
+    user.user_id = body["user"]["id"]
+    user.access_token = body["access_token"]
+    user.refresh_token = body["refresh_token"]
+    user.email = email
+    return user
+
+
+@pytest.fixture
+def make_user():
+    """`make_user(project, email=None, password=..., roles=None)` -> ApiClient of a signed-in user.
+
+    The client sends the project's client key and the user's access token; it also has .user_id,
+    .access_token, .refresh_token and .email.
+    """
+    return sign_up_user

@@ -2,12 +2,23 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from baas.context import services
-from baas.projects.schemas import (KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema, KeyRotateSchema, KeySchema,
+from baas.context import current_principal, services
+from baas.projects.schemas import (CallerProjectSchema, KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema, KeyRotateSchema, KeySchema,
                                    ProjectCreateSchema, ProjectDeleteSchema, ProjectSchema, ProjectUpdateSchema)
 
 blp = Blueprint("admin-projects", __name__, url_prefix="/admin/v1/projects",
                 description="Projects and API keys (platform admin token).")
+client_blp = Blueprint("project", __name__, url_prefix="/v1",
+                       description="The project an API key belongs to (any key, no scope needed).")
+
+
+@client_blp.route("/project")
+class CallerProject(MethodView):
+    @client_blp.response(200, CallerProjectSchema)
+    @client_blp.doc(security=[{"apiKey": []}])
+    def get(self):
+        """The project and key this request is authenticated with; lets an app check its key"""
+        return services().projects.describe_caller(current_principal())
 
 
 @blp.route("")
@@ -37,11 +48,11 @@ class Project(MethodView):
         """Update a project's name or settings (settings are merged key by key)"""
         return services().projects.update(project_id, body.get("name"), body.get("settings"))
 
-    @blp.arguments(ProjectDeleteSchema)
+    @blp.arguments(ProjectDeleteSchema, required=False)
     @blp.response(204)
     def delete(self, body, project_id):
         """Delete a project with its database and files; `confirm` must repeat the id"""
-        services().projects.delete(project_id, body["confirm"])
+        services().projects.delete(project_id, (body or {}).get("confirm"))
 
 
 @blp.route("/<project_id>/keys")

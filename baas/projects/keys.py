@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
 
-from baas.errors import Invalid, NotFound, Unauthorized
+from baas.errors import Conflict, Invalid, NotFound, Unauthorized
 from baas.principal import KEY_KINDS, SCOPES, KeyInfo, ProjectInfo
 from baas.storage.mongo import ensure_index
 from baas.util import TTLCache, as_utc, new_id, random_token, sha256_hex, utcnow
@@ -75,9 +75,10 @@ class KeyService:
 
     def revoke(self, project_id: str, key_id: str) -> dict:
         self.projects.get(project_id)
+        # $currentDate rather than $set of a datetime, which nx-27017 (the embedded default) stores as a string.
         doc = self.collection.find_one_and_update(
             {"_id": key_id, "project_id": project_id},
-            {"$set": {"revoked_at": utcnow()}},
+            {"$currentDate": {"revoked_at": True}},
             projection={"hash": 0}, return_document=ReturnDocument.AFTER)
         if doc is None:
             raise NotFound(f"No key '{key_id}' in project '{project_id}'.")
@@ -92,7 +93,10 @@ class KeyService:
         if not isinstance(grace_seconds, int) or grace_seconds < 0 or grace_seconds > 30 * 86400:
             raise Invalid("grace_seconds must be between 0 and 2592000 (30 days).",
                           errors={"grace_seconds": ["Out of range."]})
-        old = self.get(project_id, key_id)
+        self.projects.get(project_id)
+        old = self.collection.find_one({"_id": key_id, "project_id": project_id})
+        if old is None:
+            raise NotFound(f"No key '{key_id}' in project '{project_id}'.")
         if old.get("revoked_at"):
             raise Invalid(f"Key '{key_id}' is revoked and cannot be rotated.")
         new, plaintext = self.create(project_id, old["kind"], old["name"], old["scopes"],
@@ -100,38 +104,42 @@ class KeyService:
                                      as_utc(old["expires_at"]) > utcnow() else None,
                                      rotated_from=key_id)
         now = utcnow()
-        changes: dict = {"rotated_to": new["_id"]}
+        updated = {**old, "rotated_to": new["_id"]}
         if grace_seconds == 0:
-            changes["revoked_at"] = now
+            updated["revoked_at"] = now
         else:
             ends = now + timedelta(seconds=grace_seconds)
             current_expiry = as_utc(old.get("expires_at"))
-            changes["expires_at"] = min(ends, current_expiry) if current_expiry else ends
-        old = self.collection.find_one_and_update({"_id": key_id}, {"$set": changes}, projection={"hash": 0},
-                                                  return_document=ReturnDocument.AFTER)
+            updated["expires_at"] = min(ends, current_expiry) if current_expiry else ends
+        # A whole-document replace guarded by the state we read: a computed expiry cannot go through $set, which
+        # nx-27017 (the embedded default) stores as a string, and a concurrent rotate or revoke is not overwritten.
+        replaced = self.collection.replace_one(
+            {"_id": key_id, "revoked_at": None, "rotated_to": old.get("rotated_to")}, updated)
         self._cache.clear()
+        if replaced.matched_count == 0:
+            self.collection.delete_one({"_id": new["_id"]})
+            raise Conflict(f"Key '{key_id}' was changed meanwhile (revoked or rotated); try again.")
+        updated.pop("hash", None)
         new.pop("hash", None)
-        return new, plaintext, old
+        return new, plaintext, updated
 
     def authenticate(self, plaintext: str) -> tuple[ProjectInfo, KeyInfo]:
         """Resolve an X-API-Key value, or raise Unauthorized saying why it is refused."""
         if not plaintext or len(plaintext) > 200:
             raise Unauthorized("Unknown API key.")
         digest = sha256_hex(plaintext)
-        entry = self._cache.get(digest)
-        if entry is None:
-            doc = self.collection.find_one({"hash": digest}, {"hash": 0, "name": 0})
-            entry = (doc, None)
-            if doc is not None:
-                try:
-                    project = self.projects.info(doc["project_id"])
-                except NotFound:
-                    project = None
-                entry = (doc, project)
-            self._cache.set(digest, entry)
-        doc, project = entry
-        if doc is None or project is None:
+        doc = self._cache.get(digest)
+        if doc is None:
+            doc = self.collection.find_one({"hash": digest}, {"hash": 0, "name": 0}) or False
+            self._cache.set(digest, doc)
+        if not doc:
             raise Unauthorized("Unknown API key.")
+        # The project comes from its own cache, which an update or delete clears, so settings such as CORS
+        # origins and a deletion apply at once in this process (and within cache_seconds in the others).
+        try:
+            project = self.projects.info(doc["project_id"])
+        except NotFound:
+            raise Unauthorized("Unknown API key.") from None
         if doc.get("revoked_at"):
             raise Unauthorized("This API key has been revoked.")
         expires_at = doc.get("expires_at")

@@ -1,5 +1,6 @@
 from marshmallow import Schema, fields, validate
 
+from baas.auth.settings import AuthSettingsSchema
 from baas.principal import KEY_KINDS, SCOPES
 from baas.schemas import StrictSchema
 
@@ -14,7 +15,7 @@ class ProjectSettingsSchema(StrictSchema):
     open_new_collections = fields.Boolean(metadata={"description": "New collections start owner-writable and "
                                                                    "readable by signed-in users instead of "
                                                                    "server-keys-only."})
-    auth = fields.Dict(metadata={"description": "Auth settings; see docs/auth.md."})
+    auth = fields.Nested(AuthSettingsSchema, metadata={"description": "Auth settings; see docs/auth.md."})
 
 
 class ProjectCreateSchema(StrictSchema):
@@ -29,7 +30,8 @@ class ProjectUpdateSchema(StrictSchema):
 
 
 class ProjectDeleteSchema(StrictSchema):
-    confirm = fields.String(required=True, metadata={"description": "The project id, repeated."})
+    # Not required here: the service answers a missing confirmation with 400 and a message that says why.
+    confirm = fields.String(load_default=None, metadata={"description": "The project id, repeated."})
 
 
 class ProjectSchema(Schema):
@@ -75,6 +77,18 @@ class KeySchema(Schema):
         if doc.get("expires_at") and as_utc(doc["expires_at"]) <= utcnow():
             return "expired"
         return "active"
+
+
+class CallerKeySchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    scopes = fields.List(fields.String(), metadata={"description": "Empty: every scope."})
+
+
+class CallerProjectSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    key = fields.Nested(CallerKeySchema)
 
 
 class KeyCreatedSchema(KeySchema):

@@ -74,14 +74,19 @@ class ProjectService:
 
     def update(self, project_id: str, name: str | None = None, settings: dict | None = None) -> dict:
         current = self.get(project_id)
-        changes: dict = {"updated_at": utcnow()}
+        changes: dict = {}
         if name is not None:
             changes["name"] = name
         if settings is not None:
             merged = dict(current.get("settings") or {})
             merged.update(settings)
             changes["settings"] = merged
-        self.collection.update_one({"_id": project_id, "status": "active"}, {"$set": changes})
+        # Timestamps go through $currentDate, not $set: nx-27017 (the embedded default) stores a datetime given
+        # to $set as a string. On MongoDB both are the same.
+        update: dict = {"$currentDate": {"updated_at": True}}
+        if changes:
+            update["$set"] = changes
+        self.collection.update_one({"_id": project_id, "status": "active"}, update)
         self._cache.clear()
         return self.get(project_id)
 
@@ -89,9 +94,12 @@ class ProjectService:
         if confirm != project_id:
             raise Invalid("Deleting a project deletes its database and files; repeat the project id as "
                           "confirmation.", errors={"confirm": [f"Must be '{project_id}'."]})
-        self.get(project_id)
-        # Mark first, so keys of the project stop working before its data goes.
-        self.collection.update_one({"_id": project_id}, {"$set": {"status": "deleting", "updated_at": utcnow()}})
+        # A delete that failed half-way left the project 'deleting'; running it again finishes the job.
+        marked = self.collection.update_one({"_id": project_id, "status": {"$in": ["active", "deleting"]}},
+                                            {"$set": {"status": "deleting"}, "$currentDate": {"updated_at": True}})
+        if marked.matched_count == 0:
+            raise NotFound(f"No project '{project_id}'.")
+        # Marked first, so keys of the project stop working before its data goes.
         self._cache.clear()
         self.mongo.platform["api_keys"].delete_many({"project_id": project_id})
         self.mongo.drop_project(project_id)
@@ -99,6 +107,12 @@ class ProjectService:
         self.collection.delete_one({"_id": project_id})
         log.info("deleted project %s (%d files)", project_id, removed)
         self.hooks.after("baas_project_deleted", project_id=project_id)
+
+    @staticmethod
+    def describe_caller(principal) -> dict:
+        """What an API key may learn about itself: its project and its own kind and scopes, nothing secret."""
+        return {"id": principal.project.id, "name": principal.project.name,
+                "key": {"id": principal.key.id, "kind": principal.key.kind, "scopes": sorted(principal.key.scopes)}}
 
     def all_cors_origins(self) -> frozenset:
         cached = self._cache.get(("cors",))

@@ -13,6 +13,7 @@ from typing import BinaryIO, Iterator
 from baas.storage.blobs import BlobInfo, BlobNotFound, check_key, check_prefix
 
 _META_SUFFIX = ".baasmeta"
+_UPLOAD_PREFIX = ".upload-"
 _CHUNK = 256 * 1024
 
 
@@ -24,6 +25,9 @@ class LocalBlobStore:
         check_key(key)
         if key.endswith(_META_SUFFIX):
             raise ValueError("blob key may not end with " + _META_SUFFIX)
+        if any(part.startswith(_UPLOAD_PREFIX) for part in key.split("/")):
+            # Names of unfinished uploads; list() hides them, so a blob could never be found again.
+            raise ValueError(f"blob key parts may not start with {_UPLOAD_PREFIX}")
         path = (self.root / key).resolve()
         # check_key already refuses '..'; this guards against symlinks planted inside the root.
         if self.root not in path.parents:
@@ -37,7 +41,7 @@ class LocalBlobStore:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         # Write to a temp file and rename, so a reader never sees half a file and a failed upload leaves nothing.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_UPLOAD_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 while True:
@@ -123,19 +127,22 @@ class LocalBlobStore:
         if not folder.is_dir():
             return
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.name.endswith(_META_SUFFIX) and not path.name.startswith(".upload-"):
+            if path.is_file() and not path.name.endswith(_META_SUFFIX) \
+                    and not path.name.startswith(_UPLOAD_PREFIX):
                 yield self.stat(path.relative_to(self.root).as_posix())
 
     def presigned_get_url(self, key: str, expires_seconds: int) -> str | None:
+        self._path(key)  # the same key rules as every other call
         return None  # local files are served through the API
 
     def presigned_put_url(self, key: str, expires_seconds: int) -> str | None:
+        self._path(key)
         return None
 
     def ping(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".ping"
+            probe = self.root / (_UPLOAD_PREFIX + "ping")  # a name no blob key can take
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:

@@ -1,10 +1,12 @@
 """Blob store on S3 or MinIO through the minio SDK: one bucket, one prefix per project."""
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
+import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
@@ -22,14 +24,55 @@ def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     return endpoint, secure
 
 
+class _ExactLength:
+    """Reads exactly `length` bytes from a stream and fails on fewer or more, before minio completes the upload.
+
+    minio silently uploads the first `length` bytes of a longer stream; the local store refuses it, and so must
+    this one, or a truncated file would be stored as if whole.
+    """
+
+    def __init__(self, stream: BinaryIO, length: int):
+        self.stream = stream
+        self.length = length
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining == 0:
+            self._refuse_extra()
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.stream.read(size)
+        if not data:
+            raise ValueError(f"expected {self.length} bytes, received {self.length - self.remaining}")
+        self.remaining -= len(data)
+        if self.remaining == 0:
+            self._refuse_extra()
+        return data
+
+    def _refuse_extra(self) -> None:
+        if self.stream.read(1):
+            raise ValueError(f"expected {self.length} bytes, received more")
+
+
 class S3BlobStore:
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str,
-                 secure: bool = True, region: str | None = None):
+                 secure: bool = True, region: str | None = None, timeout_seconds: float = 10):
         host, secure = _split_endpoint(endpoint, secure)
         self.endpoint = host
         self.bucket = bucket
+        # minio's own pool waits 5 minutes to connect and retries 5 times, so an endpoint that drops packets
+        # would hang /readyz and the start-up check for half an hour; fail within seconds instead.
+        tls = {}
+        if secure:
+            import certifi
+
+            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where()}
+        http_client = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds), maxsize=10,
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]), **tls)
         # The Minio client is lazy: no request is made until the first call.
-        self.client = Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+        self.client = Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+                            http_client=http_client)
         self._bucket_checked = False
 
     def _ensure_bucket(self) -> None:
@@ -46,6 +89,8 @@ class S3BlobStore:
             metadata: dict | None = None) -> BlobInfo:
         check_key(key)
         self._ensure_bucket()
+        if length >= 0:
+            stream = _ExactLength(stream, length)
         result = self.client.put_object(self.bucket, key, stream, length=length, content_type=content_type,
                                         metadata=metadata or None, part_size=_PART_SIZE if length < 0 else 0)
         return self.stat(result.object_name)
@@ -83,7 +128,11 @@ class S3BlobStore:
 
     def delete(self, key: str) -> None:
         check_key(key)
-        self.client.remove_object(self.bucket, key)
+        try:
+            self.client.remove_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code not in _NOT_FOUND:  # no bucket yet: nothing to delete, as for a missing key
+                raise
 
     def delete_prefix(self, prefix: str) -> int:
         check_prefix(prefix)
@@ -118,5 +167,6 @@ class S3BlobStore:
         try:
             self._ensure_bucket()
         except Exception as exc:  # minio raises several unrelated types for network failures
+            reason = getattr(exc, "reason", None) or exc  # urllib3's MaxRetryError wraps the real cause
             raise ConnectionError(f"S3 storage at {self.endpoint} (bucket {self.bucket}) is unreachable: "
-                                  f"{exc}") from None
+                                  f"{reason}") from None

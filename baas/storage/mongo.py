@@ -46,7 +46,9 @@ class MongoStore:
         try:
             self.client.admin.command("ping")
         except PyMongoError as exc:
-            raise ConnectionError(f"MongoDB at {redact_uri(self.uri)} is unreachable: {exc}") from None
+            # Keep the first reason; pymongo appends a long topology dump meant for debugging.
+            reason = str(exc).split(", Timeout: ")[0]
+            raise ConnectionError(f"MongoDB at {redact_uri(self.uri)} is unreachable: {reason}") from None
 
     def close(self) -> None:
         self.client.close()

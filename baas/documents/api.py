@@ -1,0 +1,197 @@
+"""HTTP views of the data API: thin wrappers that hand plain values to the DocumentService.
+
+Document responses are serialized with orjson straight into the response (no marshmallow on the hot path).
+"""
+from __future__ import annotations
+
+import orjson
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from baas.context import current_principal, services
+from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSchema, CollectionPutSchema,
+                                    CollectionSchema, DocumentPageSchema, DocumentSchema, query_parameters)
+from baas.documents.service import FindParams
+from baas.errors import Invalid
+
+blp = Blueprint("documents", __name__, url_prefix="/v1",
+                description="Collections and documents (X-API-Key; rules apply to client keys).")
+admin_blp = Blueprint("admin-collections", __name__, url_prefix="/admin/v1/projects",
+                      description="Collection definitions of a project (platform admin token).")
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value):
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)  # ObjectId, Decimal128 and other BSON values
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    response = Response(orjson.dumps(body, default=_default, option=_OPTIONS), status=status,
+                        mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _etag(doc: dict) -> str:
+    return f'"{doc.get("_rev", "")}"'
+
+
+def _document_response(doc: dict, status: int = 200, headers: dict | None = None) -> Response:
+    return json_response(doc, status, {"ETag": _etag(doc), **(headers or {})})
+
+
+def _body():
+    data = request.get_data(cache=False)
+    if not data:
+        raise Invalid("Send a JSON object as the request body.")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"The request body is not valid JSON: {exc}") from None
+
+
+# --- collection definitions ----------------------------------------------------------------------------------
+
+@blp.route("/collections")
+class Collections(MethodView):
+    @blp.response(200, CollectionSchema(many=True))
+    def get(self):
+        """List the project's collection definitions (server key, scope collections:admin)"""
+        return services().documents.list_collections(current_principal())
+
+
+@blp.route("/collections/<name>")
+class Collection(MethodView):
+    @blp.response(200, CollectionSchema)
+    def get(self, name):
+        """Show a collection's definition (server key)"""
+        return services().documents.get_collection(current_principal(), name)
+
+    @blp.arguments(CollectionPutSchema)
+    @blp.response(200, CollectionSchema)
+    @blp.alt_response(201, schema=CollectionSchema, description="The collection was newly defined.")
+    def put(self, body, name):
+        """Define or change a collection: schema, indexes and rules; omitted keys keep their value (server key)"""
+        definition, created = services().documents.put_collection(current_principal(), name, body)
+        return definition, 201 if created else 200
+
+    @blp.response(204)
+    def delete(self, name):
+        """Delete a collection with all its documents (server key)"""
+        services().documents.delete_collection(current_principal(), name)
+
+
+@admin_blp.route("/<project_id>/collections")
+class AdminCollections(MethodView):
+    @admin_blp.response(200, CollectionSchema(many=True))
+    def get(self, project_id):
+        """List a project's collection definitions"""
+        return services().documents.list_collections(current_principal(), project_id)
+
+
+@admin_blp.route("/<project_id>/collections/<name>")
+class AdminCollection(MethodView):
+    @admin_blp.response(200, CollectionSchema)
+    def get(self, project_id, name):
+        """Show a collection's definition"""
+        return services().documents.get_collection(current_principal(), name, project_id)
+
+    @admin_blp.arguments(CollectionPutSchema)
+    @admin_blp.response(200, CollectionSchema)
+    @admin_blp.alt_response(201, schema=CollectionSchema, description="The collection was newly defined.")
+    def put(self, body, project_id, name):
+        """Define or change a collection: schema, indexes and rules; omitted keys keep their value"""
+        definition, created = services().documents.put_collection(current_principal(), name, body, project_id)
+        return definition, 201 if created else 200
+
+    @admin_blp.response(204)
+    def delete(self, project_id, name):
+        """Delete a collection with all its documents"""
+        services().documents.delete_collection(current_principal(), name, project_id)
+
+
+# --- documents -----------------------------------------------------------------------------------------------
+
+@blp.route("/collections/<name>/documents")
+class Documents(MethodView):
+    @blp.doc(parameters=query_parameters("filter", "sort", "limit", "offset", "fields", "cursor", "count", "expand"))
+    @blp.alt_response(200, schema=DocumentPageSchema, success=True)
+    def get(self, name):
+        """Query documents: filter, sort, fields, keyset pages (cursor), offset, count, expand"""
+        args = request.args
+        params = FindParams(args.get("filter"), args.get("sort"), args.get("limit"), args.get("offset"),
+                            args.get("fields"), args.get("cursor"), args.get("count"), args.get("expand"))
+        return json_response(services().documents.find(current_principal(), name, params))
+
+    @blp.doc(requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+    @blp.alt_response(201, schema=DocumentSchema, success=True, headers={"ETag": {"schema": {"type": "string"}},
+                                                                          "Location": {"schema": {"type": "string"}}})
+    def post(self, name):
+        """Create a document (the collection springs into being unless the project is strict)"""
+        doc = services().documents.create(current_principal(), name, _body())
+        return _document_response(doc, 201, {"Location": f"{request.script_root}/v1/collections/{name}/documents/"
+                                                         f"{doc['_id']}"})
+
+
+@blp.route("/collections/<name>/documents/<doc_id>")
+class Document(MethodView):
+    @blp.alt_response(200, schema=DocumentSchema, success=True)
+    def get(self, name, doc_id):
+        """Read a document; its ETag goes in If-Match on writes"""
+        doc = services().documents.get(current_principal(), name, doc_id)
+        etag = _etag(doc)
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return _document_response(doc)
+
+    @blp.doc(requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+    @blp.alt_response(200, schema=DocumentSchema, success=True)
+    def put(self, name, doc_id):
+        """Replace a document's fields (If-Match: 412 when it changed)"""
+        doc = services().documents.replace(current_principal(), name, doc_id, _body(),
+                                           request.headers.get("If-Match"))
+        return _document_response(doc)
+
+    @blp.doc(requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+    @blp.alt_response(200, schema=DocumentSchema, success=True)
+    def patch(self, name, doc_id):
+        """Merge fields, or apply $set $unset $inc $push $addToSet $pull (If-Match: 412 when it changed)"""
+        doc = services().documents.update(current_principal(), name, doc_id, _body(),
+                                          request.headers.get("If-Match"))
+        return _document_response(doc)
+
+    @blp.alt_response(204, success=True)
+    def delete(self, name, doc_id):
+        """Delete a document (If-Match: 412 when it changed)"""
+        services().documents.delete(current_principal(), name, doc_id, request.headers.get("If-Match"))
+        return Response(status=204)
+
+
+@blp.route("/collections/<name>/aggregate")
+class Aggregate(MethodView):
+    @blp.doc(parameters=query_parameters("group_by", "metrics", "filter"))
+    @blp.alt_response(200, schema=AggregateSchema, success=True)
+    def get(self, name):
+        """Grouped metrics (count, sum, avg, min, max) over the documents the caller may read"""
+        args = request.args
+        return json_response(services().documents.aggregate(current_principal(), name, args.get("group_by"),
+                                                             args.get("metrics"), args.get("filter")))
+
+
+@blp.route("/batch")
+class Batch(MethodView):
+    @blp.doc(requestBody={"content": {"application/json": {"schema": BatchInSchema}}})
+    @blp.alt_response(200, schema=BatchOutSchema, success=True)
+    def post(self):
+        """Up to 100 create/replace/update/delete operations, run in order; NOT atomic: each has its own result"""
+        body = _body()
+        if not isinstance(body, dict) or set(body) != {"operations"}:
+            raise Invalid("Send {\"operations\": [...]}.", errors={"operations": ["Missing."]})
+        return json_response({"results": services().documents.batch(current_principal(), body["operations"])})

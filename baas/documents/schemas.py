@@ -1,0 +1,84 @@
+"""Schemas of the data API: definitions are loaded with marshmallow; documents are described for OpenAPI only.
+
+Document bodies are arbitrary JSON and sit on the hot path, so their views read and write JSON with orjson
+directly; the schemas below only tell the OpenAPI document what to expect.
+"""
+from marshmallow import INCLUDE, Schema, fields
+
+from baas.rules import ACTIONS
+from baas.schemas import StrictSchema
+
+
+INDEX_DESCRIPTION = ("Indexes, each {name, keys: {field: 1|-1, ...}, unique: false, expire_after_seconds: null} "
+                     "(a TTL index has one date field).")
+INDEX_EXAMPLE = [{"name": "by_score", "keys": {"score": -1, "name": 1}, "unique": False, "expire_after_seconds": None}]
+
+
+RULE_DESCRIPTION = ("public | authenticated | owner | role:<name> | none | a filter template such as "
+                    "{\"members\": \"@user.id\"} | a list of these (any of)")
+
+
+class CollectionPutSchema(StrictSchema):
+    schema = fields.Dict(allow_none=True, metadata={"description": "JSON Schema of the documents, or null."})
+    # Only shapes are checked here; the service checks the content and answers 400 naming the problem.
+    indexes = fields.List(fields.Dict(), metadata={"description": INDEX_DESCRIPTION, "example": INDEX_EXAMPLE})
+    rules = fields.Dict(keys=fields.String(), values=fields.Raw(),
+                        metadata={"description": RULE_DESCRIPTION + "; actions: " + ", ".join(ACTIONS)})
+
+
+class CollectionSchema(Schema):
+    name = fields.String()
+    schema = fields.Dict(allow_none=True)
+    indexes = fields.List(fields.Dict())
+    rules = fields.Dict()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class DocumentSchema(Schema):
+    """Any JSON object plus the read-only system fields."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    _id = fields.String(data_key="_id")
+    _created = fields.DateTime(data_key="_created")
+    _updated = fields.DateTime(data_key="_updated")
+    _owner = fields.String(data_key="_owner", allow_none=True)
+    _rev = fields.String(data_key="_rev", metadata={"description": "Revision; the ETag header carries it."})
+
+
+class DocumentPageSchema(Schema):
+    items = fields.List(fields.Nested(DocumentSchema))
+    next_cursor = fields.String(allow_none=True)
+    total = fields.Integer(metadata={"description": "Only with count=true."})
+
+
+class AggregateSchema(Schema):
+    groups = fields.List(fields.Dict())
+
+
+class BatchInSchema(StrictSchema):
+    operations = fields.List(fields.Dict(), required=True,
+                             metadata={"description": "Up to 100 of {op: create|replace|update|delete, collection, "
+                                                      "id, document, if_match}."})
+
+
+class BatchOutSchema(Schema):
+    results = fields.List(fields.Dict())
+
+
+def query_parameters(*names):
+    described = {
+        "filter": "JSON filter in MongoDB query syntax (whitelisted operators).",
+        "sort": "Comma-separated fields, '-' for descending: -score,name.",
+        "limit": "Page size, 1..1000 (default 20).",
+        "offset": "Documents to skip (at most 10000).",
+        "fields": "Comma-separated top-level fields to return (_id always).",
+        "cursor": "next_cursor of the previous page.",
+        "count": "true adds 'total' (costs a count).",
+        "expand": "Comma-separated reference fields to replace by the referenced documents.",
+        "group_by": "Field to group by (omit for one group).",
+        "metrics": "count,sum:<f>,avg:<f>,min:<f>,max:<f> (default count).",
+    }
+    return [{"in": "query", "name": n, "schema": {"type": "string"}, "description": described[n]} for n in names]

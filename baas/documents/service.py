@@ -1,0 +1,585 @@
+"""Documents and collection definitions: every rule of the data API lives here.
+
+Views pass the principal and plain values; this service checks scopes, compiles the collection's access rule
+for the caller into the MongoDB filter of the operation, validates and converts documents, calls the
+plugin hooks, and writes conditionally on the revision it read so concurrent writers never overwrite each
+other silently.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import orjson
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+from baas import rules as rules_module
+from baas.documents.definitions import (DEFINITIONS, OWNER_INDEX, SYSTEM_FIELDS, Definition, check_indexes,
+                                        check_schema)
+from baas.documents.updates import apply_patch, parse_patch
+from baas.errors import BaasError, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
+from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, CursorCodec, and_filters,
+                        check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
+                        equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
+                        parse_sort, path_value)
+from baas.storage.mongo import ensure_index
+from baas.util import TTLCache, new_id, utcnow
+
+log = logging.getLogger("baas.documents")
+
+MAX_BATCH = 100
+MAX_EXPAND_PATHS = 5
+MAX_EXPAND_DEPTH = 3
+MAX_METRICS = 10
+MAX_GROUPS = 1000
+METRIC_KINDS = ("count", "sum", "avg", "min", "max")
+WRITE_RETRIES = 5
+BATCH_OPS = ("create", "replace", "update", "delete")
+
+
+@dataclass(slots=True)
+class FindParams:
+    """The raw query-string values of a list request."""
+    filter: str | None = None
+    sort: str | None = None
+    limit: str | None = None
+    offset: str | None = None
+    fields: str | None = None
+    cursor: str | None = None
+    count: str | None = None
+    expand: str | None = None
+
+
+def _rev() -> str:
+    return new_id(nbytes=6)
+
+
+def _matches_etag(if_match: str | None, rev: str) -> bool:
+    if if_match is None:
+        return True
+    for candidate in if_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate.strip('"') == rev:
+            return True
+    return False
+
+
+class DocumentService:
+    def __init__(self, mongo, projects, hooks, secret: str, cache_seconds: float = 2):
+        self.mongo = mongo
+        self.projects = projects
+        self.hooks = hooks
+        self.cursors = CursorCodec(secret)
+        self._definitions = TTLCache(cache_seconds)
+        self._databases: dict = {}
+
+    # --- definitions -----------------------------------------------------------------------------------------
+
+    def _db(self, project_id: str):
+        db = self._databases.get(project_id)
+        if db is None:
+            db = self._databases[project_id] = self.mongo.project_db(project_id)
+        return db
+
+    def _project(self, principal, project_id: str | None = None):
+        if project_id is None or (principal.project is not None and principal.project.id == project_id):
+            if principal.project is None:
+                raise NotFound("No project.")
+            return principal.project
+        if principal.admin:
+            return self.projects.info(project_id)
+        raise NotFound(f"No project '{project_id}'.")
+
+    def definition(self, project, name: str) -> Definition:
+        """The collection's definition (cached briefly); undefined collections get the project's defaults."""
+        key = (project.id, name)
+        found = self._definitions.get(key)
+        if found is None:
+            check_collection_name(name)
+            db = self._db(project.id)
+            stored = db[DEFINITIONS].find_one({"_id": name})
+            if stored is not None:
+                found = Definition.from_stored(project.id, db[name], stored)
+            else:
+                found = Definition(project.id, name, db[name], rules=rules_module.default_rules(project.settings))
+            self._definitions.set(key, found)
+        if not found.defined and project.settings.get("strict_collections"):
+            raise NotFound(f"No collection '{name}': this project accepts documents only in collections an admin "
+                           f"defined.")
+        return found
+
+    def _forget(self, project_id: str, name: str) -> None:
+        # Other processes see the change when their cache entry expires (keys.cache_seconds).
+        self._definitions.clear()
+
+    def _materialize(self, project, defn: Definition) -> Definition:
+        """Store the definition of a collection written for the first time, freezing its default rules."""
+        now = utcnow()
+        db = self._db(project.id)
+        db[DEFINITIONS].update_one({"_id": defn.name}, {"$setOnInsert": {
+            "schema_json": None, "indexes": [], "rules_json": orjson.dumps(defn.rules).decode(),
+            "created_at": now, "updated_at": now}}, upsert=True)
+        ensure_index(db[defn.name], [("_owner", 1)], name=OWNER_INDEX)
+        self._forget(project.id, defn.name)
+        return self.definition(project, defn.name)
+
+    def list_collections(self, principal, project_id: str | None = None) -> list[dict]:
+        principal.require_server()
+        principal.require_scope("collections:admin")
+        project = self._project(principal, project_id)
+        db = self._db(project.id)
+        return [Definition.from_stored(project.id, db[d["_id"]], d).describe()
+                for d in db[DEFINITIONS].find({}).sort("_id", 1)]
+
+    def get_collection(self, principal, name: str, project_id: str | None = None) -> dict:
+        principal.require_server()
+        principal.require_scope("collections:admin")
+        project = self._project(principal, project_id)
+        check_collection_name(name)
+        stored = self._db(project.id)[DEFINITIONS].find_one({"_id": name})
+        if stored is None:
+            raise NotFound(f"No collection '{name}'.")
+        return Definition.from_stored(project.id, None, stored).describe()
+
+    def put_collection(self, principal, name: str, body: dict, project_id: str | None = None) -> tuple[dict, bool]:
+        """Create or change a definition; keys the body omits keep their value. Returns (definition, created)."""
+        principal.require_server()
+        principal.require_scope("collections:admin")
+        project = self._project(principal, project_id)
+        check_collection_name(name)
+        if not isinstance(body, dict):
+            raise Invalid("Send a JSON object with schema, indexes and rules.")
+        unknown = set(body) - {"schema", "indexes", "rules"}
+        if unknown:
+            raise Invalid(f"Unknown keys: {', '.join(sorted(unknown))}; a definition has schema, indexes, rules.",
+                          errors={k: ["Unknown field."] for k in unknown})
+        db = self._db(project.id)
+        stored = db[DEFINITIONS].find_one({"_id": name})
+        current = Definition.from_stored(project.id, db[name], stored) if stored else None
+        schema = check_schema(body["schema"]) if "schema" in body else (current.schema if current else None)
+        indexes = check_indexes(body["indexes"]) if "indexes" in body else (current.indexes if current else [])
+        base = current.rules if current else rules_module.default_rules(project.settings)
+        rules = rules_module.check_rules(body.get("rules"), base) if "rules" in body else dict(base)
+        now = utcnow()
+        defn = Definition(project.id, name, db[name], schema=schema, indexes=indexes, rules=rules,
+                          created_at=current.created_at if current else now, updated_at=now, defined=True)
+        self._apply_indexes(db[name], current.indexes if current else [], indexes)
+        if current is None:
+            ensure_index(db[name], [("_owner", 1)], name=OWNER_INDEX)
+        db[DEFINITIONS].replace_one({"_id": name}, defn.to_stored(), upsert=True)
+        self._forget(project.id, name)
+        return defn.describe(), current is None
+
+    @staticmethod
+    def _apply_indexes(collection, old: list, new: list) -> None:
+        old_by_name = {i["name"]: i for i in old}
+        new_names = {i["name"] for i in new}
+        created = []
+        try:
+            for index in new:
+                previous = old_by_name.get(index["name"])
+                if previous == index:
+                    continue
+                if previous is not None:
+                    collection.drop_index(index["name"])
+                options = {"unique": True} if index["unique"] else {}
+                if index["expire_after_seconds"] is not None:
+                    options["expireAfterSeconds"] = index["expire_after_seconds"]
+                ensure_index(collection, list(index["keys"].items()), name=index["name"], **options)
+                created.append(index["name"])
+        except (DuplicateKeyError, OperationFailure) as exc:
+            for name in created:
+                try:
+                    collection.drop_index(name)
+                except PyMongoError:
+                    log.warning("could not roll back index %s", name)
+            reason = (exc.details or {}).get("errmsg") or str(exc)
+            raise Conflict(f"Index '{index['name']}' cannot be created: {reason}",
+                           errors={"indexes": [index["name"]]}) from None
+        for name in old_by_name.keys() - new_names:
+            try:
+                collection.drop_index(name)
+            except OperationFailure:
+                log.warning("index %s was already gone", name)
+
+    def delete_collection(self, principal, name: str, project_id: str | None = None) -> None:
+        """Drop a collection's documents and its definition."""
+        principal.require_server()
+        principal.require_scope("collections:admin")
+        project = self._project(principal, project_id)
+        check_collection_name(name)
+        db = self._db(project.id)
+        existed = db[DEFINITIONS].delete_one({"_id": name}).deleted_count
+        if not existed and name not in db.list_collection_names():
+            raise NotFound(f"No collection '{name}'.")
+        db.drop_collection(name)
+        self._forget(project.id, name)
+
+    # --- single documents ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _allowed(defn: Definition, principal, action: str):
+        access = defn.access(principal, action)
+        if not access.allowed:
+            raise Forbidden(access.reason)
+        return access
+
+    def _read_access(self, defn: Definition, principal, action: str) -> dict | None:
+        """The filter for reading under `action` (list, aggregate, read): that action's rule AND read's rule."""
+        access = self._allowed(defn, principal, action)
+        filters = [access.filter]
+        if action != "read":
+            filters.append(self._allowed(defn, principal, "read").filter)
+        filters.append(defn.expiry_filter())
+        return and_filters(*filters)
+
+    def _user_data(self, body, principal, *, allow_id: bool) -> tuple[dict, str | None, object]:
+        """Split a client body into (data, requested id, requested owner) after checking its keys."""
+        if not isinstance(body, dict):
+            raise Invalid("The document must be a JSON object.")
+        doc_id = owner = _UNSET
+        data = {}
+        for key, value in body.items():
+            if key == "_id" and allow_id:
+                doc_id = check_document_id(value)
+            elif key == "_owner" and principal.is_server:
+                if value is not None and not isinstance(value, str):
+                    raise Invalid("'_owner' is a user id or null.", errors={"_owner": ["Not a user id."]})
+                owner = value
+            elif key.startswith("_"):
+                raise Invalid(f"'{key}': fields starting with '_' are set by the server.",
+                              errors={key: ["Reserved field."]})
+            else:
+                data[key] = value
+        check_document_keys(data)
+        return data, doc_id, owner
+
+    def create(self, principal, collection: str, body) -> dict:
+        principal.require_scope("documents:write")
+        project = principal.project
+        defn = self.definition(project, collection)
+        self._allowed(defn, principal, "create")
+        data, doc_id, owner = self._user_data(body, principal, allow_id=True)
+        data = defn.validate(data)
+        if not defn.defined:
+            defn = self._materialize(project, defn)
+        access = self._allowed(defn, principal, "create")
+        now = utcnow()
+        doc = {"_id": str(ObjectId()) if doc_id is _UNSET else doc_id, "_created": now, "_updated": now,
+               "_owner": principal.user_id if owner is _UNSET else owner, "_rev": _rev(), **data}
+        if access.filter and not rules_module.matches(access.filter, doc):
+            raise Forbidden("The new document does not satisfy this collection's 'create' rule.")
+        self.hooks.before("baas_before_document_write", principal=principal, collection=collection,
+                          action="create", document=doc, previous=None)
+        try:
+            defn.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict("A document with this _id, or with the same values in a unique index, already exists.") \
+                from None
+        self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
+                         action="create", document=doc, previous=None)
+        return defn.output(doc)
+
+    def get(self, principal, collection: str, doc_id: str) -> dict:
+        principal.require_scope("documents:read")
+        defn = self.definition(principal.project, collection)
+        access = self._allowed(defn, principal, "read")
+        if not DOCUMENT_ID.match(doc_id):
+            raise NotFound(f"No document '{doc_id}' in '{collection}'.")
+        query = {"_id": doc_id}
+        if access.filter or defn.ttl:
+            query = and_filters(query, access.filter, defn.expiry_filter())
+        doc = defn.collection.find_one(query)
+        if doc is None:
+            raise NotFound(f"No document '{doc_id}' in '{collection}'.")
+        return defn.output(doc)
+
+    def _load_for_write(self, defn: Definition, principal, action: str, doc_id: str):
+        access = self._allowed(defn, principal, action)
+        if not isinstance(doc_id, str) or not DOCUMENT_ID.match(doc_id):
+            raise NotFound(f"No document '{doc_id}' in '{defn.name}'.")
+        expiry = defn.expiry_filter()
+        previous = defn.collection.find_one(and_filters({"_id": doc_id}, access.filter, expiry))
+        if previous is None:
+            if access.filter:
+                read = defn.access(principal, "read")
+                if read.allowed and defn.collection.find_one(and_filters({"_id": doc_id}, read.filter, expiry),
+                                                             {"_id": 1}) is not None:
+                    raise Forbidden(f"You may read this document but not {action} it.")
+            raise NotFound(f"No document '{doc_id}' in '{defn.name}'.")
+        return access, previous
+
+    def replace(self, principal, collection: str, doc_id: str, body, if_match: str | None = None) -> dict:
+        principal.require_scope("documents:write")
+        defn = self.definition(principal.project, collection)
+        data, given_id, owner = self._user_data(body, principal, allow_id=True)
+        if given_id is not _UNSET and given_id != doc_id:
+            raise Invalid("'_id' in the body differs from the id in the URL.", errors={"_id": ["Mismatch."]})
+        data = defn.validate(data)
+        return self._write(defn, principal, doc_id, if_match, "replace", lambda previous: (data, owner))
+
+    def update(self, principal, collection: str, doc_id: str, body, if_match: str | None = None) -> dict:
+        principal.require_scope("documents:write")
+        defn = self.definition(principal.project, collection)
+        operations = parse_patch(body)
+
+        def change(previous):
+            data = {k: v for k, v in previous.items() if k not in SYSTEM_FIELDS}
+            data = defn.json_form(copy.deepcopy(data))
+            return defn.validate(apply_patch(data, operations)), _UNSET
+
+        return self._write(defn, principal, doc_id, if_match, "update", change)
+
+    def _write(self, defn: Definition, principal, doc_id: str, if_match, action: str, change) -> dict:
+        for _ in range(WRITE_RETRIES):
+            access, previous = self._load_for_write(defn, principal, "update", doc_id)
+            if not _matches_etag(if_match, previous.get("_rev")):
+                raise PreconditionFailed("The document changed since you read it (If-Match does not match its "
+                                         "ETag); read it again and retry.")
+            data, owner = change(previous)
+            doc = {"_id": previous["_id"], "_created": previous.get("_created"), "_updated": utcnow(),
+                   "_owner": previous.get("_owner") if owner is _UNSET else owner, "_rev": _rev(), **data}
+            if access.filter and not rules_module.matches(access.filter, doc):
+                raise Forbidden("The changed document would no longer satisfy this collection's 'update' rule.")
+            self.hooks.before("baas_before_document_write", principal=principal, collection=defn.name,
+                              action=action, document=doc, previous=previous)
+            try:
+                result = defn.collection.replace_one({"_id": previous["_id"], "_rev": previous.get("_rev")}, doc)
+            except DuplicateKeyError:
+                raise Conflict("Another document has the same values in a unique index.") from None
+            if result.matched_count:
+                self.hooks.after("baas_after_document_write", principal=principal, collection=defn.name,
+                                 action=action, document=doc, previous=previous)
+                return defn.output(doc)
+            if if_match is not None:
+                raise PreconditionFailed("The document changed since you read it; read it again and retry.")
+        raise Conflict("The document kept changing while it was being updated; retry.")
+
+    def delete(self, principal, collection: str, doc_id: str, if_match: str | None = None) -> None:
+        principal.require_scope("documents:write")
+        defn = self.definition(principal.project, collection)
+        for _ in range(WRITE_RETRIES):
+            _, previous = self._load_for_write(defn, principal, "delete", doc_id)
+            if not _matches_etag(if_match, previous.get("_rev")):
+                raise PreconditionFailed("The document changed since you read it (If-Match does not match its "
+                                         "ETag).")
+            self.hooks.before("baas_before_document_write", principal=principal, collection=collection,
+                              action="delete", document=None, previous=previous)
+            if defn.collection.delete_one({"_id": previous["_id"], "_rev": previous.get("_rev")}).deleted_count:
+                self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
+                                 action="delete", document=None, previous=previous)
+                return
+            if if_match is not None:
+                raise PreconditionFailed("The document changed since you read it.")
+        raise Conflict("The document kept changing while it was being deleted; retry.")
+
+    # --- queries ---------------------------------------------------------------------------------------------
+
+    def find(self, principal, collection: str, params: FindParams) -> dict:
+        principal.require_scope("documents:read")
+        project = principal.project
+        defn = self.definition(project, collection)
+        rule_filter = self._read_access(defn, principal, "list")
+        query = compile_filter(parse_json_param(params.filter, "filter"), defn.query_date_fields) \
+            if params.filter else {}
+        sort = parse_sort(params.sort)
+        limit = parse_int(params.limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = parse_int(params.offset, "offset", 0, 0, MAX_OFFSET)
+        fields = parse_fields(params.fields)
+        expand = self._parse_expand(project, defn, params.expand) if params.expand else None
+        base = and_filters(query, rule_filter)
+        page = base
+        # A cursor belongs to one collection, sort and filter; replaying it elsewhere is refused.
+        scope = f"{project.id}/{collection}/{hashlib.sha256((params.filter or '').encode()).hexdigest()[:16]}"
+        if params.cursor:
+            page = and_filters(base, keyset_filter(sort, self.cursors.decode(params.cursor, scope, sort)))
+        projection = None
+        hidden = ()
+        if fields is not None:
+            wanted = set(fields) | {"_id"}
+            extra = {field.split(".")[0] for field, _ in sort} - wanted
+            if expand:
+                extra |= set(expand) - wanted
+            hidden = tuple(extra)
+            projection = dict.fromkeys(wanted | extra, 1)
+        try:
+            items = list(defn.collection.find(page, projection, sort=sort, skip=offset, limit=limit + 1))
+        except OperationFailure as exc:
+            reason = (exc.details or {}).get("errmsg") or str(exc)
+            raise Invalid(f"The query was refused by the database: {reason}",
+                          errors={"filter": ["Refused by the database."]}) from None
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            last = items[-1]
+            next_cursor = self.cursors.encode(scope, sort, [path_value(last, field) for field, _ in sort])
+        if expand:
+            self._expand(principal, project, defn, items, expand, 0)
+        if defn.date_only_fields:
+            for item in items:
+                defn.output(item)
+        if hidden:
+            for item in items:
+                for field in hidden:
+                    item.pop(field, None)
+        result = {"items": items, "next_cursor": next_cursor}
+        if parse_bool(params.count, "count"):
+            result["total"] = defn.collection.count_documents(base)
+        return result
+
+    def _parse_expand(self, project, defn: Definition, text: str) -> dict:
+        """'author,comments.author' -> {'author': {}, 'comments': {'author': {}}}, checked against schemas."""
+        paths = [p.strip() for p in text.split(",") if p.strip()]
+        if len(paths) > MAX_EXPAND_PATHS:
+            raise Invalid(f"Expand at most {MAX_EXPAND_PATHS} paths.", errors={"expand": ["Too many paths."]})
+        tree: dict = {}
+        for path in paths:
+            check_path(path, "expand")
+            parts = path.split(".")
+            if len(parts) > MAX_EXPAND_DEPTH:
+                raise Invalid(f"Expand paths go at most {MAX_EXPAND_DEPTH} levels deep.",
+                              errors={"expand": [f"Too deep: {path}"]})
+            node, current = tree, defn
+            for part in parts:
+                if current is None or part not in current.refs:
+                    raise Invalid(f"Cannot expand '{path}': '{part}' is not declared as a reference (x-ref) in the "
+                                  f"schema.", errors={"expand": [f"Not a reference: {path}"]})
+                target = current.refs[part][0]
+                try:
+                    current = self.definition(project, target)
+                except NotFound:
+                    current = None
+                node = node.setdefault(part, {})
+        return tree
+
+    def _expand(self, principal, project, defn: Definition, docs: list, tree: dict, depth: int) -> None:
+        for field, children in tree.items():
+            target_name, _ = defn.refs[field]
+            try:
+                target = self.definition(project, target_name)
+            except NotFound:
+                continue
+            access = target.access(principal, "read")
+            if not access.allowed:
+                continue  # ids stay ids: the caller may not read the referenced documents
+            ids = set()
+            for doc in docs:
+                value = doc.get(field)
+                if isinstance(value, str):
+                    ids.add(value)
+                elif isinstance(value, list):
+                    ids.update(v for v in value if isinstance(v, str))
+            if not ids:
+                continue
+            query = and_filters({"_id": {"$in": sorted(ids)}}, access.filter, target.expiry_filter())
+            fetched = {d["_id"]: d for d in target.collection.find(query)}
+            if children and fetched:
+                self._expand(principal, project, target, list(fetched.values()), children, depth + 1)
+            for d in fetched.values():
+                target.output(d)
+            for doc in docs:
+                value = doc.get(field)
+                if isinstance(value, str):
+                    doc[field] = fetched.get(value, value)
+                elif isinstance(value, list):
+                    doc[field] = [fetched.get(v, v) if isinstance(v, str) else v for v in value]
+
+    def aggregate(self, principal, collection: str, group_by: str | None, metrics: str | None,
+                  filter_text: str | None) -> dict:
+        principal.require_scope("documents:read")
+        defn = self.definition(principal.project, collection)
+        rule_filter = self._read_access(defn, principal, "aggregate")
+        query = compile_filter(parse_json_param(filter_text, "filter"), defn.query_date_fields) \
+            if filter_text else {}
+        if group_by:
+            check_path(group_by, "group_by")
+        labels = [m.strip() for m in (metrics or "count").split(",") if m.strip()]
+        if not labels or len(labels) > MAX_METRICS:
+            raise Invalid(f"Ask for 1 to {MAX_METRICS} metrics.", errors={"metrics": ["Wrong number of metrics."]})
+        group: dict = {"_id": f"${group_by}" if group_by else None}
+        for position, label in enumerate(labels):
+            kind, _, field = label.partition(":")
+            if kind not in METRIC_KINDS or (kind == "count") != (field == ""):
+                raise Invalid(f"Unknown metric '{label}'; use count, sum:<field>, avg:<field>, min:<field>, "
+                              f"max:<field>.", errors={"metrics": [f"Unknown metric: {label}"]})
+            if kind == "count":
+                group[f"m{position}"] = {"$sum": 1}
+            else:
+                check_path(field, "metrics")
+                group[f"m{position}"] = {f"${kind}": f"${field}"}
+        match = and_filters(query, rule_filter)
+        pipeline = ([{"$match": equality_as_in(match)}] if match else []) + [
+            {"$group": group}, {"$sort": {"_id": 1}}, {"$limit": MAX_GROUPS}]
+        try:
+            rows = list(defn.collection.aggregate(pipeline))
+        except OperationFailure as exc:
+            raise Invalid(f"The aggregation was refused by the database: {exc}") from None
+        groups = []
+        for row in rows:
+            entry = {"key": row.get("_id")}
+            for position, label in enumerate(labels):
+                entry[label] = row.get(f"m{position}")
+            groups.append(entry)
+        return {"groups": groups}
+
+    # --- batch -----------------------------------------------------------------------------------------------
+
+    def batch(self, principal, operations) -> list[dict]:
+        """Run up to 100 writes in order; each succeeds or fails on its own (not atomic)."""
+        principal.require_scope("documents:write")
+        if not isinstance(operations, list) or not operations or len(operations) > MAX_BATCH:
+            raise Invalid(f"'operations' is a list of 1 to {MAX_BATCH} operations.",
+                          errors={"operations": ["Wrong number of operations."]})
+        results = []
+        for operation in operations:
+            try:
+                results.append(self._batch_one(principal, operation))
+            except BaasError as exc:
+                error = {"code": exc.status, "message": exc.message}
+                if exc.errors:
+                    error["errors"] = exc.errors
+                results.append({"status": exc.status, "error": error})
+        return results
+
+    def _batch_one(self, principal, operation) -> dict:
+        if not isinstance(operation, dict):
+            raise Invalid("Each operation is an object with op, collection and id/document.")
+        unknown = set(operation) - {"op", "collection", "id", "document", "if_match"}
+        if unknown:
+            raise Invalid(f"Unknown keys in operation: {', '.join(sorted(unknown))}.")
+        op, collection = operation.get("op"), operation.get("collection")
+        if op not in BATCH_OPS:
+            raise Invalid(f"'op' must be one of {', '.join(BATCH_OPS)}.")
+        if not isinstance(collection, str):
+            raise Invalid("'collection' names the collection.")
+        if_match = operation.get("if_match")
+        if if_match is not None and not isinstance(if_match, str):
+            raise Invalid("'if_match' is an ETag string.")
+        if op == "create":
+            return {"status": 201, "document": self.create(principal, collection, operation.get("document"))}
+        doc_id = operation.get("id")
+        if not isinstance(doc_id, str):
+            raise Invalid(f"'{op}' needs the document 'id'.")
+        if op == "delete":
+            self.delete(principal, collection, doc_id, if_match)
+            return {"status": 204}
+        if op == "replace":
+            doc = self.replace(principal, collection, doc_id, operation.get("document"), if_match)
+        else:
+            doc = self.update(principal, collection, doc_id, operation.get("document"), if_match)
+        return {"status": 200, "document": doc}
+
+
+class _Unset:
+    def __repr__(self):
+        return "UNSET"
+
+
+_UNSET = _Unset()

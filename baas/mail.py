@@ -1,0 +1,107 @@
+"""Outgoing mail: SMTP when configured, otherwise an outbox folder under data_dir (and a log line).
+
+Mails are sent from a small background pool so a request never waits on (or reveals through its timing) an
+SMTP conversation: password-reset requests for unknown addresses must look exactly like known ones.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from baas.util import new_id
+
+log = logging.getLogger("baas.mail")
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def render(template: str, values: dict) -> str:
+    """Replace {{name}} placeholders; unknown names are left as written (no format-string tricks possible)."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def one_line(text: str) -> str:
+    """Header values never carry line breaks (header injection)."""
+    return " ".join(text.split())
+
+
+class Mailer:
+    def __init__(self, smtp: dict, outbox: Path, default_sender: str, workers: int = 2):
+        self.smtp = dict(smtp)
+        self.outbox = Path(outbox)
+        self.default_sender = default_sender
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baas-mail")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Mailer":
+        return cls(config["mail"]["smtp"], Path(config["data_dir"]).expanduser() / "outbox",
+                   config["mail"]["sender"])
+
+    @property
+    def uses_smtp(self) -> bool:
+        return bool(self.smtp.get("host"))
+
+    def build(self, to: str, subject: str, body: str, sender: str | None = None) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = one_line(sender or self.default_sender)
+        message["To"] = one_line(to)
+        message["Subject"] = one_line(subject)
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        message["Message-ID"] = make_msgid(domain="baas.local")
+        message.set_content(body)
+        return message
+
+    def send(self, to: str, subject: str, body: str, sender: str | None = None):
+        """Queue one mail; returns a Future (tests may wait on it, requests do not)."""
+        message = self.build(to, subject, body, sender)
+        return self._pool.submit(self._deliver, message)
+
+    def _deliver(self, message: EmailMessage) -> None:
+        try:
+            if self.uses_smtp:
+                self._send_smtp(message)
+                log.info("mail %s sent to %s", message["Message-ID"], message["To"])
+            else:
+                path = self._write_outbox(message)
+                log.info("no SMTP configured: mail to %s written to %s", message["To"], path)
+        except Exception:
+            log.exception("could not deliver mail %s to %s", message["Message-ID"], message["To"])
+            raise
+
+    def _send_smtp(self, message: EmailMessage) -> None:
+        host, port = self.smtp["host"], self.smtp["port"]
+        timeout = self.smtp.get("timeout_seconds", 10)
+        security = self.smtp.get("security", "starttls")
+        context = ssl.create_default_context()
+        if security == "ssl":
+            connection = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        else:
+            connection = smtplib.SMTP(host, port, timeout=timeout)
+        with connection:
+            if security == "starttls":
+                connection.starttls(context=context)
+            if self.smtp.get("username"):
+                connection.login(self.smtp["username"], self.smtp.get("password") or "")
+            connection.send_message(message)
+
+    def _write_outbox(self, message: EmailMessage) -> Path:
+        with self._lock:
+            self.outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Named so that a directory listing is in sending order.
+        path = self.outbox / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-" \
+                             f"{new_id(nbytes=4)}.eml"
+        path.write_bytes(bytes(message))
+        path.chmod(0o600)  # mails carry single-use tokens
+        return path
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,444 @@
+"""Client query input made safe: filter whitelist, field names, sort, projection, limits and cursors.
+
+Everything a client sends that ends up in a MongoDB query passes through here first. Filters are checked
+against a whitelist of operators (anything else is a 400 naming the operator), bounded in depth, size and
+regex length, and rewritten where the stored form differs from the JSON form (ISO strings on date fields
+become datetimes; `$not` becomes `$nor`, which is equivalent on MongoDB and implemented everywhere).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import date, datetime, timezone
+
+import orjson
+
+from baas.errors import Invalid
+
+MAX_DEPTH = 8              # nesting of operators and sub-filters in one filter
+MAX_NODES = 500            # values visited in one filter
+MAX_LIST = 1000            # items in $in / $nin / $all
+MAX_REGEX = 256            # characters in a $regex pattern
+MAX_FILTER_BYTES = 16_384
+MAX_SORT_FIELDS = 8
+MAX_FIELDS = 100
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 20
+MAX_OFFSET = 10_000
+MAX_PATH_SEGMENTS = 10
+
+COMPARISON = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+FIELD_OPERATORS = COMPARISON | {"$in", "$nin", "$exists", "$regex", "$options", "$not", "$all", "$elemMatch",
+                                "$size"}
+LOGICAL = {"$and", "$or", "$nor"}
+REGEX_OPTIONS = set("imsx")
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+DOCUMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SEGMENT = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,127})$")
+SYSTEM_DATE_FIELDS = frozenset({"_created", "_updated"})
+
+
+def check_collection_name(name) -> str:
+    if not isinstance(name, str) or not COLLECTION_NAME.match(name):
+        raise Invalid("A collection name starts with a letter and has at most 64 letters, digits and '_'; names "
+                      "starting with '_' are reserved for the system.", errors={"name": ["Invalid collection name."]})
+    return name
+
+
+def check_document_id(doc_id) -> str:
+    if not isinstance(doc_id, str) or not DOCUMENT_ID.match(doc_id):
+        raise Invalid("A document id has 1 to 64 letters, digits, '_' or '-'.", errors={"_id": ["Invalid id."]})
+    return doc_id
+
+
+def check_path(path, where: str = "filter") -> str:
+    """A field path as used in filters, sorts and update operators: dot-separated plain names."""
+    if not isinstance(path, str) or not path:
+        raise Invalid(f"Empty field name in {where}.", errors={where: ["Empty field name."]})
+    segments = path.split(".")
+    if len(segments) > MAX_PATH_SEGMENTS or not all(_SEGMENT.match(s) for s in segments):
+        if path.startswith("$"):
+            raise Invalid(f"Operator '{path}' is not allowed in {where}.",
+                          errors={where: [f"Operator not allowed: {path}"]})
+        raise Invalid(f"Invalid field name '{path}' in {where}: use letters, digits, '_' and '-', separated by dots.",
+                      errors={where: [f"Invalid field name: {path}"]})
+    return path
+
+
+def parse_json_param(text: str, name: str):
+    if len(text) > MAX_FILTER_BYTES:
+        raise Invalid(f"'{name}' is longer than {MAX_FILTER_BYTES} bytes.", errors={name: ["Too long."]})
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"'{name}' is not valid JSON: {exc}", errors={name: ["Not valid JSON."]}) from None
+
+
+def parse_iso_datetime(value: str) -> datetime | None:
+    """ISO 8601 date or date-time -> aware UTC datetime (ms precision, as BSON stores it); None if not ISO."""
+    if not isinstance(value, str) or len(value) < 10 or len(value) > 40 or not value[:4].isdigit():
+        return None
+    try:
+        if len(value) == 10:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        else:
+            parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed.astimezone(timezone.utc)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+class FilterCompiler:
+    """Validates one client filter and returns its MongoDB form."""
+
+    def __init__(self, date_fields=frozenset(), where: str = "filter"):
+        self.date_fields = date_fields
+        self.where = where
+        self.nodes = 0
+
+    def _fail(self, message: str, detail: str):
+        raise Invalid(message, errors={self.where: [detail]})
+
+    def _count(self):
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self._fail(f"The {self.where} is too large (more than {MAX_NODES} values).", "Too large.")
+
+    def compile(self, query, depth: int = 0) -> dict:
+        if not isinstance(query, dict):
+            self._fail(f"The {self.where} must be a JSON object.", "Must be an object.")
+        if depth > MAX_DEPTH:
+            self._fail(f"The {self.where} is nested deeper than {MAX_DEPTH} levels.", "Nested too deeply.")
+        out: dict = {}
+        extra: list = []
+        for key, value in query.items():
+            self._count()
+            if key.startswith("$"):
+                if key not in LOGICAL:
+                    self._fail(f"Operator '{key}' is not allowed in {self.where}; top-level operators are "
+                               f"{', '.join(sorted(LOGICAL))}.", f"Operator not allowed: {key}")
+                if not isinstance(value, list) or not value:
+                    self._fail(f"'{key}' takes a non-empty list of filters.", f"{key} needs a non-empty list.")
+                if len(value) > MAX_LIST:
+                    self._fail(f"'{key}' has more than {MAX_LIST} items.", f"{key} too long.")
+                out[key] = [self.compile(item, depth + 1) for item in value]
+                continue
+            check_path(key, self.where)
+            condition, negated = self._condition(key, value, depth + 1)
+            if condition is not _NOTHING:
+                out[key] = condition
+            extra.extend({"$nor": [{key: n}]} for n in negated)
+        if extra:
+            if out:
+                extra.insert(0, out)
+            return extra[0] if len(extra) == 1 else {"$and": extra}
+        return out
+
+    def _condition(self, path: str, value, depth: int):
+        """Return (condition or _NOTHING, [negated conditions]) for one field."""
+        if depth > MAX_DEPTH:
+            self._fail(f"The {self.where} is nested deeper than {MAX_DEPTH} levels.", "Nested too deeply.")
+        if isinstance(value, dict) and value and any(k.startswith("$") for k in value):
+            if not all(k.startswith("$") for k in value):
+                self._fail(f"Field '{path}' mixes operators and field names.", f"Mixed operators in {path}.")
+            return self._operators(path, value, depth)
+        return self._value(path, value, depth), []
+
+    def _operators(self, path: str, ops: dict, depth: int):
+        out: dict = {}
+        negated: list = []
+        for op, operand in ops.items():
+            self._count()
+            if op not in FIELD_OPERATORS:
+                self._fail(f"Operator '{op}' is not allowed in {self.where}.", f"Operator not allowed: {op}")
+            if op in COMPARISON:
+                out[op] = self._value(path, operand, depth)
+            elif op in ("$in", "$nin", "$all"):
+                if not isinstance(operand, list) or len(operand) > MAX_LIST:
+                    self._fail(f"'{op}' on '{path}' takes a list of at most {MAX_LIST} values.", f"{op} needs a list.")
+                # A list subclass is a placeholder (an access-rule variable) filled in per request.
+                out[op] = operand if type(operand) is not list \
+                    else [self._value(path, item, depth) for item in operand]
+            elif op == "$exists":
+                if not isinstance(operand, bool):
+                    self._fail(f"'$exists' on '{path}' takes true or false.", "$exists needs a boolean.")
+                out[op] = operand
+            elif op == "$size":
+                if not isinstance(operand, int) or isinstance(operand, bool) or operand < 0:
+                    self._fail(f"'$size' on '{path}' takes a non-negative integer.", "$size needs an integer.")
+                out[op] = operand
+            elif op == "$regex":
+                if not isinstance(operand, str) or len(operand) > MAX_REGEX:
+                    self._fail(f"'$regex' on '{path}' takes a string of at most {MAX_REGEX} characters.",
+                               "Regex too long or not a string.")
+                try:
+                    re.compile(operand)
+                except re.error as exc:
+                    self._fail(f"'$regex' on '{path}' is not a valid pattern: {exc}", "Invalid regex.")
+                out[op] = operand
+            elif op == "$options":
+                if "$regex" not in ops or not isinstance(operand, str) or not set(operand) <= REGEX_OPTIONS \
+                        or len(operand) > 4:
+                    self._fail(f"'$options' on '{path}' needs '$regex' and only the letters i, m, s, x.",
+                               "Invalid $options.")
+                out[op] = operand
+            elif op == "$elemMatch":
+                if not isinstance(operand, dict) or not operand:
+                    self._fail(f"'$elemMatch' on '{path}' takes an object.", "$elemMatch needs an object.")
+                if all(k.startswith("$") for k in operand):
+                    inner, inner_negated = self._operators(path, operand, depth + 1)
+                    if inner_negated:
+                        self._fail("'$not' is not supported inside '$elemMatch' on values.", "$not in $elemMatch.")
+                    out[op] = inner
+                else:
+                    out[op] = self.compile(operand, depth + 1)
+            elif op == "$not":
+                if not isinstance(operand, dict) or not operand or not all(k.startswith("$") for k in operand):
+                    self._fail(f"'$not' on '{path}' takes an operator object such as {{\"$gt\": 5}}.",
+                               "$not needs an operator object.")
+                inner, inner_negated = self._operators(path, operand, depth + 1)
+                if inner_negated:
+                    self._fail("'$not' cannot be nested in '$not'.", "Nested $not.")
+                negated.append(inner)
+        return (out if out else _NOTHING), negated
+
+    def _value(self, path: str, value, depth: int):
+        if isinstance(value, str):
+            if path in self.date_fields:
+                parsed = parse_iso_datetime(value)
+                if parsed is None:
+                    self._fail(f"'{path}' is a date field; compare it with ISO 8601 strings.", f"Not a date: {value}")
+                return parsed
+            return value
+        if isinstance(value, dict):
+            check_document_keys(value, self.where, depth)
+            return value
+        if isinstance(value, list):
+            if len(value) > MAX_LIST:
+                self._fail(f"A list in the {self.where} has more than {MAX_LIST} items.", "List too long.")
+            for item in value:
+                if isinstance(item, dict):
+                    check_document_keys(item, self.where, depth)
+            return value
+        return value
+
+
+_NOTHING = object()
+
+
+def compile_filter(query, date_fields=frozenset(), where: str = "filter") -> dict:
+    if query is None:
+        return {}
+    return FilterCompiler(date_fields, where).compile(query)
+
+
+def check_document_keys(value, where: str = "document", depth: int = 0, max_depth: int = 32) -> None:
+    """Keys of stored data: no '$' prefix, no dots, no NUL; bounded nesting."""
+    if depth > max_depth:
+        raise Invalid(f"The {where} is nested deeper than {max_depth} levels.", errors={where: ["Nested too deeply."]})
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key or key[0] == "$" or "." in key or "\x00" in key:
+                raise Invalid(f"Invalid field name '{key}' in the {where}: names may not be empty, start with '$' "
+                              f"or contain '.'.", errors={where: [f"Invalid field name: {key}"]})
+            if isinstance(item, (dict, list)):
+                check_document_keys(item, where, depth + 1, max_depth)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)):
+                check_document_keys(item, where, depth + 1, max_depth)
+
+
+def equality_as_in(query):
+    """Rewrite equality matches as `$in: [value]`, equivalent on MongoDB for JSON values.
+
+    Aggregation `$match` on array membership is where MongoDB-compatible servers differ most; `$in` is
+    matched the same way everywhere.
+    """
+    if isinstance(query, list):
+        return [equality_as_in(item) for item in query]
+    if not isinstance(query, dict):
+        return query
+    out = {}
+    for key, value in query.items():
+        if key in LOGICAL:
+            out[key] = [equality_as_in(item) for item in value]
+        elif key.startswith("$"):
+            out[key] = value
+        elif isinstance(value, dict) and value and all(k.startswith("$") for k in value):
+            ops = dict(value)
+            if "$eq" in ops and "$in" not in ops:
+                ops["$in"] = [ops.pop("$eq")]
+            if "$elemMatch" in ops and isinstance(ops["$elemMatch"], dict):
+                ops["$elemMatch"] = equality_as_in(ops["$elemMatch"]) if not all(
+                    k.startswith("$") for k in ops["$elemMatch"]) else ops["$elemMatch"]
+            out[key] = ops
+        else:
+            out[key] = {"$in": [value]}
+    return out
+
+
+def and_filters(*filters) -> dict:
+    parts = [f for f in filters if f]
+    if not parts:
+        return {}
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict = {}
+    for part in parts:
+        if any(key in merged for key in part):
+            return {"$and": parts}
+        merged.update(part)
+    return merged
+
+
+def parse_sort(text: str | None) -> list[tuple[str, int]]:
+    """'-score,name' -> [('score', -1), ('name', 1), ('_id', 1)]; _id always ends it (keyset tie-break)."""
+    sort: list[tuple[str, int]] = []
+    if text:
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) > MAX_SORT_FIELDS:
+            raise Invalid(f"Sort by at most {MAX_SORT_FIELDS} fields.", errors={"sort": ["Too many fields."]})
+        seen = set()
+        for part in parts:
+            direction = 1
+            if part.startswith("-"):
+                direction, part = -1, part[1:]
+            elif part.startswith("+"):
+                part = part[1:]
+            check_path(part, "sort")
+            if part in seen:
+                raise Invalid(f"'{part}' appears twice in sort.", errors={"sort": [f"Duplicate field: {part}"]})
+            seen.add(part)
+            sort.append((part, direction))
+    if not any(field == "_id" for field, _ in sort):
+        sort.append(("_id", 1))
+    return sort
+
+
+def parse_fields(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    if len(fields) > MAX_FIELDS:
+        raise Invalid(f"Ask for at most {MAX_FIELDS} fields.", errors={"fields": ["Too many fields."]})
+    for field in fields:
+        if "." in field:
+            raise Invalid(f"'fields' selects top-level fields only ('{field}').",
+                          errors={"fields": [f"Not a top-level field: {field}"]})
+        check_path(field, "fields")
+    return fields
+
+
+def parse_int(text: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise Invalid(f"'{name}' must be an integer.", errors={name: ["Not an integer."]}) from None
+    if value < minimum or value > maximum:
+        raise Invalid(f"'{name}' must be between {minimum} and {maximum}.",
+                      errors={name: [f"Out of range {minimum}..{maximum}."]})
+    return value
+
+
+def parse_bool(text: str | None, name: str) -> bool:
+    if text is None or text == "":
+        return False
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise Invalid(f"'{name}' must be true or false.", errors={name: ["Not a boolean."]})
+
+
+# --- keyset cursors -------------------------------------------------------------------------------------------
+
+def _encode_value(value):
+    if isinstance(value, datetime):
+        return {"$d": value.astimezone(timezone.utc).isoformat()}
+    return value
+
+
+def _decode_value(value):
+    if isinstance(value, dict):
+        if set(value) == {"$d"} and isinstance(value["$d"], str):
+            parsed = parse_iso_datetime(value["$d"])
+            if parsed is not None:
+                return parsed
+        raise ValueError("bad cursor value")
+    return value
+
+
+class CursorCodec:
+    """Opaque, HMAC-signed page cursors: a changed byte makes them invalid (400), never a different query."""
+
+    def __init__(self, secret: str):
+        self._key = hashlib.sha256(b"baas-cursor:" + secret.encode()).digest()
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+
+    def encode(self, scope: str, sort: list, values: list) -> str:
+        payload = orjson.dumps([scope, [[f, d] for f, d in sort], [_encode_value(v) for v in values]])
+        raw = self._sign(payload) + payload
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    def decode(self, cursor: str, scope: str, sort: list) -> list:
+        bad = Invalid("The cursor is invalid or belongs to a different query; start again without it.",
+                      errors={"cursor": ["Invalid cursor."]})
+        if not isinstance(cursor, str) or len(cursor) > 4096:
+            raise bad
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (ValueError, TypeError):
+            raise bad from None
+        signature, payload = raw[:16], raw[16:]
+        if len(signature) != 16 or not hmac.compare_digest(signature, self._sign(payload)):
+            raise bad
+        try:
+            cursor_scope, cursor_sort, values = orjson.loads(payload)
+            if cursor_scope != scope or [tuple(s) for s in cursor_sort] != list(sort) or len(values) != len(sort):
+                raise bad
+            return [_decode_value(v) for v in values]
+        except (ValueError, TypeError):
+            raise bad from None
+
+
+def path_value(doc: dict, path: str):
+    value = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def keyset_filter(sort: list[tuple[str, int]], values: list) -> dict:
+    """The documents strictly after `values` in `sort` order (MongoDB sorts null/missing lowest)."""
+    branches = []
+    for index, (field, direction) in enumerate(sort):
+        value = values[index]
+        equal = {f: values[i] for i, (f, _) in enumerate(sort[:index])}
+        if value is None:
+            if direction == 1:
+                after = {field: {"$ne": None}}
+            else:
+                continue  # nothing sorts below null in descending order
+        elif direction == 1:
+            after = {field: {"$gt": value}}
+        else:
+            after = {"$or": [{field: {"$lt": value}}, {field: None}]}
+        branch = and_filters(equal, after) if equal else after
+        branches.append(branch)
+    if not branches:
+        return {"_id": {"$in": []}}
+    return branches[0] if len(branches) == 1 else {"$or": branches}

@@ -1,0 +1,885 @@
+"""Load benchmark of the documents API: req/s, latency percentiles and server CPU time per request.
+
+Starts `baas serve` on the embedded default (nx-27017 child + local files) in a temporary data folder, defines
+an indexed collection, seeds it, then drives each scenario from separate processes (wrk when installed, else a
+multiprocessing + http.client fallback) with N keep-alive connections for T seconds.
+
+CPU per request is read from the server process tree's own CPU time (/proc/<pid>/stat) over each run, split into
+baas (the `baas serve` main process and its granian workers) and db (the nx-27017 child), because on a small shared
+machine req/s moves with the neighbours while CPU per request stays put.
+
+    python benchmarks/documents.py                      # all default scenarios, 16 connections, 10 s each
+    python benchmarks/documents.py --scenarios get --duration 20 --json result.json
+    python benchmarks/documents.py --url http://127.0.0.1:8000 --server-key baas_sk_...   # reuse a server
+
+See docs/performance.md for what every number means and a recorded run.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import ipaddress
+import json
+import multiprocessing
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PYTHON = "/work/venv/bin/python" if os.path.exists("/work/venv/bin/python") else sys.executable
+COLLECTION_RULES = {"list": "public", "read": "public", "create": "public", "update": "none", "delete": "none",
+                    "aggregate": "public"}
+INDEXES = [{"name": "by_group_score", "keys": {"group": 1, "score": -1}}]
+GROUPS = 100  # 10,000 documents -> 100 per group, so a query page of 20 is a real top-20 out of 100
+BATCH_SIZE = 100
+# The load comes from one API key: the default general limit (6000/minute) would turn most of a run into 429s.
+# The limiter stays on, so its per-request cost is measured; only its ceiling is lifted.
+SERVER_ENV_DEFAULTS = {"BAAS_RATE_LIMITS_API_PER_KEY": "100000000/hour"}
+ALL_SCENARIOS = ("healthz", "readyz", "project", "get", "create", "query", "query_count")
+DEFAULT_SCENARIOS = "healthz,project,get,create,query,query_count"
+# Work today without the documents API; the floor every document request stands on.
+BASELINE_SCENARIOS = ("healthz", "readyz", "project")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------------- HTTP helpers
+
+class Api:
+    """A tiny keep-alive JSON client for setup (seeding, checks); the load itself never goes through here."""
+
+    def __init__(self, url: str, key: str | None = None, timeout: float = 30.0):
+        parsed = urllib.parse.urlsplit(url)
+        self.host, self.port = parsed.hostname, parsed.port or 80
+        self.key = key
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body=None, key: str | None = None) -> tuple[int, object]:
+        headers = {"Accept": "application/json"}
+        if key or self.key:
+            headers["X-API-Key"] = key or self.key
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request(method, path, body=data, headers=headers)
+                response = self._conn.getresponse()
+                raw = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.close()
+                if attempt == 2:
+                    raise
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw.decode(errors="replace")
+        return response.status, payload
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_loopback(url: str) -> None:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise BenchError(f"--url must be a loopback address (127.0.0.1, ::1, localhost), not {host!r}")
+
+
+# --------------------------------------------------------------------------------------------- server under test
+
+@dataclass
+class Keys:
+    client: str | None = None
+    server: str | None = None
+    admin: str | None = None
+
+
+class ServerUnderTest:
+    """`baas serve` as a child process in its own session, so stopping it never touches anything else."""
+
+    KEY_LINE = re.compile(r"^\s+(client key|server key|admin token)\s+(baas_\S+)")
+
+    def __init__(self, workers: int | None, threads: int | None, data_dir: str | None, env: dict[str, str],
+                 startup_timeout: float = 90.0):
+        self.owns_data_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="baas-bench-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.threads = threads
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self.keys = Keys()
+        self.output: list[str] = []
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ServerUnderTest":
+        command = [PYTHON, "-m", "baas", "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+                   "--port", str(self.port)]
+        if self.workers:
+            command += ["--workers", str(self.workers)]
+        env = {**os.environ, **self.env}
+        if self.threads:
+            env["BAAS_SERVER_THREADS"] = str(self.threads)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                        stdin=subprocess.DEVNULL, start_new_session=True, text=True, bufsize=1)
+        threading.Thread(target=self._read_output, daemon=True).start()
+        self._wait_ready()
+        return self
+
+    def _read_output(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            match = self.KEY_LINE.match(line)
+            if match:
+                kind, value = match.groups()
+                setattr(self.keys, {"client key": "client", "server key": "server", "admin token": "admin"}[kind],
+                        value)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        api = Api(self.url, timeout=2.0)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise BenchError("baas serve exited during start-up:\n" + "\n".join(self.output[-30:]))
+                try:
+                    status, _ = api.request("GET", "/readyz")
+                except OSError:
+                    status = None
+                if status == 200 and self.keys.server:
+                    return
+                time.sleep(0.1)
+        finally:
+            api.close()
+        raise BenchError(f"baas serve was not ready within {self.startup_timeout:.0f}s:\n"
+                         + "\n".join(self.output[-30:]))
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # SIGINT is what granian and `baas serve` handle as a clean shutdown (workers, then the db child).
+            os.kill(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.process is not None:
+            # Anything of ours left in the session (a worker, the db child) goes too; the group is ours alone.
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ CPU accounting
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, CPU ticks incl. reaped children) of one process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    ppid = int(fields[1])
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return ppid, utime + stime + cutime + cstime
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _all_parents() -> dict[int, int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat:
+                parents[int(entry)] = stat[0]
+    return parents
+
+
+def listening_pid(port: int) -> int:
+    """The topmost process holding the listening socket of `port` (the `baas serve` main process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(parts[9])
+    holders = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                link = os.readlink(f"/proc/{entry}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    holders.add(int(entry))
+                    break
+        except OSError:
+            continue
+    if not holders:
+        raise BenchError(f"no process of ours listens on port {port}; pass --server-pid")
+    parents = _all_parents()
+    root = min(holders)
+    for pid in holders:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor not in holders:
+            ancestor = parents.get(ancestor)
+        if not ancestor:
+            root = pid
+            break
+    # granian workers hold the socket while the main process (and its nx-27017 child) may not: climb to the
+    # topmost `baas serve` ancestor so the whole server is counted.
+    while parents.get(root, 0) > 1 and "baas" in _cmdline(parents[root]):
+        root = parents[root]
+    return root
+
+
+class ProcessTree:
+    """CPU seconds of a server's process tree, split into the db child (nx-27017) and everything else (baas)."""
+
+    def __init__(self, root_pid: int):
+        self.root_pid = root_pid
+
+    def members(self) -> dict[int, str]:
+        parents = _all_parents()
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            children.setdefault(ppid, []).append(pid)
+        roles, stack = {}, [(self.root_pid, "baas")]
+        while stack:
+            pid, role = stack.pop()
+            if role == "baas" and ("nx-27017" in _cmdline(pid) or "nx_27017" in _cmdline(pid)):
+                role = "db"
+            roles[pid] = role
+            stack.extend((child, role) for child in children.get(pid, ()))
+        return roles
+
+    def cpu_seconds(self) -> dict[str, float]:
+        totals = {"baas": 0, "db": 0}
+        for pid, role in self.members().items():
+            stat = _stat(pid)
+            if stat:
+                totals[role] += stat[1]
+        return {role: ticks / CLK_TCK for role, ticks in totals.items()}
+
+    def wait_idle(self, deadline_s: float = 60.0, interval: float = 0.5, busy_share: float = 0.05) -> float:
+        """Wait until the server stops burning CPU (requests queued when the load stopped are finished),
+        so one scenario's backlog is not billed to the next. Returns the seconds waited."""
+        started = time.monotonic()
+        previous = sum(self.cpu_seconds().values())
+        while time.monotonic() - started < deadline_s:
+            time.sleep(interval)
+            current = sum(self.cpu_seconds().values())
+            if current - previous < busy_share * interval:
+                break
+            previous = current
+        return time.monotonic() - started
+
+    def describe(self) -> list[str]:
+        return [f"{pid} [{role}] {_cmdline(pid)[:90]}" for pid, role in sorted(self.members().items())]
+
+
+# ----------------------------------------------------------------------------------------------------- scenarios
+
+@dataclass
+class Scenario:
+    name: str
+    method: str
+    paths: list[str]
+    key: str | None
+    creates: bool = False  # POST a fresh document body per request
+    expect_status: int = 200
+
+
+def document_for(index: int, rng: random.Random) -> dict:
+    return {"group": index % GROUPS, "score": rng.randrange(1_000_000), "name": f"item-{index:06d}",
+            "active": index % 3 != 0, "tags": ["bench", f"t{index % 7}"], "price": round(rng.uniform(1, 500), 2)}
+
+
+def query_path(collection: str, group: int, count: bool) -> str:
+    query = {"filter": json.dumps({"group": group}, separators=(",", ":")), "sort": "-score", "limit": "20"}
+    if count:
+        query["count"] = "true"
+    return f"/v1/collections/{collection}/documents?{urllib.parse.urlencode(query)}"
+
+
+def build_scenario(name: str, collection: str, ids: list[str], load_key: str | None) -> Scenario:
+    base = f"/v1/collections/{collection}/documents"
+    if name == "healthz":
+        return Scenario(name, "GET", ["/healthz"], None)
+    if name == "readyz":
+        return Scenario(name, "GET", ["/readyz"], None)
+    if name == "project":  # API key authentication + one marshmallow response, no document work
+        return Scenario(name, "GET", ["/v1/project"], load_key)
+    if name == "get":
+        return Scenario(name, "GET", [f"{base}/{urllib.parse.quote(str(i), safe='')}" for i in ids], load_key)
+    if name == "create":
+        return Scenario(name, "POST", [base], load_key, creates=True, expect_status=201)
+    if name in ("query", "query_count"):
+        return Scenario(name, "GET", [query_path(collection, g, name == "query_count") for g in range(GROUPS)],
+                        load_key)
+    raise BenchError(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
+
+
+# -------------------------------------------------------------------------------------------------- seeding/setup
+
+def define_collection(api: Api, collection: str) -> None:
+    status, body = api.request("PUT", f"/v1/collections/{collection}", {"indexes": INDEXES,
+                                                                        "rules": COLLECTION_RULES})
+    if status not in (200, 201):
+        raise BenchError(f"PUT /v1/collections/{collection} answered {status}: {body}")
+
+
+def _find_id(result) -> str | None:
+    if isinstance(result, dict):
+        if isinstance(result.get("_id"), str):
+            return result["_id"]
+        for value in result.values():
+            if isinstance(value, dict):
+                found = _find_id(value)
+                if found:
+                    return found
+    return None
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    rate = done / max(time.monotonic() - started, 1e-9)
+    line = f"  seeding {done:>6}/{total} documents ({rate:,.0f}/s)"
+    if sys.stderr.isatty():
+        print("\r" + line, end="", file=sys.stderr, flush=True)
+    elif done == total or done % max(total // 10, BATCH_SIZE) < BATCH_SIZE:
+        print(line, file=sys.stderr, flush=True)
+
+
+def seed(api: Api, collection: str, count: int) -> list[str]:
+    rng = random.Random(20240604)
+    documents = [document_for(i, rng) for i in range(count)]
+    ids: list[str] = []
+    started = time.monotonic()
+    # The operation's verb key: the agreed contract said "action", the implementation may say "op".
+    # The first chunk decides; a batch endpoint that takes neither means single creates.
+    verb_keys = ["op", "action"]
+    position = 0
+    while position < count:
+        chunk = documents[position:position + BATCH_SIZE]
+        if verb_keys:
+            status, body = api.request("POST", "/v1/batch", {"operations": [
+                {verb_keys[0]: "create", "collection": collection, "document": doc} for doc in chunk]})
+            results = body.get("results", body.get("items")) if isinstance(body, dict) else body
+            failed = [r for r in results if isinstance(r, dict) and int(r.get("status", 201)) >= 300] \
+                if isinstance(results, list) else []
+            if position == 0 and (status in (400, 404, 405) or len(failed) == len(chunk)):
+                rejected = verb_keys.pop(0)
+                if not verb_keys:
+                    print(f"  (POST /v1/batch refused {rejected!r}: {str(body)[:200]}; seeding with single "
+                          "creates)", file=sys.stderr)
+                continue
+            if status not in (200, 201, 207):
+                raise BenchError(f"POST /v1/batch answered {status}: {str(body)[:500]}")
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise BenchError(f"POST /v1/batch gave an unexpected answer: {str(body)[:500]}")
+            if failed:
+                raise BenchError(f"POST /v1/batch: {len(failed)} operations failed, e.g. {failed[0]}")
+            ids.extend(filter(None, (_find_id(r) for r in results)))
+        else:
+            for doc in chunk:
+                status, body = api.request("POST", f"/v1/collections/{collection}/documents", doc)
+                if status != 201:
+                    raise BenchError(f"create answered {status}: {str(body)[:500]}")
+                ids.append(_find_id(body))
+        position += len(chunk)
+        _progress(position, count, started)
+    if count and sys.stderr.isatty():
+        print(file=sys.stderr)
+    return ids
+
+
+def existing_ids(api: Api, collection: str, want: int) -> list[str]:
+    """Ids to GET when the batch answer did not carry them, or when reusing a seeded server (--docs 0)."""
+    ids: list[str] = []
+    cursor = None
+    for _ in range(want // 1000 + 2):
+        path = f"/v1/collections/{collection}/documents?limit=1000&fields=_id"
+        if cursor:
+            path += "&cursor=" + urllib.parse.quote(cursor)
+        status, body = api.request("GET", path)
+        if status != 200:
+            raise BenchError(f"listing {collection} answered {status}: {str(body)[:300]}")
+        ids.extend(item["_id"] for item in body["items"])
+        cursor = body.get("next_cursor")
+        if not cursor or len(ids) >= want:
+            break
+    return ids
+
+
+def check_scenario(api: Api, scenario: Scenario) -> str | None:
+    """One request before the load: the scenario must answer what it claims to measure, or the numbers lie."""
+    body = document_for(0, random.Random(1)) if scenario.creates else None
+    status, payload = api.request(scenario.method, scenario.paths[len(scenario.paths) // 2], body,
+                                  key=scenario.key)
+    if status != scenario.expect_status:
+        return f"{scenario.method} {scenario.paths[0]} answered {status}: {str(payload)[:300]}"
+    if scenario.name.startswith("query"):
+        items = payload.get("items") if isinstance(payload, dict) else None
+        if not items or len(items) != 20:
+            return f"query returned {len(items or [])} items, expected 20"
+        scores = [item.get("score") for item in items]
+        if scores != sorted(scores, reverse=True):
+            return "query items are not sorted by -score"
+        if scenario.name == "query_count" and not isinstance(payload.get("total"), int):
+            return "count=true gave no integer total"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- load drivers
+
+@dataclass
+class LoadResult:
+    requests: int
+    duration: float
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    error_detail: dict = field(default_factory=dict)
+
+
+LUA_TEMPLATE = r"""
+local paths_file, method, creates, key = %(paths_file)s, %(method)s, %(creates)s, %(key)s
+local paths = {}
+local counter = 0
+local thread_no = 0
+wrk.method = method
+wrk.headers["Accept"] = "application/json"
+if key ~= "" then wrk.headers["X-API-Key"] = key end
+if creates then wrk.headers["Content-Type"] = "application/json" end
+
+local threads = {}
+function setup(thread)
+  thread:set("thread_no", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  for line in io.lines(paths_file) do paths[#paths + 1] = line end
+  math.randomseed(os.time() * 1000 + thread_no)
+end
+
+function request()
+  counter = counter + 1
+  local path = paths[math.random(#paths)]
+  if creates then
+    local body = string.format(
+      '{"group":%%d,"score":%%d,"name":"load-%%d-%%d","active":true,"tags":["bench","load"],"price":%%d.5}',
+      math.random(0, 99), math.random(0, 999999), thread_no, counter, math.random(1, 499))
+    return wrk.format(nil, path, nil, body)
+  end
+  return wrk.format(nil, path)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d,' ..
+    '"p50":%%d,"p95":%%d,"p99":%%d,"mean":%%f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def _lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string of ASCII text is a valid Lua string literal
+
+
+def run_wrk(url: str, scenario: Scenario, connections: int, duration: float, threads: int,
+            workdir: Path) -> LoadResult:
+    paths_file = workdir / f"{scenario.name}.paths"
+    paths_file.write_text("\n".join(scenario.paths) + "\n")
+    script = workdir / f"{scenario.name}.lua"
+    script.write_text(LUA_TEMPLATE % {"paths_file": _lua_string(str(paths_file)),
+                                      "method": _lua_string(scenario.method),
+                                      "creates": "true" if scenario.creates else "false",
+                                      "key": _lua_string(scenario.key or "")})
+    command = ["wrk", "-t", str(max(1, min(threads, connections))), "-c", str(connections),
+               "-d", f"{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    match = re.search(r"^WRK_JSON (\{.*\})$", completed.stdout, re.M)
+    if completed.returncode != 0 or not match:
+        raise BenchError(f"wrk failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+    raw = json.loads(match.group(1))
+    detail = {kind: raw[kind] for kind in ("connect", "read", "write", "status", "timeout") if raw[kind]}
+    return LoadResult(requests=raw["requests"], duration=raw["duration_us"] / 1e6, errors=sum(detail.values()),
+                      p50_ms=raw["p50"] / 1000, p95_ms=raw["p95"] / 1000, p99_ms=raw["p99"] / 1000,
+                      mean_ms=raw["mean"] / 1000, error_detail=detail)
+
+
+def _python_connection_loop(host, port, scenario: Scenario, stop_at: float, seed_value: int, out: dict) -> None:
+    rng = random.Random(seed_value)
+    headers = {"Accept": "application/json"}
+    if scenario.key:
+        headers["X-API-Key"] = scenario.key
+    if scenario.creates:
+        headers["Content-Type"] = "application/json"
+    conn = None
+    counter = 0
+    while time.monotonic() < stop_at:
+        counter += 1
+        path = rng.choice(scenario.paths)
+        body = None
+        if scenario.creates:
+            body = json.dumps(document_for(seed_value * 1_000_000 + counter, rng)).encode()
+        started = time.perf_counter()
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(host, port, timeout=10)
+            conn.request(scenario.method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            out["latencies"].append(time.perf_counter() - started)
+            if not 200 <= response.status < 400:
+                out["errors"]["status"] = out["errors"].get("status", 0) + 1
+        except (OSError, http.client.HTTPException) as exc:
+            kind = "timeout" if isinstance(exc, TimeoutError) else "connect/read"
+            out["errors"][kind] = out["errors"].get(kind, 0) + 1
+            if conn is not None:
+                conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+def _python_load_process(args) -> dict:
+    host, port, scenario, connections, duration, seed_value = args
+    stop_at = time.monotonic() + duration
+    outputs = [{"latencies": [], "errors": {}} for _ in range(connections)]
+    started = time.monotonic()
+    threads = [threading.Thread(target=_python_connection_loop,
+                                args=(host, port, scenario, stop_at, seed_value * 1000 + i, outputs[i]))
+               for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=duration + 30)
+    errors: dict[str, int] = {}
+    for out in outputs:
+        for kind, value in out["errors"].items():
+            errors[kind] = errors.get(kind, 0) + value
+    return {"latencies": [lat for out in outputs for lat in out["latencies"]], "errors": errors,
+            "duration": time.monotonic() - started}
+
+
+def _percentile(sorted_values: list[float], percent: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(percent / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def run_python(url: str, scenario: Scenario, connections: int, duration: float, processes: int) -> LoadResult:
+    parsed = urllib.parse.urlsplit(url)
+    processes = max(1, min(processes, connections))
+    shares = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
+    jobs = [(parsed.hostname, parsed.port, scenario, share, duration, i + 1) for i, share in enumerate(shares)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        results = pool.map(_python_load_process, jobs)
+    latencies = sorted(lat for result in results for lat in result["latencies"])
+    errors: dict[str, int] = {}
+    for result in results:
+        for kind, value in result["errors"].items():
+            errors[kind] = errors.get(kind, 0) + value
+    status_errors = errors.get("status", 0)
+    return LoadResult(requests=len(latencies) + sum(errors.values()) - status_errors,
+                      duration=max(result["duration"] for result in results), errors=sum(errors.values()),
+                      p50_ms=_percentile(latencies, 50) * 1000, p95_ms=_percentile(latencies, 95) * 1000,
+                      p99_ms=_percentile(latencies, 99) * 1000,
+                      mean_ms=(sum(latencies) / len(latencies) * 1000) if latencies else float("nan"),
+                      error_detail=errors)
+
+
+# --------------------------------------------------------------------------------------------------- the run
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    connections: int
+    duration_s: float
+    requests: int
+    req_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    errors: int
+    error_detail: dict
+    baas_cpu_ms_per_req: float
+    db_cpu_ms_per_req: float
+    total_cpu_ms_per_req: float
+    baas_cpu_s: float
+    db_cpu_s: float
+
+
+def measure(args, url: str, scenario: Scenario, tree: ProcessTree | None, driver: str, workdir: Path
+            ) -> ScenarioResult:
+    def load(duration: float) -> LoadResult:
+        if driver == "wrk":
+            return run_wrk(url, scenario, args.connections, duration, args.wrk_threads, workdir)
+        return run_python(url, scenario, args.connections, duration, args.load_processes)
+
+    if args.warmup > 0:
+        load(args.warmup)
+    before = tree.cpu_seconds() if tree else None
+    result = load(args.duration)
+    after = tree.cpu_seconds() if tree else None
+    if tree:
+        tree.wait_idle()
+    # No completed request (each one slower than the run): per-request figures do not exist, say so.
+    completed = result.requests or float("nan")
+    baas_cpu = (after["baas"] - before["baas"]) if tree else float("nan")
+    db_cpu = (after["db"] - before["db"]) if tree else float("nan")
+    return ScenarioResult(
+        scenario=scenario.name, connections=args.connections, duration_s=round(result.duration, 2),
+        requests=result.requests, req_per_s=result.requests / result.duration if result.duration else 0.0,
+        p50_ms=result.p50_ms, p95_ms=result.p95_ms, p99_ms=result.p99_ms, mean_ms=result.mean_ms,
+        errors=result.errors, error_detail=result.error_detail,
+        baas_cpu_ms_per_req=baas_cpu * 1000 / completed, db_cpu_ms_per_req=db_cpu * 1000 / completed,
+        total_cpu_ms_per_req=(baas_cpu + db_cpu) * 1000 / completed, baas_cpu_s=baas_cpu, db_cpu_s=db_cpu)
+
+
+def machine_facts(driver: str) -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+        granian_version = version("granian")
+    except Exception:
+        granian_version = "?"
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "granian": granian_version, "kernel": platform.release(), "load_generator": driver,
+            "loadavg_before": os.getloadavg()[0]}
+
+
+def _nan_to_null(value):
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: _nan_to_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_null(item) for item in value]
+    return value
+
+
+def format_table(results: list[ScenarioResult]) -> str:
+    header = (f"{'scenario':<12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
+              f"{'baas CPU ms/req':>16} {'db CPU ms/req':>14} {'total':>7}")
+    lines = [header, "-" * len(header)]
+    for r in results:
+        if not r.requests:
+            lines.append(f"{r.scenario:<12} {0:>8} {'-':>8} {'-':>8} {'-':>8} {r.errors:>7} "
+                         f"no request finished in {r.duration_s:g}s (server CPU {r.baas_cpu_s:.1f}s baas + "
+                         f"{r.db_cpu_s:.1f}s db): try fewer --connections or a longer --duration")
+            continue
+        lines.append(f"{r.scenario:<12} {r.req_per_s:>8.0f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p99_ms:>8.2f} "
+                     f"{r.errors:>7} {r.baas_cpu_ms_per_req:>16.3f} {r.db_cpu_ms_per_req:>14.3f} "
+                     f"{r.total_cpu_ms_per_req:>7.3f}")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--connections", "-c", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--duration", "-d", type=float, default=10.0, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds of load before each scenario")
+    parser.add_argument("--docs", type=int, default=10_000, help="documents to seed (0: use those already there)")
+    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
+                        help=f"comma-separated, from: {', '.join(ALL_SCENARIOS)}")
+    parser.add_argument("--collection", default="bench", help="collection to define, seed and query")
+    parser.add_argument("--url", help="reuse a running server on a loopback address instead of starting one")
+    parser.add_argument("--server-key", help="server key of the --url server (defines and seeds the collection)")
+    parser.add_argument("--client-key", help="key the load uses with --url (default: the server key)")
+    parser.add_argument("--server-pid", type=int,
+                        help="root pid of the --url server for CPU accounting (default: who listens on the port)")
+    parser.add_argument("--workers", type=int, help="granian worker processes of the started server")
+    parser.add_argument("--threads", type=int,
+                        help="request threads per worker of the started server (BAAS_SERVER_THREADS)")
+    parser.add_argument("--env", action="append", default=[], metavar="BAAS_NAME=VALUE",
+                        help="config for the started server, repeatable, e.g. BAAS_RATE_LIMITS_ENABLED=false "
+                             f"(default adds {SERVER_ENV_DEFAULTS})")
+    parser.add_argument("--data-dir", help="data folder of the started server (default: a temporary one)")
+    parser.add_argument("--load-with", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator: wrk when installed, else multiprocessing + http.client")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 leaves the cores to the server)")
+    parser.add_argument("--load-processes", type=int, default=2, help="processes of the Python load generator")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="also write the results as JSON to PATH (or stdout when no PATH)")
+    args = parser.parse_args(argv)
+    args.server_env = dict(SERVER_ENV_DEFAULTS)
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("BAAS_"):
+            parser.error(f"--env takes BAAS_NAME=VALUE, got {item!r}")
+        args.server_env[name] = value
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    for name in args.scenarios:
+        if name not in ALL_SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
+    if args.connections < 1 or args.duration <= 0 or args.docs < 0:
+        parser.error("--connections and --duration must be positive, --docs not negative")
+    if args.url and not args.server_key and any(n not in BASELINE_SCENARIOS for n in args.scenarios):
+        parser.error("--url needs --server-key for the document scenarios")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
+    driver = args.load_with
+    if driver == "auto":
+        driver = "wrk" if shutil.which("wrk") else "python"
+    if driver == "wrk" and not shutil.which("wrk"):
+        raise BenchError("wrk is not installed (apt-get install wrk), use --load-with python")
+
+    server = None
+    workdir = Path(tempfile.mkdtemp(prefix="baas-bench-load-"))
+    results: list[ScenarioResult] = []
+    skipped: dict[str, str] = {}
+    try:
+        if args.url:
+            require_loopback(args.url)
+            url = args.url.rstrip("/")
+            keys = Keys(client=args.client_key or args.server_key, server=args.server_key)
+            root_pid = args.server_pid or listening_pid(urllib.parse.urlsplit(url).port or 80)
+        else:
+            log("starting baas serve on the embedded default ...")
+            server = ServerUnderTest(args.workers, args.threads, args.data_dir, args.server_env).start()
+            url, keys, root_pid = server.url, server.keys, server.process.pid
+        tree = ProcessTree(root_pid)
+        facts = machine_facts(driver)
+        log(f"server {url}; load: {driver}, {args.connections} connections, {args.duration:g}s per scenario "
+            f"(+{args.warmup:g}s warm-up); {facts['cpus']} CPUs ({facts['cpu_model']})")
+        for line in tree.describe():
+            log(f"  process {line}")
+
+        setup_api = Api(url, keys.server)
+        ids: list[str] = []
+        wants_documents = any(name not in BASELINE_SCENARIOS for name in args.scenarios)
+        if wants_documents:
+            try:
+                define_collection(setup_api, args.collection)
+                if args.docs:
+                    log(f"seeding {args.docs} documents into '{args.collection}' ...")
+                    ids = seed(setup_api, args.collection, args.docs)
+                if len(ids) < min(args.docs, 1000) or not args.docs:
+                    ids = existing_ids(setup_api, args.collection, max(args.docs, 1000))
+            except BenchError as exc:
+                log(f"documents API not usable, running only the baseline scenarios: {exc}")
+                wants_documents = False
+                for name in args.scenarios:
+                    if name not in BASELINE_SCENARIOS:
+                        skipped[name] = str(exc)
+
+        load_key = keys.client or keys.server
+        for name in args.scenarios:
+            if name in skipped:
+                continue
+            if name in ("get",) and not ids:
+                skipped[name] = "no document ids to GET"
+                continue
+            scenario = build_scenario(name, args.collection, ids, load_key)
+            problem = check_scenario(setup_api, scenario)
+            if problem:
+                skipped[name] = problem
+                log(f"skipping {name}: {problem}")
+                continue
+            log(f"running {name} ...")
+            results.append(measure(args, url, scenario, tree, driver, workdir))
+        setup_api.close()
+
+        log("")
+        log(format_table(results))
+        for name, reason in skipped.items():
+            log(f"not measured: {name} ({reason[:200]})")
+        if args.json:
+            document = {"machine": facts, "url": url,
+                        "server_env": None if args.url else args.server_env,
+                        "server_threads": args.threads, "server_workers": args.workers, "connections": args.connections, "duration_s": args.duration,
+                        "warmup_s": args.warmup, "docs": args.docs, "results": [asdict(r) for r in results],
+                        "skipped": skipped}
+            text = json.dumps(_nan_to_null(document), indent=2)
+            if args.json == "-":
+                print(text)
+            else:
+                Path(args.json).write_text(text + "\n")
+                log(f"JSON written to {args.json}")
+        return 0 if results and not skipped else 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,142 @@
+"""Where the server's CPU goes on one request path: cProfile over the WSGI app, no HTTP server, no load generator.
+
+Builds the app exactly as `baas serve` does (embedded nx-27017 in a temporary data folder, bootstrap, the same
+config), seeds a few documents, then calls the WSGI callable directly in a loop with a prepared environ, so the
+profile shows baas + Flask + pymongo only (granian's share is what documents.py adds on top).
+
+    python benchmarks/profile_app.py get              # GET by id, 3000 requests, top 30 by own time
+    python benchmarks/profile_app.py project --requests 5000 --sort cumulative --top 40
+    python benchmarks/profile_app.py query --out /tmp/query.prof     # for snakeviz / pstats later
+    BAAS_RATE_LIMITS_ENABLED=false python benchmarks/profile_app.py get   # BAAS_* variables configure the app
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+import urllib.parse
+
+from werkzeug.test import EnvironBuilder
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from documents import COLLECTION_RULES, GROUPS, INDEXES, document_for, query_path  # noqa: E402
+
+PATHS = ("healthz", "project", "get", "create", "query", "query_count")
+
+
+def _call(app, environ: dict, body: bytes | None) -> int:
+    env = dict(environ)
+    if body is not None:
+        env["wsgi.input"] = io.BytesIO(body)
+    status_holder = []
+
+    def start_response(status, headers, exc_info=None):
+        status_holder.append(status)
+
+    for chunk in app(env, start_response):
+        pass
+    return int(status_holder[0].split()[0])
+
+
+def main(argv=None) -> int:
+    import random
+
+    from baas import config as config_module, create_app, runtime
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", choices=PATHS)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--docs", type=int, default=1000, help="documents to seed first")
+    parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--out", help="also dump the raw profile here (pstats format)")
+    args = parser.parse_args(argv)
+
+    folder = tempfile.mkdtemp(prefix="baas-profile-")
+    embedded = None
+    try:
+        config, embedded = runtime.resolve(config_module.load(
+            None, env={k: v for k, v in os.environ.items() if k.startswith("BAAS_") and k != "BAAS_CONFIG"},
+            overrides={"data_dir": folder}))
+        app = create_app(config)
+        report = runtime.bootstrap(app.extensions["baas"])
+        key = report.client_key
+        client = app.test_client()
+        headers = {"X-API-Key": report.server_key}
+        collection = "bench"
+        wants_docs = args.path not in ("healthz", "project")
+        ids = []
+        if wants_docs:
+            response = client.put(f"/v1/collections/{collection}", headers=headers,
+                                  json={"indexes": INDEXES, "rules": COLLECTION_RULES})
+            assert response.status_code in (200, 201), response.get_data(as_text=True)
+            rng = random.Random(7)
+            for i in range(args.docs):
+                response = client.post(f"/v1/collections/{collection}/documents", headers=headers,
+                                       json=document_for(i, rng))
+                assert response.status_code == 201, response.get_data(as_text=True)
+                ids.append(response.get_json()["_id"])
+
+        method, body, expected = "GET", None, 200
+        if args.path == "healthz":
+            path = "/healthz"
+        elif args.path == "project":
+            path = "/v1/project"
+        elif args.path == "get":
+            path = f"/v1/collections/{collection}/documents/{urllib.parse.quote(ids[len(ids) // 2])}"
+        elif args.path == "create":
+            method, path, expected = "POST", f"/v1/collections/{collection}/documents", 201
+            body = json.dumps(document_for(123, random.Random(3))).encode()
+        else:
+            path = query_path(collection, 7 % GROUPS, args.path == "query_count")
+        split = urllib.parse.urlsplit(path)
+        builder = EnvironBuilder(path=split.path, query_string=split.query, method=method,
+                                 headers={"X-API-Key": key, "Accept": "application/json",
+                                          **({"Content-Type": "application/json"} if body else {})},
+                                 data=body or None, base_url="http://127.0.0.1:8000")
+        environ = builder.get_environ()
+
+        for _ in range(200):  # warm caches (key lookup, compiled rules) the way a running server has them
+            status = _call(app, environ, body)
+        if status != expected:
+            raise SystemExit(f"{method} {path} answered {status}, expected {expected}")
+
+        def db_ticks() -> int:
+            with open(f"/proc/{embedded.process.pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        started_cpu, started_db = time.process_time(), db_ticks() if embedded else 0
+        for _ in range(args.requests):
+            _call(app, environ, body)
+        app_cpu = (time.process_time() - started_cpu) * 1000 / args.requests
+        db_cpu = ((db_ticks() - started_db) / os.sysconf("SC_CLK_TCK") * 1000 / args.requests) if embedded else 0
+        print(f"{method} {path}: {app_cpu:.3f} ms app CPU/request in-process (no HTTP server), "
+              f"{db_cpu:.3f} ms db CPU/request, over {args.requests} requests without the profiler")
+
+        # CPU time, not wall time: waiting for the database is not this process's cost (db CPU is above).
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for _ in range(args.requests):
+            _call(app, environ, body)
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        if args.out:
+            stats.dump_stats(args.out)
+        stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
