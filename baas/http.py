@@ -7,6 +7,7 @@ import uuid
 import orjson
 from flask import Flask, current_app, g, make_response, request
 from flask.json.provider import JSONProvider
+from flask.sessions import SessionInterface
 
 from baas.context import services
 from baas.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
@@ -169,7 +170,18 @@ def _after_request(response):
     return response
 
 
+class _NoSessions(SessionInterface):
+    """The API is stateless (keys and bearer tokens); skipping cookie sessions saves work on every request."""
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = _NoSessions()
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["baas"].config["server"]["max_body_bytes"]
     app.before_request(_before_request)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -62,6 +63,8 @@ class RateLimiter:
         self.api_per_key = Rate.parse(api_per_key)
         self.auth_per_ip = Rate.parse(auth_per_ip)
         self.auth_per_account = Rate.parse(auth_per_account)
+        self._local: dict = {}
+        self._local_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, mongo, config: dict) -> "RateLimiter":
@@ -85,18 +88,53 @@ class RateLimiter:
         if random.random() < self.SWEEP_PROBABILITY:
             self.sweep()
 
-    def _increment(self, doc_id: str, window_end: int) -> int:
+    def hit_batched(self, bucket: str, rate: Rate, message: str) -> None:
+        """Like hit(), for high-volume limits: counts locally and adds them to MongoDB in batches.
+
+        A write per request would double the cost of every API call. Each process adds its hits to the shared
+        counter every `flush_every` hits (1% of the limit) or once a second, whichever comes first, so the
+        limit holds across processes to within processes x flush_every hits; limits under 100 per window are
+        counted exactly, one write per hit.
+        """
+        if not self.enabled:
+            return
+        flush_every = max(1, rate.amount // 100)
+        if flush_every == 1:
+            return self.hit(bucket, rate, message)
+        now = time.time()
+        window_start = int(now // rate.seconds * rate.seconds)
+        window_end = window_start + rate.seconds
+        doc_id = f"{bucket}|{rate.seconds}|{window_start}"
+        with self._local_lock:
+            state = self._local.get(bucket)
+            if state is None or state[0] != doc_id:
+                state = self._local[bucket] = [doc_id, 0, 0, now]  # doc id, shared count, pending, last flush
+            state[2] += 1
+            flush = state[2] >= flush_every or now - state[3] >= 1.0
+            pending = state[2]
+            if flush:
+                state[2] = 0
+                state[3] = now
+        if flush:
+            shared = self._increment(doc_id, window_end, pending)
+            with self._local_lock:
+                if state[0] == doc_id:
+                    state[1] = shared
+        if state[1] + state[2] > rate.amount:
+            raise TooManyRequests(message, retry_after=max(1, int(window_end - now + 0.999)))
+
+    def _increment(self, doc_id: str, window_end: int, amount: int = 1) -> int:
         # One round trip per hit once the window exists; the first hit also writes expires_at, which is done
         # with insert_one because upserts would lose it on nx-27017.
         for _ in range(3):
-            doc = self.collection.find_one_and_update({"_id": doc_id}, {"$inc": {"count": 1}},
+            doc = self.collection.find_one_and_update({"_id": doc_id}, {"$inc": {"count": amount}},
                                                       projection={"count": 1}, return_document=ReturnDocument.AFTER)
             if doc is not None:
                 return int(doc["count"])
             try:
-                self.collection.insert_one({"_id": doc_id, "count": 1,
+                self.collection.insert_one({"_id": doc_id, "count": amount,
                                             "expires_at": datetime.fromtimestamp(window_end, timezone.utc)})
-                return 1
+                return amount
             except DuplicateKeyError:
                 continue  # another process created it first; count on it
         raise RuntimeError(f"rate limit counter {doc_id} could not be updated")
@@ -110,7 +148,7 @@ class RateLimiter:
     # The calls the rest of baas makes.
 
     def hit_api_key(self, project_id: str, key_id: str) -> None:
-        self.hit(f"key:{project_id}:{key_id}", self.api_per_key,
+        self.hit_batched(f"key:{project_id}:{key_id}", self.api_per_key,
                  f"This API key exceeded its limit of {self.api_per_key.text}; retry later.")
 
     def hit_auth(self, project_id: str, action: str, ip: str, account: str | None = None) -> None:

@@ -66,9 +66,24 @@ def banner(config: dict, report: runtime.BootstrapReport, embedded: bool, echo=p
     sys.stdout.flush()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """granian binds with SO_REUSEPORT, so a second server on a busy port would silently share its traffic."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} (config key 'server.port'): {exc.strerror}") from None
+
+
 def serve(config: dict, *, dev: bool = False, reset_admin_token: bool = False, echo=print) -> None:
     from baas import create_app
 
+    check_port_free(config["server"]["host"], config["server"]["port"])
     with data_dir_lock(config):
         resolved, embedded = runtime.resolve(config)
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from baas.storage.embedded import EmbeddedMongo, free_port
+from baas.storage.embedded import EmbeddedMongo, die_with_parent, free_port
 
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 
@@ -55,7 +55,8 @@ def _start_moto(tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               preexec_fn=die_with_parent)
 
     def up():
         if process.poll() is not None:
@@ -226,7 +227,8 @@ class ServerProcess:
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
         self.process = subprocess.Popen([sys.executable, "-m", "baas", "serve", "--config", str(self.config_path)],
-                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                        preexec_fn=die_with_parent)  # no orphans if pytest is killed
 
         def ready():
             if self.process.poll() is not None:

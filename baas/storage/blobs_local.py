@@ -142,8 +142,9 @@ class LocalBlobStore:
     def ping(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / (_UPLOAD_PREFIX + "ping")  # a name no blob key can take
-            probe.write_bytes(b"")
-            probe.unlink()
+            # A name no blob key can take, unique per call: concurrent probes must not race on one file.
+            fd, probe = tempfile.mkstemp(dir=self.root, prefix=_UPLOAD_PREFIX + "ping-")
+            os.close(fd)
+            os.unlink(probe)
         except OSError as exc:
             raise ConnectionError(f"local file storage at {self.root} is not writable: {exc}") from None

@@ -27,7 +27,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux only: if the baas process is killed hard, the database child goes with it.
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -67,7 +67,7 @@ class EmbeddedMongo:
         ]
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         self._wait_ready(log_file)
         return self

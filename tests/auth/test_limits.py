@@ -128,3 +128,21 @@ def test_auth_config_is_checked():
     with pytest.raises(ConfigError, match="link_base_url"):
         from_mapping({"mail": {"link_base_url": "ftp://x"}})
     assert from_mapping({"rate_limits": {"auth_per_ip": "100 per hour"}})["rate_limits"]["auth_per_ip"]
+
+
+def test_high_per_key_limits_are_counted_in_batches_shared_by_processes(auth_app, new_project):
+    # 300/hour flushes every 3 hits per process: two apps (two processes' worth of limiters) share one budget,
+    # overshooting by at most processes x batch.
+    first_app, admin, first_client = auth_app({"rate_limits.api_per_key": "300/hour"})
+    second_app, _, second_client = auth_app({"rate_limits.api_per_key": "300/hour"})
+    project = new_project(admin, first_client)
+    clients = [first_client, second_client]
+    allowed = 0
+    for i in range(400):
+        response = clients[i % 2].get("/v1/auth/me", headers={"X-API-Key": project.client_key})
+        if response.status_code == 429:
+            break
+        allowed += 1
+    assert 300 - 2 * 3 <= allowed <= 300 + 2 * 3, allowed
+    counters = list(first_app.extensions["baas"].mongo.platform["rate_limits"].find({"_id": {"$regex": "^key:"}}))
+    assert counters and counters[0]["count"] >= 300 - 2 * 3

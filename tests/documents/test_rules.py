@@ -127,8 +127,9 @@ def test_update_result_must_still_satisfy_the_rule(docs, principals):
 def test_403_when_the_caller_can_know_the_document_exists_404_otherwise(docs, principals):
     server = principals.server()
     alice, bob = principals.user("alice"), principals.user("bob")
-    define(docs, principals, "visible", {"read": "public", "update": "owner", "delete": "owner", "create": "authenticated"})
-    define(docs, principals, "private", {"read": "owner", "update": "owner", "delete": "owner", "create": "authenticated"})
+    writes = {"update": "owner", "delete": "owner", "create": "authenticated"}
+    define(docs, principals, "visible", {"read": "public", **writes})
+    define(docs, principals, "private", {"read": "owner", **writes})
     for name in ("visible", "private"):
         doc = docs.create(alice, name, {"a": 1})
         expected = Forbidden if name == "visible" else NotFound
