@@ -6,6 +6,8 @@ import uuid
 
 import orjson
 from flask import Flask, current_app, g, make_response, request
+from flask import g as _g_proxy
+from flask import request as _request_proxy
 from flask.json.provider import JSONProvider
 from flask.sessions import SessionInterface
 
@@ -59,36 +61,36 @@ def raw_body(view):
     return view
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def _bearer_token(environ) -> str | None:
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
 def resolve_principal() -> Principal:
-    path = request.path
-    svc = services()
-    if path.startswith(ADMIN_PREFIX):
-        token = _bearer_token()
-        if token is None and request.headers.get("Authorization"):
+    # Runs on every API request: reads the WSGI environ directly rather than through the header proxies.
+    environ = request.environ
+    svc = current_app.extensions["baas"]
+    if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
+        token = _bearer_token(environ)
+        if token is None and environ.get("HTTP_AUTHORIZATION"):
             raise Unauthorized("The admin API needs 'Authorization: Bearer <admin token>'.")
         svc.admin.verify(token)
         return Principal(project=None, admin=True)
-    api_key = request.headers.get("X-API-Key")
+    api_key = environ.get("HTTP_X_API_KEY")
     if not api_key:
         raise Unauthorized("Send your project's API key in the X-API-Key header.")
     project, key = svc.keys.authenticate(api_key)
     if svc.limiter is not None:
         svc.limiter.hit_api_key(project.id, key.id)
     user = None
-    token = _bearer_token()
+    token = _bearer_token(environ)
     if token is not None:
         if svc.auth is None:
             raise Unauthorized("User tokens are not accepted by this server.")
         user = svc.auth.resolve_user(project, token)
-    elif request.headers.get("Authorization"):
+    elif environ.get("HTTP_AUTHORIZATION"):
         raise Unauthorized("The Authorization header must be 'Bearer <access token>'.")
     return Principal(project=project, key=key, user=user)
 
@@ -111,11 +113,14 @@ def _cors_origin_allowed(origin: str) -> bool:
 
 
 def _before_request():
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request = _request_proxy._get_current_object()  # one proxy lookup instead of dozens
+    g = _g_proxy._get_current_object()
+    environ = request.environ
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    g.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     path = request.path
     is_client = path.startswith(CLIENT_PREFIX)
-    if request.method == "OPTIONS" and is_client and request.headers.get("Access-Control-Request-Method"):
+    if request.method == "OPTIONS" and is_client and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
         preflight = make_response("", 204)
         origin = request.headers.get("Origin")
         if origin and _cors_origin_allowed(origin):
@@ -130,7 +135,7 @@ def _before_request():
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     # Unknown routes and wrong methods answer 404/405 whatever the body is.
     if request.url_rule is not None and request.method in _BODY_METHODS \
-            and (request.content_length or request.headers.get("Transfer-Encoding")):
+            and (request.content_length or environ.get("HTTP_TRANSFER_ENCODING")):
         view = _current_view()
         if not getattr(view, "accepts_raw_body", False):
             if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
@@ -155,8 +160,9 @@ def _current_view():
 
 
 def _after_request(response):
-    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-    origin = request.headers.get("Origin")
+    request = _request_proxy._get_current_object()
+    response.headers["X-Request-ID"] = _g_proxy.get("request_id") or uuid.uuid4().hex
+    origin = request.environ.get("HTTP_ORIGIN")
     if origin and request.path.startswith(CLIENT_PREFIX) and "Access-Control-Allow-Origin" not in response.headers:
         response.headers.add("Vary", "Origin")
         try:

@@ -431,6 +431,7 @@ class DocumentService:
                     item.pop(field, None)
         result = {"items": items, "next_cursor": next_cursor}
         if parse_bool(params.count, "count"):
+            # Counting scans every match, which is why totals are opt-in.
             result["total"] = defn.collection.count_documents(base)
         return result
 
@@ -551,10 +552,10 @@ class DocumentService:
     def _batch_one(self, principal, operation) -> dict:
         if not isinstance(operation, dict):
             raise Invalid("Each operation is an object with op, collection and id/document.")
-        unknown = set(operation) - {"op", "collection", "id", "document", "if_match"}
+        unknown = set(operation) - {"op", "action", "collection", "id", "document", "if_match"}
         if unknown:
             raise Invalid(f"Unknown keys in operation: {', '.join(sorted(unknown))}.")
-        op, collection = operation.get("op"), operation.get("collection")
+        op, collection = operation.get("op", operation.get("action")), operation.get("collection")
         if op not in BATCH_OPS:
             raise Invalid(f"'op' must be one of {', '.join(BATCH_OPS)}.")
         if not isinstance(collection, str):

@@ -1,10 +1,11 @@
-"""Admin API for projects and their keys (platform admin token)."""
+"""Admin API for projects and their keys (platform admin token), and the client API's view of its own project."""
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from baas.context import current_principal, services
-from baas.projects.schemas import (CallerProjectSchema, KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema, KeyRotateSchema, KeySchema,
-                                   ProjectCreateSchema, ProjectDeleteSchema, ProjectSchema, ProjectUpdateSchema)
+from baas.projects.schemas import (CallerProjectSchema, KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema,
+                                   KeyRotateSchema, KeySchema, ProjectCreateSchema, ProjectDeleteSchema, ProjectSchema,
+                                   ProjectUpdateSchema)
 
 blp = Blueprint("admin-projects", __name__, url_prefix="/admin/v1/projects",
                 description="Projects and API keys (platform admin token).")

@@ -14,7 +14,7 @@ def test_batch_runs_in_order_with_per_operation_results(project):
         {"op": "create", "collection": "notes", "document": {"$where": 1}},
         {"op": "explode", "collection": "notes"},
         {"op": "create", "collection": "_users", "document": {}},
-        {"op": "delete", "collection": "notes", "id": "new1"},
+        {"action": "delete", "collection": "notes", "id": "new1"},
     ]
     response = project.server.post("/v1/batch", json={"operations": operations})
     assert response.status_code == 200

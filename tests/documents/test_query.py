@@ -62,6 +62,9 @@ OPERATOR_CASES = [
 @pytest.mark.parametrize("query, expected", OPERATOR_CASES)
 def test_every_operator(fruits, query, expected):
     assert ids(fruits, query) == expected
+    response = fruits.get("/v1/collections/fruits/documents",
+                          query_string={"filter": json.dumps(query), "limit": 1, "count": "true"})
+    assert response.get_json()["total"] == len(expected)
 
 
 @pytest.mark.parametrize("query, expected", OPERATOR_CASES)

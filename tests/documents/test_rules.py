@@ -211,6 +211,11 @@ def test_count_and_aggregate_only_see_readable_documents(project, secrets_setup)
                      query_string={"metrics": "count,sum:amount,avg:amount,min:amount",
                                    "filter": '{"amount": {"$gte": 2}}'}).get_json()
     assert mine == {"groups": [{"key": None, "count": 2, "sum:amount": 5, "avg:amount": 2.5, "min:amount": 2}]}
+    for query in ({"_owner": alice.user_id}, {"$or": [{"_owner": alice.user_id}, {"_owner": bob.user_id}]},
+                  {"$nor": [{"_owner": "nobody"}]}, {"amount": {"$lt": 50}}):
+        leaked = bob.get("/v1/collections/diaries/aggregate",
+                         query_string={"metrics": "count,sum:amount", "filter": json.dumps(query)}).get_json()
+        assert all(g["sum:amount"] in (100, 0) and g["count"] <= 1 for g in leaked["groups"]), (query, leaked)
     assert project.client.get("/v1/collections/diaries/aggregate").status_code == 403
     everything = project.server.get("/v1/collections/diaries/aggregate",
                                     query_string={"metrics": "count"}).get_json()
