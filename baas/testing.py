@@ -104,6 +104,18 @@ def base_config(mongo_uri, s3_settings, tmp_path):
     }
 
 
+def with_overrides(config: dict, overrides: dict | None) -> dict:
+    """A deep copy of `config` with flat dotted keys ({"rate_limits.enabled": False}) set."""
+    config = json.loads(json.dumps(config))
+    for dotted, value in (overrides or {}).items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config
+
+
 @pytest.fixture
 def make_app(base_config):
     """Build extra apps (each its own 'process' view of the same databases)."""
@@ -113,13 +125,7 @@ def make_app(base_config):
     built = []
 
     def build(overrides: dict | None = None):
-        config = json.loads(json.dumps(base_config))
-        for dotted, value in (overrides or {}).items():
-            node = config
-            *parents, leaf = dotted.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
+        config = with_overrides(base_config, overrides)
         application = create_app(config)
         application.testing = True
         ensure_indexes(application.extensions["baas"])
@@ -260,13 +266,7 @@ def server_process(base_config, tmp_path):
     started = []
 
     def start(overrides: dict | None = None) -> ServerProcess:
-        config = json.loads(json.dumps(base_config))
-        for dotted, value in (overrides or {}).items():
-            node = config
-            *parents, leaf = dotted.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
+        config = with_overrides(base_config, overrides)
         server = ServerProcess(config, tmp_path).start()
         started.append(server)
         return server

@@ -319,6 +319,7 @@ class DocumentService:
     def replace(self, principal, collection: str, doc_id: str, body, if_match: str | None = None) -> dict:
         principal.require_scope("documents:write")
         defn = self.definition(principal.project, collection)
+        self._allowed(defn, principal, "update")
         data, given_id, owner = self._user_data(body, principal, allow_id=True)
         if given_id is not _UNSET and given_id != doc_id:
             raise Invalid("'_id' in the body differs from the id in the URL.", errors={"_id": ["Mismatch."]})
@@ -328,6 +329,7 @@ class DocumentService:
     def update(self, principal, collection: str, doc_id: str, body, if_match: str | None = None) -> dict:
         principal.require_scope("documents:write")
         defn = self.definition(principal.project, collection)
+        self._allowed(defn, principal, "update")
         operations = parse_patch(body)
 
         def change(previous):
