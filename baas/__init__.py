@@ -13,11 +13,11 @@ def create_app(config: dict | None = None):
     import atexit
     from pathlib import Path
 
-    from flask import Flask
     from flask_smorest import Api
 
     from baas import config as config_module
     from baas import errors, health, http, runtime
+    from baas.flask_app import BaasFlask
     from baas.context import Services
     from baas.plugins.manager import HookManager
     from baas.projects import api as projects_api
@@ -31,7 +31,7 @@ def create_app(config: dict | None = None):
     cfg = config_module.from_mapping(config)
     cfg, embedded = runtime.resolve(cfg)
 
-    app = Flask("baas")
+    app = BaasFlask("baas")
     app.config.update(
         SECRET_KEY=cfg["jwt"]["secret"],
         API_TITLE="baas",

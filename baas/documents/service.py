@@ -25,7 +25,7 @@ from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, Curso
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
                         equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
-from baas.storage.mongo import ensure_index
+from baas.storage.mongo import ensure_index, find_one
 from baas.util import TTLCache, new_id, utcnow
 
 log = logging.getLogger("baas.documents")
@@ -296,7 +296,7 @@ class DocumentService:
         query = {"_id": doc_id}
         if access.filter or defn.ttl:
             query = and_filters(query, access.filter, defn.expiry_filter())
-        doc = defn.collection.find_one(query)
+        doc = find_one(defn.collection, query)
         if doc is None:
             raise NotFound(f"No document '{doc_id}' in '{collection}'.")
         return defn.output(doc)
@@ -306,7 +306,7 @@ class DocumentService:
         if not isinstance(doc_id, str) or not DOCUMENT_ID.match(doc_id):
             raise NotFound(f"No document '{doc_id}' in '{defn.name}'.")
         expiry = defn.expiry_filter()
-        previous = defn.collection.find_one(and_filters({"_id": doc_id}, access.filter, expiry))
+        previous = find_one(defn.collection, and_filters({"_id": doc_id}, access.filter, expiry))
         if previous is None:
             if access.filter:
                 read = defn.access(principal, "read")
