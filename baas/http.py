@@ -172,7 +172,8 @@ def _after_request(response):
         if allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if "X-Content-Type-Options" not in response.headers:  # add() appends; setdefault() rescans the list to set
+        response.headers.add("X-Content-Type-Options", "nosniff")
     return response
 
 

@@ -119,3 +119,4 @@ def _serve_granian(config: dict, host: str, port: int) -> None:
         log_access=False,
     )
     server.serve()
+

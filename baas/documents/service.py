@@ -25,7 +25,7 @@ from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, Curso
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
                         equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
-from baas.storage.mongo import ensure_index, find_one
+from baas.storage.mongo import ensure_index, find_one, find_page
 from baas.util import TTLCache, new_id, utcnow
 
 log = logging.getLogger("baas.documents")
@@ -412,7 +412,7 @@ class DocumentService:
             hidden = tuple(extra)
             projection = dict.fromkeys(wanted | extra, 1)
         try:
-            items = list(defn.collection.find(page, projection, sort=sort, skip=offset, limit=limit + 1))
+            items = find_page(defn.collection, page, projection, sort, offset, limit + 1)
         except OperationFailure as exc:
             reason = (exc.details or {}).get("errmsg") or str(exc)
             raise Invalid(f"The query was refused by the database: {reason}",

@@ -24,6 +24,7 @@ class KeyService:
         self.collection = mongo.platform["api_keys"]
         self.projects = projects
         self._cache = TTLCache(cache_seconds)
+        projects.on_delete.append(lambda project_id: self._cache.clear())
 
     def ensure_indexes(self) -> None:
         ensure_index(self.collection, [("hash", ASCENDING)], name="hash_unique", unique=True)

@@ -28,6 +28,9 @@ class ProjectService:
         self.hooks = hooks
         self.collection = mongo.platform["projects"]
         self._cache = TTLCache(cache_seconds)
+        # Called after a delete: caches elsewhere (API keys) must not outlive the project in this process,
+        # or a key of a deleted project would open a new project created with the same id.
+        self.on_delete: list = []
 
     def ensure_indexes(self) -> None:
         ensure_index(self.collection, [("created_at", ASCENDING)], name="created_at")
@@ -105,6 +108,8 @@ class ProjectService:
         self.mongo.drop_project(project_id)
         removed = self.blobs.delete_prefix(project_prefix(project_id))
         self.collection.delete_one({"_id": project_id})
+        for forget in self.on_delete:
+            forget(project_id)
         log.info("deleted project %s (%d files)", project_id, removed)
         self.hooks.after("baas_project_deleted", project_id=project_id)
 

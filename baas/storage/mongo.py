@@ -76,3 +76,24 @@ def find_one(collection, filter: dict, projection: dict | None = None):
                                         read_preference=collection.read_preference)
     batch = reply["cursor"]["firstBatch"]
     return batch[0] if batch else None
+
+
+def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int) -> list:
+    """`list(collection.find(filter, projection, sort=..., skip=..., limit=...))` as one `find` command.
+
+    A page is small and bounded, so the first batch normally holds all of it; pymongo's cursor machinery
+    costs more CPU than decoding the page itself. Should the server cut the batch short (its 16 MB batch
+    limit), the cursor stays open: it is closed and the page is read the ordinary way.
+    """
+    command = {"find": collection.name, "filter": filter, "sort": dict(sort), "limit": limit, "batchSize": limit}
+    if skip:
+        command["skip"] = skip
+    if projection is not None:
+        command["projection"] = projection
+    reply = collection.database.command(command, codec_options=collection.codec_options,
+                                        read_preference=collection.read_preference)
+    cursor = reply["cursor"]
+    if not cursor.get("id"):
+        return cursor["firstBatch"]
+    collection.database.command({"killCursors": collection.name, "cursors": [cursor["id"]]})
+    return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit))
