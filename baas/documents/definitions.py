@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 import jsonschema
 import orjson
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from baas import rules as rules_module
 from baas.errors import Invalid
@@ -44,6 +46,44 @@ def _format_checker():
 
 
 FORMAT_CHECKER = _format_checker()
+_REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+# An empty registry: jsonschema would otherwise fetch unknown references with urlopen (http://, file://),
+# letting a schema read the server's files or make it send requests.
+_NO_REMOTE_SCHEMAS = Registry()
+
+
+def _pointer_resolves(root, pointer: str) -> bool:
+    node = root
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False
+    return True
+
+
+def _check_local_references(root, node=None, path: str = "") -> None:
+    node = root if node is None else node
+    if isinstance(node, dict):
+        for keyword in _REFERENCE_KEYWORDS:
+            target = node.get(keyword)
+            if target is None:
+                continue
+            where = path or "(root)"
+            if not (isinstance(target, str) and target.startswith("#")):
+                raise Invalid(f"'schema' may only refer to its own parts ('#/...'); {keyword} at {where} is "
+                              f"{target!r}.", errors={"schema": [f"{where}: only local {keyword} allowed"]})
+            if target.startswith("#/") and not _pointer_resolves(root, target[1:]):
+                raise Invalid(f"'schema' refers to {target!r} at {where}, which it does not have.",
+                              errors={"schema": [f"{where}: unresolvable {keyword} {target}"]})
+        for key, value in node.items():
+            _check_local_references(root, value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_local_references(root, value, f"{path}/{index}")
 
 
 def check_schema(schema):
@@ -57,6 +97,7 @@ def check_schema(schema):
     if schema.get("type", "object") != "object":
         raise Invalid("A collection schema describes objects: its 'type' must be 'object'.",
                       errors={"schema": ["type must be 'object'."]})
+    _check_local_references(schema)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
@@ -153,7 +194,7 @@ class Definition:
         dates, date_only, refs = set(), set(), {}
         if schema is not None:
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-            self.validator = cls(schema, format_checker=FORMAT_CHECKER)
+            self.validator = cls(schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE_SCHEMAS)
             for field, spec in (schema.get("properties") or {}).items():
                 if not isinstance(spec, dict):
                     continue
@@ -209,11 +250,15 @@ class Definition:
         if self.validator is None:
             return data
         errors = {}
-        for error in self.validator.iter_errors(data):
-            where = ".".join(str(p) for p in error.absolute_path) or "(document)"
-            errors.setdefault(where, []).append(error.message)
-            if len(errors) >= MAX_SCHEMA_ERRORS:
-                break
+        try:
+            for error in self.validator.iter_errors(data):
+                where = ".".join(str(p) for p in error.absolute_path) or "(document)"
+                errors.setdefault(where, []).append(error.message)
+                if len(errors) >= MAX_SCHEMA_ERRORS:
+                    break
+        except Unresolvable as exc:
+            raise Invalid(f"The collection's schema refers to a part it does not have ({exc.ref}); an admin must "
+                          f"fix the schema.", errors={"schema": [f"unresolvable reference {exc.ref}"]}) from None
         if errors:
             first = next(iter(errors.items()))
             raise Invalid(f"The document does not match the collection's schema: {first[0]}: {first[1][0]}",
