@@ -14,6 +14,7 @@ from flask.sessions import SessionInterface
 from baas.context import services
 from baas.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from baas.principal import Principal
+from baas.util import iso_utc
 
 CLIENT_PREFIX = "/v1/"
 ADMIN_PREFIX = "/admin/v1/"
@@ -45,7 +46,7 @@ def _json_default(value):
     from datetime import date, datetime
 
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso_utc(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (set, frozenset, tuple)):

@@ -11,3 +11,12 @@ class ErrorSchema(Schema):
     status = fields.String()
     message = fields.String()
     errors = fields.Dict()
+
+
+class UtcDateTime(fields.DateTime):
+    """Serialises like every other date baas returns (baas.util.iso_utc)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        from baas.util import iso_utc
+
+        return None if value is None else iso_utc(value)

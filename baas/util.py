@@ -58,3 +58,11 @@ class TTLCache:
 
     def clear(self) -> None:
         self._data.clear()
+
+
+def iso_utc(value: datetime) -> str:
+    """The one date format of every API response: ISO 8601 in UTC with milliseconds, e.g. 2026-11-25T16:36:46.437Z.
+
+    MongoDB keeps milliseconds, so this is exactly what was stored (and what JavaScript's Date.toISOString gives).
+    """
+    return as_utc(value).astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from baas.auth.settings import PASSWORD_MAX_CEILING
-from baas.schemas import StrictSchema
+from baas.schemas import StrictSchema, UtcDateTime
 
 # Length checks here only bound the work; the project's policy (baas.auth.passwords) decides the rest.
 _password = dict(validate=validate.Length(min=1, max=PASSWORD_MAX_CEILING))
@@ -18,9 +18,9 @@ class UserSchema(Schema):
     roles = fields.List(fields.String())
     disabled = fields.Boolean()
     data = fields.Dict(metadata={"description": "Custom profile data."})
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    last_login_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+    last_login_at = UtcDateTime(allow_none=True)
 
 
 class SessionSchema(Schema):

@@ -18,7 +18,7 @@ from referencing.exceptions import Unresolvable
 from baas import rules as rules_module
 from baas.errors import Invalid
 from baas.query import SYSTEM_DATE_FIELDS, check_collection_name, check_path, parse_iso_datetime
-from baas.util import utcnow
+from baas.util import iso_utc, utcnow
 
 DEFINITIONS = "_collections"
 SYSTEM_FIELDS = ("_id", "_created", "_updated", "_owner", "_rev")
@@ -274,7 +274,7 @@ class Definition:
         for field in self.date_fields:
             value = data.get(field)
             if isinstance(value, datetime):
-                data[field] = value.date().isoformat() if field in self.date_only_fields else _iso(value)
+                data[field] = value.date().isoformat() if field in self.date_only_fields else iso_utc(value)
         return data
 
     def output(self, doc: dict) -> dict:
@@ -285,5 +285,3 @@ class Definition:
         return doc
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -6,7 +6,7 @@ directly; the schemas below only tell the OpenAPI document what to expect.
 from marshmallow import INCLUDE, Schema, fields
 
 from baas.rules import ACTIONS
-from baas.schemas import StrictSchema
+from baas.schemas import StrictSchema, UtcDateTime
 
 
 INDEX_DESCRIPTION = ("Indexes, each {name, keys: {field: 1|-1, ...}, unique: false, expire_after_seconds: null} "
@@ -31,8 +31,8 @@ class CollectionSchema(Schema):
     schema = fields.Dict(allow_none=True)
     indexes = fields.List(fields.Dict())
     rules = fields.Dict()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 class DocumentSchema(Schema):
@@ -42,8 +42,8 @@ class DocumentSchema(Schema):
         unknown = INCLUDE
 
     _id = fields.String(data_key="_id")
-    _created = fields.DateTime(data_key="_created")
-    _updated = fields.DateTime(data_key="_updated")
+    _created = UtcDateTime(data_key="_created")
+    _updated = UtcDateTime(data_key="_updated")
     _owner = fields.String(data_key="_owner", allow_none=True)
     _rev = fields.String(data_key="_rev", metadata={"description": "Revision; the ETag header carries it."})
 

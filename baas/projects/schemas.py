@@ -2,7 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from baas.auth.settings import AuthSettingsSchema
 from baas.principal import KEY_KINDS, SCOPES
-from baas.schemas import StrictSchema
+from baas.schemas import StrictSchema, UtcDateTime
 
 
 class ProjectSettingsSchema(StrictSchema):
@@ -38,8 +38,8 @@ class ProjectSchema(Schema):
     id = fields.String(attribute="_id")
     name = fields.String()
     settings = fields.Dict()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 class KeyCreateSchema(StrictSchema):
@@ -62,9 +62,9 @@ class KeySchema(Schema):
     name = fields.String()
     scopes = fields.List(fields.String())
     prefix = fields.String()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime(allow_none=True)
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime(allow_none=True)
+    revoked_at = UtcDateTime(allow_none=True)
     rotated_from = fields.String(allow_none=True)
     rotated_to = fields.String(allow_none=True)
     status = fields.Method("_status")
