@@ -50,6 +50,8 @@ SCHEMA: dict[str, Any] = {
         "uri": Key(str, None, "MongoDB URI. Unset: an embedded nx-27017 server is started under data_dir.",
                    nullable=True),
         "db_prefix": Key(str, "baas_", "Prefix of every database name baas creates."),
+        "query_time_limit_ms": Key(int, 10_000, "Longest a client query (list, count, expand, aggregate) may run "
+                                   "before the database stops it and the client gets a 400.", minimum=1),
         "timeout_ms": Key(int, 5000, "How long to wait for MongoDB before reporting it unreachable.", minimum=1),
     },
     "storage": {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, ExecutionTimeout, OperationFailure, PyMongoError
 
 from baas import rules as rules_module
 from baas.documents.definitions import (DEFINITIONS, OWNER_INDEX, SYSTEM_FIELDS, Definition, check_indexes,
@@ -71,9 +71,22 @@ def _matches_etag(if_match: str | None, rev: str) -> bool:
     return False
 
 
+def query_refused(exc: OperationFailure, parameter: str) -> Invalid:
+    """A 400 for a query the database stopped: over the time limit, or refused outright."""
+    if isinstance(exc, ExecutionTimeout):
+        return Invalid("The query ran longer than the server allows; make the filter more selective (indexed "
+                       "fields, anchored regexes) or leave out count=true.",
+                       errors={parameter: ["Query time limit exceeded."]})
+    reason = (exc.details or {}).get("errmsg") or str(exc)
+    return Invalid(f"The query was refused by the database: {reason}", errors={parameter: ["Refused by the database."]})
+
+
 class DocumentService:
-    def __init__(self, mongo, projects, hooks, secret: str, cache_seconds: float = 2):
+    def __init__(self, mongo, projects, hooks, secret: str, cache_seconds: float = 2,
+                 query_time_limit_ms: int = 10_000):
         self.mongo = mongo
+        # Client filters may hold costly regexes or match huge sets: the database stops them at this limit.
+        self.query_time_limit_ms = query_time_limit_ms
         self.projects = projects
         self.hooks = hooks
         self.cursors = CursorCodec(secret)
@@ -412,11 +425,10 @@ class DocumentService:
             hidden = tuple(extra)
             projection = dict.fromkeys(wanted | extra, 1)
         try:
-            items = find_page(defn.collection, page, projection, sort, offset, limit + 1)
+            items = find_page(defn.collection, page, projection, sort, offset, limit + 1,
+                              max_time_ms=self.query_time_limit_ms)
         except OperationFailure as exc:
-            reason = (exc.details or {}).get("errmsg") or str(exc)
-            raise Invalid(f"The query was refused by the database: {reason}",
-                          errors={"filter": ["Refused by the database."]}) from None
+            raise query_refused(exc, "filter") from None
         next_cursor = None
         if len(items) > limit:
             items = items[:limit]
@@ -434,7 +446,10 @@ class DocumentService:
         result = {"items": items, "next_cursor": next_cursor}
         if parse_bool(params.count, "count"):
             # Counting scans every match, which is why totals are opt-in.
-            result["total"] = defn.collection.count_documents(base)
+            try:
+                result["total"] = defn.collection.count_documents(base, maxTimeMS=self.query_time_limit_ms)
+            except OperationFailure as exc:
+                raise query_refused(exc, "count") from None
         return result
 
     def _parse_expand(self, project, defn: Definition, text: str) -> dict:
@@ -482,7 +497,10 @@ class DocumentService:
             if not ids:
                 continue
             query = and_filters({"_id": {"$in": sorted(ids)}}, access.filter, target.expiry_filter())
-            fetched = {d["_id"]: d for d in target.collection.find(query)}
+            try:
+                fetched = {d["_id"]: d for d in target.collection.find(query, max_time_ms=self.query_time_limit_ms)}
+            except OperationFailure as exc:
+                raise query_refused(exc, "expand") from None
             if children and fetched:
                 self._expand(principal, project, target, list(fetched.values()), children, depth + 1)
             for d in fetched.values():
@@ -521,9 +539,9 @@ class DocumentService:
         pipeline = ([{"$match": equality_as_in(match)}] if match else []) + [
             {"$group": group}, {"$sort": {"_id": 1}}, {"$limit": MAX_GROUPS}]
         try:
-            rows = list(defn.collection.aggregate(pipeline))
+            rows = list(defn.collection.aggregate(pipeline, maxTimeMS=self.query_time_limit_ms))
         except OperationFailure as exc:
-            raise Invalid(f"The aggregation was refused by the database: {exc}") from None
+            raise query_refused(exc, "filter") from None
         groups = []
         for row in rows:
             entry = {"key": row.get("_id")}

@@ -78,7 +78,8 @@ def find_one(collection, filter: dict, projection: dict | None = None):
     return batch[0] if batch else None
 
 
-def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int) -> list:
+def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int,
+              max_time_ms: int | None = None) -> list:
     """`list(collection.find(filter, projection, sort=..., skip=..., limit=...))` as one `find` command.
 
     A page is small and bounded, so the first batch normally holds all of it; pymongo's cursor machinery
@@ -90,10 +91,12 @@ def find_page(collection, filter: dict, projection: dict | None, sort: list, ski
         command["skip"] = skip
     if projection is not None:
         command["projection"] = projection
+    if max_time_ms:
+        command["maxTimeMS"] = max_time_ms
     reply = collection.database.command(command, codec_options=collection.codec_options,
                                         read_preference=collection.read_preference)
     cursor = reply["cursor"]
     if not cursor.get("id"):
         return cursor["firstBatch"]
     collection.database.command({"killCursors": collection.name, "cursors": [cursor["id"]]})
-    return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit))
+    return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit, max_time_ms=max_time_ms))
