@@ -9,7 +9,6 @@ import logging
 import re
 import smtplib
 import ssl
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
@@ -39,7 +38,6 @@ class Mailer:
         self.outbox = Path(outbox)
         self.default_sender = default_sender
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baas-mail")
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: dict) -> "Mailer":
@@ -94,8 +92,7 @@ class Mailer:
             connection.send_message(message)
 
     def _write_outbox(self, message: EmailMessage) -> Path:
-        with self._lock:
-            self.outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.outbox.mkdir(parents=True, exist_ok=True, mode=0o700)  # exist_ok makes concurrent senders safe
         # Named so that a directory listing is in sending order.
         path = self.outbox / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-" \
                              f"{new_id(nbytes=4)}.eml"

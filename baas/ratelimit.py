@@ -1,6 +1,6 @@
 """Rate limits shared by every server process: fixed-window counters in MongoDB.
 
-Each (bucket, window) pair is one document whose _id names both, e.g. `key:p1:key_ab|1732550400`, so a new
+Each (bucket, window) pair is one document whose _id names both, e.g. `key:p1:key_ab|60|1732550400`, so a new
 window starts a new counter and no query ever needs to check expiry; `expires_at` (written when the window's
 first hit creates the document) lets a TTL index remove spent windows on MongoDB.
 
@@ -75,16 +75,24 @@ class RateLimiter:
     def ensure_indexes(self) -> None:
         ensure_index(self.collection, [("expires_at", ASCENDING)], name="expires_ttl", expireAfterSeconds=0)
 
+    @staticmethod
+    def _window(bucket: str, rate: Rate, now: float) -> tuple[str, int]:
+        """The counter id of the window `now` falls in, and when that window ends."""
+        window_start = int(now // rate.seconds * rate.seconds)
+        return f"{bucket}|{rate.seconds}|{window_start}", window_start + rate.seconds
+
+    @staticmethod
+    def _refuse(message: str, window_end: int, now: float) -> TooManyRequests:
+        return TooManyRequests(message, retry_after=max(1, int(window_end - now + 0.999)))
+
     def hit(self, bucket: str, rate: Rate, message: str) -> None:
         """Count one hit in `bucket`; raise TooManyRequests when this window already had `rate.amount`."""
         if not self.enabled:
             return
         now = time.time()
-        window_start = int(now // rate.seconds * rate.seconds)
-        window_end = window_start + rate.seconds
-        count = self._increment(f"{bucket}|{rate.seconds}|{window_start}", window_end)
-        if count > rate.amount:
-            raise TooManyRequests(message, retry_after=max(1, int(window_end - now + 0.999)))
+        doc_id, window_end = self._window(bucket, rate, now)
+        if self._increment(doc_id, window_end) > rate.amount:
+            raise self._refuse(message, window_end, now)
         if random.random() < self.SWEEP_PROBABILITY:
             self.sweep()
 
@@ -102,9 +110,7 @@ class RateLimiter:
         if flush_every == 1:
             return self.hit(bucket, rate, message)
         now = time.time()
-        window_start = int(now // rate.seconds * rate.seconds)
-        window_end = window_start + rate.seconds
-        doc_id = f"{bucket}|{rate.seconds}|{window_start}"
+        doc_id, window_end = self._window(bucket, rate, now)
         with self._local_lock:
             state = self._local.get(bucket)
             if state is None or state[0] != doc_id:
@@ -121,7 +127,7 @@ class RateLimiter:
                 if state[0] == doc_id:
                     state[1] = shared
         if state[1] + state[2] > rate.amount:
-            raise TooManyRequests(message, retry_after=max(1, int(window_end - now + 0.999)))
+            raise self._refuse(message, window_end, now)
 
     def _increment(self, doc_id: str, window_end: int, amount: int = 1) -> int:
         # One round trip per hit once the window exists; the first hit also writes expires_at, which is done
@@ -149,7 +155,7 @@ class RateLimiter:
 
     def hit_api_key(self, project_id: str, key_id: str) -> None:
         self.hit_batched(f"key:{project_id}:{key_id}", self.api_per_key,
-                 f"This API key exceeded its limit of {self.api_per_key.text}; retry later.")
+                         f"This API key exceeded its limit of {self.api_per_key.text}; retry later.")
 
     def hit_auth(self, project_id: str, action: str, ip: str, account: str | None = None) -> None:
         """Per client IP and, when known, per account (an email hash or user id) on one auth action."""

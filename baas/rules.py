@@ -249,10 +249,11 @@ def _comparable(a, b) -> bool:
 def _equals(values: list, expected) -> bool:
     if expected is None and not values:
         return True
-    return any(_same(c, expected) for c in _candidates(values))
+    return any(same_value(c, expected) for c in _candidates(values))
 
 
-def _same(a, b) -> bool:
+def same_value(a, b) -> bool:
+    """Equality as MongoDB sees JSON values: 1 == 1.0, but true is not 1."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     return a == b

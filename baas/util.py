@@ -56,6 +56,9 @@ class TTLCache:
             self._data.clear()
         self._data[key] = (time.monotonic() + self.ttl, value)
 
+    def discard(self, key) -> None:
+        self._data.pop(key, None)
+
     def clear(self) -> None:
         self._data.clear()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 
 from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from baas.errors import Invalid
 
@@ -35,13 +35,13 @@ class Passwords:
             return False
         try:
             return self.hasher.verify(stored_hash, self._normalise(password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerificationError, InvalidHashError):  # VerificationError includes VerifyMismatchError
             return False
 
     def burn(self, password: str) -> None:
         try:
             self.hasher.verify(self._dummy_hash, self._normalise(password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerificationError, InvalidHashError):
             pass
 
     def needs_rehash(self, stored_hash: str) -> bool:

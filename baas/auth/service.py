@@ -49,8 +49,9 @@ MAX_PROFILE_DEPTH = 8
 _email_validator = validate.Email()
 
 WRONG_CREDENTIALS = "Wrong email or password."
+ACCOUNT_DISABLED = "This user account is disabled."
 _USER_MARKER_MESSAGES = {
-    "disabled": "This user account is disabled.",
+    "disabled": ACCOUNT_DISABLED,
     "deleted": "This user no longer exists.",
     "changed": "This access token predates a change to the account (roles or password); get a new one with "
                "POST /v1/auth/refresh.",
@@ -124,6 +125,17 @@ def public(doc: dict) -> dict:
     for flag in _FLAGS:
         shown[flag] = bool(shown.get(flag))
     return shown
+
+
+def _email_taken() -> Conflict:
+    return Conflict("An account with this email address already exists.", errors={"email": ["Already registered."]})
+
+
+# The two kinds of mailed single-use tokens.
+_MAILED = {
+    "verify": {"prefix": "baas_vt_", "page": "verify-email", "hours": "verify_token_hours", "what": "verification"},
+    "reset": {"prefix": "baas_pr_", "page": "reset-password", "hours": "reset_token_hours", "what": "password reset"},
+}
 
 
 def _put(collection, doc_id: str, fields: dict) -> None:
@@ -205,7 +217,7 @@ class AuthService:
             raise Unauthorized("This user no longer exists.")
         if user.get("disabled"):
             self._revoke_sessions(project_id, {"_id": session["_id"]})
-            raise Forbidden("This user account is disabled.")
+            raise Forbidden(ACCOUNT_DISABLED)
         refresh = "baas_rt_" + random_token(32)
         self._col(project_id, REFRESH_TOKENS).insert_one({
             "_id": sha256_hex(refresh), "session_id": session["_id"], "user_id": user_id, "used": False,
@@ -218,6 +230,13 @@ class AuthService:
         session = self._start_session(project_id, user, ip, user_agent)
         pair = self._issue_pair(project_id, user["_id"], session)
         return {"user": public(user), **pair}
+
+    def _signed_in_or_verify(self, project: ProjectInfo, settings: dict, user: dict, ip, user_agent) -> dict:
+        """A new email and password sign in at once, unless the project wants the address confirmed first."""
+        if settings["require_verified_email"]:
+            self._send_token_mail(project, settings, user, "verify")
+            return {"user": public(user)}
+        return self._signed_in(project.id, user, ip, user_agent)
 
     # ---- revocation
 
@@ -307,9 +326,19 @@ class AuthService:
         doc = failures.find_one_and_update({"_id": account, "window_start": {"$gt": now - window}},
                                            {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER)
         if doc is None:
-            _put(failures, account, {"failures": 1, "window_start": now, "locked_until": 0,
-                                     "expires_at": _at(now + window + cooldown)})
+            fresh = {"_id": account, "failures": 1, "window_start": now, "locked_until": 0,
+                     "expires_at": _at(now + window + cooldown)}
             count = 1
+            try:
+                # Restart a spent window in place, or start the first one; a concurrent first failure that got
+                # there before us is counted on rather than overwritten.
+                if failures.replace_one({"_id": account, "window_start": {"$lte": now - window}},
+                                        fresh).matched_count == 0:
+                    failures.insert_one(fresh)
+            except DuplicateKeyError:
+                doc = failures.find_one_and_update({"_id": account}, {"$inc": {"failures": 1}},
+                                                   return_document=ReturnDocument.AFTER)
+                count = int(doc["failures"]) if doc else 1
         else:
             count = int(doc["failures"])
         if count >= limits["lockout_attempts"]:
@@ -332,15 +361,13 @@ class AuthService:
     def _check_email_free(self, project_id: str, email: str) -> None:
         # The unique index is the real guard (DuplicateKeyError below); this gives the clear answer up front.
         if self._col(project_id, USERS).find_one({"email": email}, {"_id": 1}) is not None:
-            raise Conflict("An account with this email address already exists.",
-                           errors={"email": ["Already registered."]})
+            raise _email_taken()
 
     def _insert_user(self, project_id: str, user: dict) -> None:
         try:
             self._col(project_id, USERS).insert_one(user)
         except DuplicateKeyError:
-            raise Conflict("An account with this email address already exists.",
-                           errors={"email": ["Already registered."]}) from None
+            raise _email_taken() from None
 
     def signup(self, project: ProjectInfo, email, password, data=None, ip: str = "", user_agent: str = "") -> dict:
         settings = self._settings(project)
@@ -351,16 +378,13 @@ class AuthService:
         check_policy(password, settings)
         data = check_profile(data)
         self.hooks.before("baas_before_user_signup", project_id=project.id, email=email, data=data)
-        data = check_profile(data)
+        data = check_profile(data)  # again: a plugin may have changed it
         user = self._new_user(email, password, data)
         if not settings["require_verified_email"]:
             user["last_login_at"] = user["created_at"]
         self._insert_user(project.id, user)
         self.hooks.after("baas_after_user_signup", project_id=project.id, user=public(user))
-        if settings["require_verified_email"]:
-            self._send_token_mail(project, settings, user, "verify")
-            return {"user": public(user)}
-        return self._signed_in(project.id, user, ip, user_agent)
+        return self._signed_in_or_verify(project, settings, user, ip, user_agent)
 
     def anonymous(self, project: ProjectInfo, ip: str = "", user_agent: str = "") -> dict:
         settings = self._settings(project)
@@ -394,17 +418,13 @@ class AuthService:
                  "$currentDate": {"updated_at": True}},
                 return_document=ReturnDocument.AFTER)
         except DuplicateKeyError:
-            raise Conflict("An account with this email address already exists.",
-                           errors={"email": ["Already registered."]}) from None
+            raise _email_taken() from None
         if user is None:
             raise Conflict("This user already has an email and password.")
         # The anonymous session's tokens say anon=true; end it and start a proper one.
         self._revoke_sessions(project.id, {"user_id": user["_id"]})
         self._mark_user(project.id, user["_id"], "changed")
-        if settings["require_verified_email"]:
-            self._send_token_mail(project, settings, user, "verify")
-            return {"user": public(user)}
-        return self._signed_in(project.id, user, ip, user_agent)
+        return self._signed_in_or_verify(project, settings, user, ip, user_agent)
 
     def login(self, project: ProjectInfo, email, password, ip: str = "", user_agent: str = "") -> dict:
         settings = self._settings(project)
@@ -421,7 +441,7 @@ class AuthService:
             self._record_failure(project.id, account)
             raise Unauthorized(WRONG_CREDENTIALS)
         if user.get("disabled"):
-            raise Forbidden("This user account is disabled.")
+            raise Forbidden(ACCOUNT_DISABLED)
         if settings["require_verified_email"] and not user.get("email_verified"):
             raise Forbidden("Confirm your email address before logging in; POST /v1/auth/verify-email/request "
                             "sends a new link.")
@@ -430,16 +450,22 @@ class AuthService:
         if self.passwords.needs_rehash(user["password_hash"]):
             changes["$set"] = {"password_hash": self.passwords.hash(password)}
         user = users.find_one_and_update({"_id": user["_id"]}, changes, return_document=ReturnDocument.AFTER)
+        if user is None:  # deleted between the password check and now
+            raise Unauthorized(WRONG_CREDENTIALS)
         result = self._signed_in(project.id, user, ip, user_agent)
         self.hooks.after("baas_after_user_login", project_id=project.id, user=public(user))
         return result
 
     def refresh(self, project: ProjectInfo, refresh_token, ip: str = "", user_agent: str = "") -> dict:
-        self._hit(project.id, "refresh", ip)
         if not isinstance(refresh_token, str) or not refresh_token.startswith("baas_rt_") or len(refresh_token) > 200:
+            self._hit(project.id, "refresh", ip)
             raise Unauthorized("Invalid refresh token.")
         digest = sha256_hex(refresh_token)
         tokens = self._col(project.id, REFRESH_TOKENS)
+        # Limits are checked before the token is spent: a 429 must not burn a valid token (its retry would then
+        # look like theft and sign the session out).
+        owner = tokens.find_one({"_id": digest}, {"user_id": 1})
+        self._hit(project.id, "refresh", ip, owner["user_id"] if owner else None)
         now = utcnow()
         stored = tokens.find_one_and_update({"_id": digest, "used": False, "expires_at": {"$gt": now}},
                                             {"$set": {"used": True}, "$currentDate": {"used_at": True}})
@@ -456,7 +482,6 @@ class AuthService:
             if known is not None:
                 raise Unauthorized("The refresh token has expired; log in again.")
             raise Unauthorized("Invalid refresh token.")
-        self._hit(project.id, "refresh", ip, stored["user_id"])
         session = self._col(project.id, SESSIONS).find_one({"_id": stored["session_id"]})
         if session is None or session.get("revoked"):
             raise Unauthorized("This session has been signed out; log in again.")
@@ -464,7 +489,7 @@ class AuthService:
         if user is None:
             raise Unauthorized("This user no longer exists.")
         if user.get("disabled"):
-            raise Forbidden("This user account is disabled.")
+            raise Forbidden(ACCOUNT_DISABLED)
         self._col(project.id, SESSIONS).update_one({"_id": session["_id"]},
                                                    {"$currentDate": {"refreshed_at": True}})
         return {"user": public(user), **self._issue_pair(project.id, user["_id"], session)}
@@ -525,8 +550,7 @@ class AuthService:
                 {"_id": user.id}, {"$set": changes, "$currentDate": {"updated_at": True}},
                 return_document=ReturnDocument.AFTER)
         except DuplicateKeyError:
-            raise Conflict("An account with this email address already exists.",
-                           errors={"email": ["Already registered."]}) from None
+            raise _email_taken() from None
         if updated is None:
             raise NotFound("This user no longer exists.")
         if new_email:
@@ -573,8 +597,9 @@ class AuthService:
         return base.rstrip("/")
 
     def _send_token_mail(self, project: ProjectInfo, settings: dict, user: dict, kind: str) -> None:
-        hours = self.config["auth"]["verify_token_hours" if kind == "verify" else "reset_token_hours"]
-        token = ("baas_vt_" if kind == "verify" else "baas_pr_") + random_token(32)
+        spec = _MAILED[kind]
+        hours = self.config["auth"][spec["hours"]]
+        token = spec["prefix"] + random_token(32)
         now = utcnow()
         user_tokens = self._col(project.id, USER_TOKENS)
         # Only the newest link of a kind works.
@@ -582,8 +607,7 @@ class AuthService:
         user_tokens.insert_one({"_id": sha256_hex(token), "kind": kind, "user_id": user["_id"],
                                 "email": user["email"], "used": False, "created_at": now,
                                 "expires_at": now + timedelta(hours=hours)})
-        page = "verify-email" if kind == "verify" else "reset-password"
-        link = f"{self._link_base(settings)}/{page}?token={token}&project={project.id}"
+        link = f"{self._link_base(settings)}/{spec['page']}?token={token}&project={project.id}"
         values = {"link": link, "token": token, "email": user["email"], "project": project.name, "hours": hours}
         mail = settings["mail"]
         subject = render(mail[f"{kind}_subject"], values)
@@ -591,8 +615,7 @@ class AuthService:
         self.mailer.send(user["email"], subject, body, mail.get("sender"))
 
     def _consume(self, project_id: str, kind: str, token) -> dict:
-        prefix = "baas_vt_" if kind == "verify" else "baas_pr_"
-        what = "verification" if kind == "verify" else "password reset"
+        prefix, what = _MAILED[kind]["prefix"], _MAILED[kind]["what"]
         if not isinstance(token, str) or not token.startswith(prefix) or len(token) > 200:
             raise Invalid(f"Invalid {what} token.", errors={"token": ["Invalid token."]})
         doc = self._col(project_id, USER_TOKENS).find_one_and_update(
@@ -602,6 +625,15 @@ class AuthService:
             raise Invalid(f"This {what} link is invalid, already used or expired; ask for a new one.",
                           errors={"token": ["Invalid, used or expired."]})
         return doc
+
+    def _update_token_owner(self, project_id: str, stored: dict, update: dict) -> dict:
+        # Matching the address too: a link mailed to an old address must not act on the account's new one.
+        user = self._col(project_id, USERS).find_one_and_update(
+            {"_id": stored["user_id"], "email": stored["email"]}, update, return_document=ReturnDocument.AFTER)
+        if user is None:
+            raise Invalid("This link was sent to an email address the account no longer has.",
+                          errors={"token": ["Email address changed since."]})
+        return user
 
     def request_verification(self, project: ProjectInfo, user: UserInfo | None, email=None, ip: str = "") -> None:
         """Mail a new verification link; answers the same whether or not the address is known."""
@@ -623,13 +655,8 @@ class AuthService:
     def confirm_verification(self, project: ProjectInfo, token, ip: str = "") -> dict:
         self._hit(project.id, "verify", ip)
         stored = self._consume(project.id, "verify", token)
-        user = self._col(project.id, USERS).find_one_and_update(
-            {"_id": stored["user_id"], "email": stored["email"]},
-            {"$set": {"email_verified": True}, "$currentDate": {"updated_at": True}},
-            return_document=ReturnDocument.AFTER)
-        if user is None:
-            raise Invalid("This link was sent to an email address the account no longer has.",
-                          errors={"token": ["Email address changed since."]})
+        user = self._update_token_owner(project.id, stored, {"$set": {"email_verified": True},
+                                                             "$currentDate": {"updated_at": True}})
         return public(user)
 
     def request_password_reset(self, project: ProjectInfo, email, ip: str = "") -> None:
@@ -646,15 +673,10 @@ class AuthService:
         self._hit(project.id, "reset", ip)
         check_policy(password, settings)  # before using up the token, so a weak choice can be retried
         stored = self._consume(project.id, "reset", token)
-        user = self._col(project.id, USERS).find_one_and_update(
-            {"_id": stored["user_id"], "email": stored["email"]},
+        user = self._update_token_owner(project.id, stored, {
             # Opening the mailed link proves the address, too.
-            {"$set": {"password_hash": self.passwords.hash(password), "email_verified": True},
-             "$currentDate": {"updated_at": True}},
-            return_document=ReturnDocument.AFTER)
-        if user is None:
-            raise Invalid("This link was sent to an email address the account no longer has.",
-                          errors={"token": ["Email address changed since."]})
+            "$set": {"password_hash": self.passwords.hash(password), "email_verified": True},
+            "$currentDate": {"updated_at": True}})
         self._revoke_sessions(project.id, {"user_id": user["_id"]})
         self._mark_user(project.id, user["_id"], "changed")
         self._clear_failures(project.id, email_key(user["email"]))
@@ -682,6 +704,8 @@ class AuthService:
         email = normalise_email(email)
         if password is not None:
             check_policy(password, settings)
+        data = {} if data is None else data
+        self.hooks.before("baas_before_user_signup", project_id=project.id, email=email, data=data)
         user = self._new_user(email, password, check_profile(data), roles=check_roles(roles or []),
                               email_verified=bool(email_verified), disabled=bool(disabled))
         self._insert_user(project.id, user)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 import jwt
@@ -35,8 +36,7 @@ class AccessTokens:
         self.lifetime = timedelta(minutes=minutes)
 
     def _context(self):
-        from contextlib import nullcontext
-
+        # Usable outside a request too (CLI, background jobs); flask-jwt-extended reads its settings from the app.
         return nullcontext() if has_app_context() else self.app.app_context()
 
     def issue(self, project_id: str, user_id: str, roles: list, anonymous: bool, session_id: str) -> tuple[str, int]:

@@ -87,7 +87,7 @@ def _check_local_references(root, node=None, path: str = "") -> None:
 
 
 def check_schema(schema):
-    """Validate an admin's JSON Schema; return (validator class, schema) or (None, None)."""
+    """Validate an admin's JSON Schema (or None); return it unchanged."""
     if schema is None:
         return None
     if not isinstance(schema, dict):

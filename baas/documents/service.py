@@ -81,6 +81,15 @@ def query_refused(exc: OperationFailure, parameter: str) -> Invalid:
     return Invalid(f"The query was refused by the database: {reason}", errors={parameter: ["Refused by the database."]})
 
 
+def _ensure_owner_index(collection) -> None:
+    # "owner" rules filter every read and write on _owner.
+    ensure_index(collection, [("_owner", 1)], name=OWNER_INDEX)
+
+
+def _client_filter(defn: Definition, text: str | None) -> dict:
+    return compile_filter(parse_json_param(text, "filter"), defn.query_date_fields) if text else {}
+
+
 class DocumentService:
     def __init__(self, mongo, projects, hooks, secret: str, cache_seconds: float = 2,
                  query_time_limit_ms: int = 10_000):
@@ -100,6 +109,12 @@ class DocumentService:
         if db is None:
             db = self._databases[project_id] = self.mongo.project_db(project_id)
         return db
+
+    def _admin_project(self, principal, project_id: str | None):
+        """The project whose definitions a server key (its own) or the platform admin (any) may manage."""
+        principal.require_server()
+        principal.require_scope("collections:admin")
+        return self._project(principal, project_id)
 
     def _project(self, principal, project_id: str | None = None):
         if project_id is None or (principal.project is not None and principal.project.id == project_id):
@@ -130,7 +145,7 @@ class DocumentService:
 
     def _forget(self, project_id: str, name: str) -> None:
         # Other processes see the change when their cache entry expires (keys.cache_seconds).
-        self._definitions.clear()
+        self._definitions.discard((project_id, name))
 
     def _materialize(self, project, defn: Definition) -> Definition:
         """Store the definition of a collection written for the first time, freezing its default rules."""
@@ -139,22 +154,18 @@ class DocumentService:
         db[DEFINITIONS].update_one({"_id": defn.name}, {"$setOnInsert": {
             "schema_json": None, "indexes": [], "rules_json": orjson.dumps(defn.rules).decode(),
             "created_at": now, "updated_at": now}}, upsert=True)
-        ensure_index(db[defn.name], [("_owner", 1)], name=OWNER_INDEX)
+        _ensure_owner_index(db[defn.name])
         self._forget(project.id, defn.name)
         return self.definition(project, defn.name)
 
     def list_collections(self, principal, project_id: str | None = None) -> list[dict]:
-        principal.require_server()
-        principal.require_scope("collections:admin")
-        project = self._project(principal, project_id)
+        project = self._admin_project(principal, project_id)
         db = self._db(project.id)
         return [Definition.from_stored(project.id, db[d["_id"]], d).describe()
                 for d in db[DEFINITIONS].find({}).sort("_id", 1)]
 
     def get_collection(self, principal, name: str, project_id: str | None = None) -> dict:
-        principal.require_server()
-        principal.require_scope("collections:admin")
-        project = self._project(principal, project_id)
+        project = self._admin_project(principal, project_id)
         check_collection_name(name)
         stored = self._db(project.id)[DEFINITIONS].find_one({"_id": name})
         if stored is None:
@@ -163,9 +174,7 @@ class DocumentService:
 
     def put_collection(self, principal, name: str, body: dict, project_id: str | None = None) -> tuple[dict, bool]:
         """Create or change a definition; keys the body omits keep their value. Returns (definition, created)."""
-        principal.require_server()
-        principal.require_scope("collections:admin")
-        project = self._project(principal, project_id)
+        project = self._admin_project(principal, project_id)
         check_collection_name(name)
         if not isinstance(body, dict):
             raise Invalid("Send a JSON object with schema, indexes and rules.")
@@ -185,7 +194,7 @@ class DocumentService:
                           created_at=current.created_at if current else now, updated_at=now, defined=True)
         self._apply_indexes(db[name], current.indexes if current else [], indexes)
         if current is None:
-            ensure_index(db[name], [("_owner", 1)], name=OWNER_INDEX)
+            _ensure_owner_index(db[name])
         db[DEFINITIONS].replace_one({"_id": name}, defn.to_stored(), upsert=True)
         self._forget(project.id, name)
         return defn.describe(), current is None
@@ -224,9 +233,7 @@ class DocumentService:
 
     def delete_collection(self, principal, name: str, project_id: str | None = None) -> None:
         """Drop a collection's documents and its definition."""
-        principal.require_server()
-        principal.require_scope("collections:admin")
-        project = self._project(principal, project_id)
+        project = self._admin_project(principal, project_id)
         check_collection_name(name)
         db = self._db(project.id)
         existed = db[DEFINITIONS].delete_one({"_id": name}).deleted_count
@@ -278,12 +285,13 @@ class DocumentService:
         principal.require_scope("documents:write")
         project = principal.project
         defn = self.definition(project, collection)
-        self._allowed(defn, principal, "create")
-        data, doc_id, owner = self._user_data(body, principal, allow_id=True)
-        data = defn.validate(data)
-        if not defn.defined:
-            defn = self._materialize(project, defn)
         access = self._allowed(defn, principal, "create")
+        data, doc_id, owner = self._user_data(body, principal, allow_id=True)
+        if not defn.defined:
+            # The stored definition decides: an admin may have defined the collection since it was looked up.
+            defn = self._materialize(project, defn)
+            access = self._allowed(defn, principal, "create")
+        data = defn.validate(data)
         now = utcnow()
         doc = {"_id": str(ObjectId()) if doc_id is _UNSET else doc_id, "_created": now, "_updated": now,
                "_owner": principal.user_id if owner is _UNSET else owner, "_rev": _rev(), **data}
@@ -402,8 +410,7 @@ class DocumentService:
         project = principal.project
         defn = self.definition(project, collection)
         rule_filter = self._read_access(defn, principal, "list")
-        query = compile_filter(parse_json_param(params.filter, "filter"), defn.query_date_fields) \
-            if params.filter else {}
+        query = _client_filter(defn, params.filter)
         sort = parse_sort(params.sort)
         limit = parse_int(params.limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = parse_int(params.offset, "offset", 0, 0, MAX_OFFSET)
@@ -421,7 +428,8 @@ class DocumentService:
             wanted = set(fields) | {"_id"}
             extra = {field.split(".")[0] for field, _ in sort} - wanted
             if expand:
-                extra |= set(expand) - wanted
+                # A reference the response leaves out is not worth fetching.
+                expand = {field: children for field, children in expand.items() if field in wanted}
             hidden = tuple(extra)
             projection = dict.fromkeys(wanted | extra, 1)
         try:
@@ -435,7 +443,7 @@ class DocumentService:
             last = items[-1]
             next_cursor = self.cursors.encode(scope, sort, [path_value(last, field) for field, _ in sort])
         if expand:
-            self._expand(principal, project, defn, items, expand, 0)
+            self._expand(principal, project, defn, items, expand)
         if defn.date_only_fields:
             for item in items:
                 defn.output(item)
@@ -477,7 +485,7 @@ class DocumentService:
                 node = node.setdefault(part, {})
         return tree
 
-    def _expand(self, principal, project, defn: Definition, docs: list, tree: dict, depth: int) -> None:
+    def _expand(self, principal, project, defn: Definition, docs: list, tree: dict) -> None:
         for field, children in tree.items():
             target_name, _ = defn.refs[field]
             try:
@@ -502,7 +510,7 @@ class DocumentService:
             except OperationFailure as exc:
                 raise query_refused(exc, "expand") from None
             if children and fetched:
-                self._expand(principal, project, target, list(fetched.values()), children, depth + 1)
+                self._expand(principal, project, target, list(fetched.values()), children)
             for d in fetched.values():
                 target.output(d)
             for doc in docs:
@@ -517,8 +525,7 @@ class DocumentService:
         principal.require_scope("documents:read")
         defn = self.definition(principal.project, collection)
         rule_filter = self._read_access(defn, principal, "aggregate")
-        query = compile_filter(parse_json_param(filter_text, "filter"), defn.query_date_fields) \
-            if filter_text else {}
+        query = _client_filter(defn, filter_text)
         if group_by:
             check_path(group_by, "group_by")
         labels = [m.strip() for m in (metrics or "count").split(",") if m.strip()]

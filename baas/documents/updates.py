@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from baas.errors import Invalid
 from baas.query import check_document_keys, check_path
+from baas.rules import same_value
 
 OPERATORS = ("$set", "$unset", "$inc", "$push", "$addToSet", "$pull")
 MAX_EACH = 1000
@@ -99,10 +100,6 @@ def _put(node, key, value, path):
         node[key] = value
 
 
-def _equal(a, b) -> bool:
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
-
-
 def apply_patch(doc: dict, operations) -> dict:
     """Apply parsed operations to `doc` (changed in place and returned)."""
     for op, path, operand in operations:
@@ -121,7 +118,7 @@ def apply_patch(doc: dict, operations) -> dict:
             if not isinstance(current, list):
                 _fail(f"'$pull' needs '{path}' to be a list.")
             drop = operand["$in"] if isinstance(operand, dict) and set(operand) == {"$in"} else [operand]
-            _put(node, key, [item for item in current if not any(_equal(item, d) for d in drop)], path)
+            _put(node, key, [item for item in current if not any(same_value(item, d) for d in drop)], path)
             continue
         node, key = _parent(doc, path, create=True)
         current = _get(node, key)
@@ -141,7 +138,7 @@ def apply_patch(doc: dict, operations) -> dict:
             values = operand["$each"] if isinstance(operand, dict) and "$each" in operand else [operand]
             current = list(current)
             for value in values:
-                if op == "$push" or not any(_equal(item, value) for item in current):
+                if op == "$push" or not any(same_value(item, value) for item in current):
                     current.append(value)
             _put(node, key, current, path)
     return doc

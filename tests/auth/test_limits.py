@@ -146,3 +146,20 @@ def test_high_per_key_limits_are_counted_in_batches_shared_by_processes(auth_app
     assert 300 - 2 * 3 <= allowed <= 300 + 2 * 3, allowed
     counters = list(first_app.extensions["baas"].mongo.platform["rate_limits"].find({"_id": {"$regex": "^key:"}}))
     assert counters and counters[0]["count"] >= 300 - 2 * 3
+
+
+def test_a_refresh_refused_by_the_limit_does_not_spend_the_token(auth_app, new_project):
+    app, admin, client = auth_app({"rate_limits.auth_per_ip": "100/minute", "rate_limits.auth_per_account": "1/hour"})
+    project = new_project(admin, client)
+    first = signup(project, "a@example.com").get_json()["refresh_token"]
+    second = project.client.post("/v1/auth/refresh", json={"refresh_token": first})
+    assert second.status_code == 200
+    token = second.get_json()["refresh_token"]
+    limited = project.client.post("/v1/auth/refresh", json={"refresh_token": token})
+    assert limited.status_code == 429
+    from baas.util import sha256_hex
+
+    stored = app.extensions["baas"].mongo.project_db(project.id)["_refresh_tokens"].find_one({"_id": sha256_hex(token)})
+    assert stored is not None and stored["used"] is False, "a 429 must leave the token usable for the retry"
+    sessions = app.extensions["baas"].mongo.project_db(project.id)["_sessions"]
+    assert sessions.count_documents({"revoked": True}) == 0

@@ -12,11 +12,7 @@ def docs(app):
 @pytest.fixture
 def principals(project):
     """Build principals of the test project: server(), client(), user(id, *roles)."""
-    info = ProjectInfo(id=project.id, name=project.id)
-
     class Factory:
-        project_info = info
-
         @staticmethod
         def server(settings=None):
             return Principal(project=ProjectInfo(project.id, project.id, settings or {}), key=KeyInfo("k1", "server"))
