@@ -421,9 +421,9 @@ class AuthService:
             raise _email_taken() from None
         if user is None:
             raise Conflict("This user already has an email and password.")
-        # The anonymous session's tokens say anon=true; end it and start a proper one.
+        # The anonymous session's tokens say anon=true; end it (its tokens with it) and start a proper one. No
+        # user-wide cutoff here: the new token is issued within the same millisecond on a fast MongoDB.
         self._revoke_sessions(project.id, {"user_id": user["_id"]})
-        self._mark_user(project.id, user["_id"], "changed")
         return self._signed_in_or_verify(project, settings, user, ip, user_agent)
 
     def login(self, project: ProjectInfo, email, password, ip: str = "", user_agent: str = "") -> dict:
