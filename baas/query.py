@@ -422,6 +422,40 @@ def path_value(doc: dict, path: str):
     return value
 
 
+# MongoDB sorts values of different types in this order (null and missing come first), while $gt/$lt only
+# compare values of the same type; a cursor must add the types that sort after its value explicitly, or a page
+# boundary on a number would skip every string. ObjectId is checked by name to keep bson out of this module.
+_SORT_TYPE_ORDER = ("number", "string", "object", "array", "objectId", "bool", "date")
+
+
+def _sort_type(value) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, datetime):
+        return "date"
+    if type(value).__name__ == "ObjectId":
+        return "objectId"
+    return None
+
+
+def _other_types(field: str, value, after: bool) -> list[dict]:
+    kind = _sort_type(value)
+    if field == "_id" or kind is None or kind == "array":  # baas ids are always strings; arrays sort by an element
+        return []
+    rank = _SORT_TYPE_ORDER.index(kind)
+    others = _SORT_TYPE_ORDER[rank + 1:] if after else _SORT_TYPE_ORDER[:rank]
+    # One $type per clause: a list of types is valid MongoDB, but nx-27017 only takes one.
+    return [{field: {"$type": other}} for other in others if other != "array"]
+
+
 def keyset_filter(sort: list[tuple[str, int]], values: list) -> dict:
     """The documents strictly after `values` in `sort` order (MongoDB sorts null/missing lowest)."""
     branches = []
@@ -434,9 +468,10 @@ def keyset_filter(sort: list[tuple[str, int]], values: list) -> dict:
             else:
                 continue  # nothing sorts below null in descending order
         elif direction == 1:
-            after = {field: {"$gt": value}}
+            alternatives = [{field: {"$gt": value}}] + _other_types(field, value, after=True)
+            after = alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
         else:
-            after = {"$or": [{field: {"$lt": value}}, {field: None}]}
+            after = {"$or": [{field: {"$lt": value}}, {field: None}] + _other_types(field, value, after=False)}
         branch = and_filters(equal, after) if equal else after
         branches.append(branch)
     if not branches:

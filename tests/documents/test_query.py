@@ -226,3 +226,19 @@ def test_cursor_tampering_is_refused(project):
         assert response.status_code == 400
     ok = server.get("/v1/collections/items/documents", query_string={"limit": 2, "sort": "n", "cursor": cursor})
     assert [d["n"] for d in ok.get_json()["items"]] == [2, 3]
+
+
+@pytest.mark.parametrize("sort", ["rank", "-rank"])
+def test_cursor_pages_cross_from_numbers_to_strings_and_missing(project, sort):
+    # MongoDB sorts null/missing < numbers < strings, and $gt/$lt compare one type only: a page boundary on a
+    # number must still reach the strings (and, descending, the missing values).
+    values = [3, 1, "b", 2, "a", None, "c", 4]
+    for i, value in enumerate(values):
+        body = {"_id": f"m{i}"} if value is None else {"_id": f"m{i}", "rank": value}
+        assert project.server.post("/v1/collections/items/documents", json=body).status_code == 201
+    pages = _all_pages(project.server, sort=sort, limit=2)
+    got = [d["_id"] for d in pages]
+    assert len(got) == len(set(got)) == len(values)
+    one_page = project.server.get("/v1/collections/items/documents",
+                                  query_string={"sort": sort, "limit": 100}).get_json()["items"]
+    assert got == [d["_id"] for d in one_page], "paging returns exactly the one-page order"
