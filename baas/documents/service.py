@@ -487,6 +487,8 @@ class DocumentService:
 
     def _expand(self, principal, project, defn: Definition, docs: list, tree: dict) -> None:
         for field, children in tree.items():
+            if field not in defn.refs:
+                continue  # the schema changed since the expand paths were checked: leave the ids as they are
             target_name, _ = defn.refs[field]
             try:
                 target = self.definition(project, target_name)
