@@ -27,6 +27,12 @@ def render(template: str, values: dict) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
+def masked(address: str) -> str:
+    """An address fit for logs: enough to tell mails apart, not enough to collect users' addresses."""
+    local, _, domain = str(address).rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else "***"
+
+
 def one_line(text: str) -> str:
     """Header values never carry line breaks (header injection)."""
     return " ".join(text.split())
@@ -38,6 +44,8 @@ class Mailer:
         self.outbox = Path(outbox)
         self.default_sender = default_sender
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baas-mail")
+        # One thread, so background work runs in the order it was asked for (the newest reset link wins).
+        self._ordered = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baas-mail-work")
 
     @classmethod
     def from_config(cls, config: dict) -> "Mailer":
@@ -63,16 +71,27 @@ class Mailer:
         message = self.build(to, subject, body, sender)
         return self._pool.submit(self._deliver, message)
 
+    def in_background(self, work, *args):
+        """Run `work(*args)` off the request, in submission order; failures are logged. Returns a Future."""
+        def logged():
+            try:
+                return work(*args)
+            except Exception:
+                log.exception("background mail work %s failed", getattr(work, "__name__", work))
+                raise
+
+        return self._ordered.submit(logged)
+
     def _deliver(self, message: EmailMessage) -> None:
         try:
             if self.uses_smtp:
                 self._send_smtp(message)
-                log.info("mail %s sent to %s", message["Message-ID"], message["To"])
+                log.info("mail %s sent to %s", message["Message-ID"], masked(message["To"]))
             else:
                 path = self._write_outbox(message)
-                log.info("no SMTP configured: mail to %s written to %s", message["To"], path)
+                log.info("no SMTP configured: mail to %s written to %s", masked(message["To"]), path)
         except Exception:
-            log.exception("could not deliver mail %s to %s", message["Message-ID"], message["To"])
+            log.exception("could not deliver mail %s to %s", message["Message-ID"], masked(message["To"]))
             raise
 
     def _send_smtp(self, message: EmailMessage) -> None:
@@ -101,4 +120,5 @@ class Mailer:
         return path
 
     def close(self) -> None:
+        self._ordered.shutdown(wait=True)  # first: its work may still queue mails
         self._pool.shutdown(wait=True)
