@@ -163,11 +163,3 @@ def test_a_refresh_refused_by_the_limit_does_not_spend_the_token(auth_app, new_p
     assert stored is not None and stored["used"] is False, "a 429 must leave the token usable for the retry"
     sessions = app.extensions["baas"].mongo.project_db(project.id)["_sessions"]
     assert sessions.count_documents({"revoked": True}) == 0
-
-
-def test_mail_logs_mask_addresses():
-    from baas.mail import masked
-
-    assert masked("ada.lovelace@example.com") == "a***@example.com"
-    assert "lovelace" not in masked("ada.lovelace@example.com")
-    assert masked("not-an-address") == "***"

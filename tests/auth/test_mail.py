@@ -151,3 +151,12 @@ def test_smtp_login_with_credentials(auth_app, new_project, make_user):
         assert logins == [(b"mailer", b"s3cret")]
     finally:
         controller.stop()
+
+
+
+def test_mail_logs_mask_addresses():
+    from baas.mail import masked
+
+    assert masked("ada.lovelace@example.com") == "a***@example.com"
+    assert "lovelace" not in masked("ada.lovelace@example.com")
+    assert masked("not-an-address") == "***"
