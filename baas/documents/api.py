@@ -14,7 +14,7 @@ from werkzeug.urls import iri_to_uri
 from baas.context import current_principal, services
 from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSchema, CollectionPutSchema,
                                     CollectionSchema, DocumentPageSchema, DocumentSchema, query_parameters)
-from baas.documents.service import FindParams
+from baas.documents.service import FindParams, etag_matches
 from baas.errors import Invalid
 
 blp = Blueprint("documents", __name__, url_prefix="/v1",
@@ -173,7 +173,8 @@ class Document(MethodView):
         """Read a document; its ETag goes in If-Match on writes"""
         doc = services().documents.get(current_principal(), name, doc_id)
         etag = _etag(doc)
-        if request.environ.get("HTTP_IF_NONE_MATCH") == etag:
+        if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match is not None and etag_matches(if_none_match, doc.get("_rev", "")):
             return Response(status=304, headers={"ETag": etag})
         return _document_response(doc)
 

@@ -57,7 +57,8 @@ def _rev() -> str:
     return new_id(nbytes=6)
 
 
-def _matches_etag(if_match: str | None, rev: str) -> bool:
+def etag_matches(if_match: str | None, rev: str) -> bool:
+    """If-Match / If-None-Match semantics: a list of tags, weak tags and '*' all count."""
     if if_match is None:
         return True
     for candidate in if_match.split(","):
@@ -363,7 +364,7 @@ class DocumentService:
     def _write(self, defn: Definition, principal, doc_id: str, if_match, action: str, change) -> dict:
         for _ in range(WRITE_RETRIES):
             access, previous = self._load_for_write(defn, principal, "update", doc_id)
-            if not _matches_etag(if_match, previous.get("_rev")):
+            if not etag_matches(if_match, previous.get("_rev")):
                 raise PreconditionFailed("The document changed since you read it (If-Match does not match its "
                                          "ETag); read it again and retry.")
             data, owner = change(previous)
@@ -390,7 +391,7 @@ class DocumentService:
         defn = self.definition(principal.project, collection)
         for _ in range(WRITE_RETRIES):
             _, previous = self._load_for_write(defn, principal, "delete", doc_id)
-            if not _matches_etag(if_match, previous.get("_rev")):
+            if not etag_matches(if_match, previous.get("_rev")):
                 raise PreconditionFailed("The document changed since you read it (If-Match does not match its "
                                          "ETag).")
             self.hooks.before("baas_before_document_write", principal=principal, collection=collection,

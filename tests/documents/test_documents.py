@@ -29,6 +29,9 @@ def test_create_returns_201_location_etag_and_system_fields(project):
     assert fetched.headers["ETag"] == response.headers["ETag"]
     assert project.server.get(response.headers["Location"],
                               headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+    for tags in (f'"other", {response.headers["ETag"]}', f'W/{response.headers["ETag"]}', "*"):
+        assert project.server.get(response.headers["Location"], headers={"If-None-Match": tags}).status_code == 304
+    assert project.server.get(response.headers["Location"], headers={"If-None-Match": '"other"'}).status_code == 200
 
 
 def test_client_chosen_id(project):
