@@ -18,7 +18,10 @@ class Inbox:
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "message": message})
+        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "message": message,
+                              # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+                              "tls": session.ssl is not None
+                              or server.transport.get_extra_info("ssl_object") is not None})
         return "250 Message accepted"
 
     def to(self, address):
