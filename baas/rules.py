@@ -253,9 +253,16 @@ def _equals(values: list, expected) -> bool:
 
 
 def same_value(a, b) -> bool:
-    """Equality as MongoDB sees JSON values: 1 == 1.0, but true is not 1."""
+    """Equality as MongoDB sees JSON values: 1 == 1.0, but true is not 1, and embedded documents compare
+    field by field in order (BSON keeps key order), at every depth."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same_value(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
     return a == b
 
 

@@ -289,3 +289,14 @@ def test_owner_rule_never_matches_ownerless_documents_for_anonymous_callers(docs
     docs.create(principals.client(), "notes", {"a": 1})
     with pytest.raises(Forbidden):
         docs.find(principals.client(), "notes", FindParams())
+
+
+def test_python_rule_matching_compares_nested_values_like_mongodb():
+    from baas.rules import matches
+
+    rule = {"meta": {"a": 1, "b": True}, "tags": [1, True]}
+    assert matches(rule, {"meta": {"a": 1.0, "b": True}, "tags": [1.0, True]})
+    assert not matches(rule, {"meta": {"b": True, "a": 1}, "tags": [1, True]}), "embedded documents keep key order"
+    assert not matches(rule, {"meta": {"a": 1, "b": 1}, "tags": [1, True]}), "true is not 1 inside documents"
+    assert not matches(rule, {"meta": {"a": 1, "b": True}, "tags": [1, 1]}), "true is not 1 inside arrays"
+    assert matches({"tags": [1, True]}, {"tags": [[1, True], "x"]}), "an array field matches an equal element"
