@@ -22,7 +22,7 @@ from baas.storage.embedded import EmbeddedMongo, die_with_parent, free_port
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 
 __all__ = ["mongo_uri", "s3_settings", "base_config", "make_app", "app", "client", "admin", "project",
-           "ApiClient", "ProjectKeys", "wait_until", "ServerProcess", "server_process", "ADMIN_TOKEN",
+           "ApiClient", "ProjectKeys", "wait_until", "wait_ready", "ServerProcess", "server_process", "ADMIN_TOKEN",
            "make_user", "sign_up_user"]
 
 
@@ -36,6 +36,19 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def wait_ready(process, url: str, output, timeout: float = 30) -> None:
+    """Poll a started `baas serve` until /readyz answers 200; fail with its output if it exits first."""
+    def ready():
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{output()}")
+        try:
+            return requests.get(url + "/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(ready, timeout=timeout, message=f"/readyz 200 on {url}")
 
 
 @pytest.fixture(scope="session")
@@ -236,15 +249,7 @@ class ServerProcess:
                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                         preexec_fn=die_with_parent)  # no orphans if pytest is killed
 
-        def ready():
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited: {self.log_path.read_text()}")
-            try:
-                return requests.get(self.url + "/readyz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(ready, timeout=30, message=f"baas serve on port {self.port}")
+        wait_ready(self.process, self.url, lambda: self.log_path.read_text(errors="replace"))
         return self
 
     def stop(self) -> None:

@@ -39,36 +39,31 @@ def certificate(tmp_path, monkeypatch):
     return server_context
 
 
-def _mail_a_reset(auth_app, new_project, port, security):
-    app, admin, client = auth_app({"mail.smtp.host": "127.0.0.1", "mail.smtp.port": port,
-                                   "mail.smtp.security": security, "mail.link_base_url": "https://app.example.com"})
-    project = new_project(admin, client)
-    signup(project, "tls@example.com")
-    assert project.client.post("/v1/auth/password-reset/request", json={"email": "tls@example.com"}).status_code == 202
+def _reset_mail_received(auth_app, new_project, security: str, **server_tls) -> dict:
+    """Ask for a password reset through an SMTP server with `server_tls`; return the mail it received."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **server_tls)
+    controller.start()
+    try:
+        app, admin, client = auth_app({"mail.smtp.host": "127.0.0.1", "mail.smtp.port": port,
+                                       "mail.smtp.security": security,
+                                       "mail.link_base_url": "https://app.example.com"})
+        project = new_project(admin, client)
+        signup(project, "tls@example.com")
+        response = project.client.post("/v1/auth/password-reset/request", json={"email": "tls@example.com"})
+        assert response.status_code == 202
+        return wait_until(lambda: inbox.to("tls@example.com"), message=f"the reset mail over {security}")[0]
+    finally:
+        controller.stop()
 
 
 def test_starttls(auth_app, new_project, certificate):
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=certificate, require_starttls=True)
-    controller.start()
-    try:
-        _mail_a_reset(auth_app, new_project, port, "starttls")
-        mails = wait_until(lambda: inbox.to("tls@example.com"), message="the reset mail over STARTTLS")
-    finally:
-        controller.stop()
-    assert mails[0]["tls"] is True
-    assert "reset" in mails[0]["message"]["Subject"].lower()
+    mail = _reset_mail_received(auth_app, new_project, "starttls", tls_context=certificate, require_starttls=True)
+    assert mail["tls"] is True
+    assert "reset" in mail["message"]["Subject"].lower()
 
 
 def test_implicit_tls(auth_app, new_project, certificate):
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=certificate)
-    controller.start()
-    try:
-        _mail_a_reset(auth_app, new_project, port, "ssl")
-        mails = wait_until(lambda: inbox.to("tls@example.com"), message="the reset mail over implicit TLS")
-    finally:
-        controller.stop()
-    assert mails[0]["tls"] is True
+    mail = _reset_mail_received(auth_app, new_project, "ssl", ssl_context=certificate)
+    assert mail["tls"] is True

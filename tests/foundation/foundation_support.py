@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import requests
 
 from baas.storage.embedded import free_port
-from baas.testing import wait_until
+from baas.testing import wait_ready, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,15 +58,7 @@ class EmbeddedServer:
         return self
 
     def wait_ready(self, timeout: float = 30) -> "EmbeddedServer":
-        def ready():
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.output()}")
-            try:
-                return requests.get(self.url + "/readyz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(ready, timeout=timeout, message=f"/readyz 200 on {self.url}")
+        wait_ready(self.process, self.url, self.output, timeout)
         # The banner is printed before the port opens; wait for its last line to be flushed too.
         wait_until(lambda: "Listening" in self.output() or "admin token" in self.output()
                    or "baas keys create" in self.output(), timeout=10, message="the start-up banner")
