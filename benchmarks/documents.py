@@ -4,6 +4,9 @@ Starts `baas serve` on the embedded default (nx-27017 child + local files) in a 
 an indexed collection, seeds it, then drives each scenario from separate processes (wrk when installed, else a
 multiprocessing + http.client fallback) with N keep-alive connections for T seconds.
 
+Each run also measures the same requests against bare Flask views on the same database (floor_app.py, served
+by granian like baas), so baas's own share is the difference whatever the machine's load at the time.
+
 CPU per request is read from the server process tree's own CPU time (/proc/<pid>/stat) over each run, split into
 baas (the `baas serve` main process and its granian workers) and db (the nx-27017 child), because on a small shared
 machine req/s moves with the neighbours while CPU per request stays put.
@@ -46,9 +49,15 @@ BATCH_SIZE = 100
 # The load comes from one API key: the default general limit (6000/minute) would turn most of a run into 429s.
 # The limiter stays on, so its per-request cost is measured; only its ceiling is lifted.
 SERVER_ENV_DEFAULTS = {"BAAS_RATE_LIMITS_API_PER_KEY": "100000000/hour"}
-ALL_SCENARIOS = ("healthz", "readyz", "project", "get", "create", "query", "query_count")
-DEFAULT_SCENARIOS = "healthz,project,get,create,query,query_count"
-# Work today without the documents API; the floor every document request stands on.
+ALL_SCENARIOS = ("healthz", "readyz", "project", "floor_get", "get", "floor_create", "create", "floor_query", "query",
+                 "query_count")
+DEFAULT_SCENARIOS = "healthz,project,floor_get,get,floor_create,create,floor_query,query,query_count"
+# Bare Flask views on the same database (floor_app.py): what Flask + pymongo + granian cost without baas.
+FLOOR_SCENARIOS = {"floor_get": "get", "floor_create": "create", "floor_query": "query"}
+# The issue's targets, and the bare view it measured beside them (0.36 ms on its machine) for the floor rows.
+TARGETS_MS = {"get": 0.45, "create": 0.5, "query": 0.7}
+REFERENCE_FLOOR_MS = 0.36
+# Work without the documents API; the floor every document request stands on.
 BASELINE_SCENARIOS = ("healthz", "readyz", "project")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -208,6 +217,63 @@ class ServerUnderTest:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+class FloorServer:
+    """floor_app.py under granian with the server's workers and threads, on the server's database."""
+
+    def __init__(self, mongodb_uri: str, database: str, collection: str, workers: int, threads: int,
+                 startup_timeout: float = 30.0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "BAAS_FLOOR_MONGODB_URI": mongodb_uri, "BAAS_FLOOR_DATABASE": database,
+                    "BAAS_FLOOR_COLLECTION": collection}
+        self.workers, self.threads = workers, threads
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "FloorServer":
+        command = [PYTHON, "-m", "granian", "--interface", "wsgi", "--factory", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", str(self.workers), "--blocking-threads",
+                   str(self.threads), "--no-access-log", "--log-level", "warning",
+                   "--working-dir", str(Path(__file__).resolve().parent), "floor_app:create_app"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env,
+                                        stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError("the floor server exited during start-up:\n" + self.process.stderr.read()[-2000:])
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise BenchError(f"the floor server did not listen within {self.startup_timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+
+
+def embedded_mongodb_uri(tree: "ProcessTree") -> str | None:
+    """The URI of the server's nx-27017 child (it listens on 127.0.0.1, port from its command line)."""
+    for pid, role in tree.members().items():
+        if role == "db":
+            match = re.search(r"(?:^| )(?:-p|--port) (\d+)", _cmdline(pid))
+            if match:
+                return f"mongodb://127.0.0.1:{match.group(1)}/?directConnection=true"
+    return None
+
+
 # ------------------------------------------------------------------------------------------------ CPU accounting
 
 def _stat(pid: int) -> tuple[int, int] | None:
@@ -328,6 +394,17 @@ class ProcessTree:
         return [f"{pid} [{role}] {_cmdline(pid)[:90]}" for pid, role in sorted(self.members().items())]
 
 
+class FloorTree(ProcessTree):
+    """The floor server's CPU as "baas", the database's from the baas server's tree (they share it)."""
+
+    def __init__(self, floor_root: int, server_tree: ProcessTree):
+        super().__init__(floor_root)
+        self.server_tree = server_tree
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {"baas": super().cpu_seconds()["baas"], "db": self.server_tree.cpu_seconds()["db"]}
+
+
 # ----------------------------------------------------------------------------------------------------- scenarios
 
 @dataclass
@@ -367,6 +444,12 @@ def build_scenario(name: str, collection: str, ids: list[str], load_key: str | N
     if name in ("query", "query_count"):
         return Scenario(name, "GET", [query_path(collection, g, name == "query_count") for g in range(GROUPS)],
                         load_key)
+    if name == "floor_get":
+        return Scenario(name, "GET", [f"/floor/documents/{urllib.parse.quote(str(i), safe='')}" for i in ids], None)
+    if name == "floor_create":
+        return Scenario(name, "POST", ["/floor/documents"], None, creates=True, expect_status=201)
+    if name == "floor_query":
+        return Scenario(name, "GET", [f"/floor/documents?group={g}" for g in range(GROUPS)], None)
     raise BenchError(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
 
 
@@ -468,7 +551,7 @@ def check_scenario(api: Api, scenario: Scenario) -> str | None:
                                   key=scenario.key)
     if status != scenario.expect_status:
         return f"{scenario.method} {scenario.paths[0]} answered {status}: {str(payload)[:300]}"
-    if scenario.name.startswith("query"):
+    if scenario.name.startswith(("query", "floor_query")):
         items = payload.get("items") if isinstance(payload, dict) else None
         if not items or len(items) != 20:
             return f"query returned {len(items or [])} items, expected 20"
@@ -725,6 +808,38 @@ def _nan_to_null(value):
     return value
 
 
+def start_floor(args, api: Api, tree: ProcessTree, server: "ServerUnderTest | None") -> FloorServer:
+    """The floor server on the baas server's database and collection (see floor_app.py)."""
+    uri = args.floor_mongodb_uri or embedded_mongodb_uri(tree)
+    if not uri:
+        raise BenchError("the server has no embedded database; pass --floor-mongodb-uri")
+    status, project = api.request("GET", "/v1/project")
+    if status != 200 or not isinstance(project, dict) or not project.get("id"):
+        raise BenchError(f"GET /v1/project answered {status}: {str(project)[:200]}")
+    prefix = args.floor_db_prefix if server is None else args.server_env.get("BAAS_MONGODB_DB_PREFIX", "baas_")
+    return FloorServer(uri, f"{prefix}p_{project['id']}", args.collection, args.workers or 1,
+                       args.threads or 4).start()
+
+
+def format_floor_comparison(results: list[ScenarioResult]) -> str:
+    """baas's CPU per request next to the bare view's, measured in the same run, and the issue's targets."""
+    by_name = {r.scenario: r for r in results if r.requests}
+    rows = [(name, by_name[name], by_name[floor]) for floor, name in FLOOR_SCENARIOS.items()
+            if name in by_name and floor in by_name]
+    if not rows:
+        return ""
+    header = (f"{'path':<8} {'floor CPU':>10} {'baas CPU':>9} {'baas over floor':>16} {'target':>7} "
+              f"{'target over ref. floor':>23}")
+    lines = ["server CPU ms/request against the bare Flask + pymongo view of the same run:", header,
+             "-" * len(header)]
+    for name, baas, floor in rows:
+        target = TARGETS_MS[name]
+        lines.append(f"{name:<8} {floor.baas_cpu_ms_per_req:>10.3f} {baas.baas_cpu_ms_per_req:>9.3f} "
+                     f"{baas.baas_cpu_ms_per_req - floor.baas_cpu_ms_per_req:>+16.3f} {target:>7.2f} "
+                     f"{target - REFERENCE_FLOOR_MS:>+23.2f}")
+    return "\n".join(lines)
+
+
 def format_table(results: list[ScenarioResult]) -> str:
     header = (f"{'scenario':<12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
               f"{'baas CPU ms/req':>16} {'db CPU ms/req':>14} {'total':>7}")
@@ -767,6 +882,9 @@ def parse_args(argv=None):
                         help="load generator: wrk when installed, else multiprocessing + http.client")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 leaves the cores to the server)")
     parser.add_argument("--load-processes", type=int, default=2, help="processes of the Python load generator")
+    parser.add_argument("--floor-mongodb-uri",
+                        help="with --url: the server's MongoDB, for the floor_* scenarios (default: its nx-27017)")
+    parser.add_argument("--floor-db-prefix", default="baas_", help="with --url: the server's mongodb.db_prefix")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="also write the results as JSON to PATH (or stdout when no PATH)")
     args = parser.parse_args(argv)
@@ -796,7 +914,7 @@ def main(argv=None) -> int:
     if driver == "wrk" and not shutil.which("wrk"):
         raise BenchError("wrk is not installed (apt-get install wrk), use --load-with python")
 
-    server = None
+    server = floor = None
     workdir = Path(tempfile.mkdtemp(prefix="baas-bench-load-"))
     results: list[ScenarioResult] = []
     skipped: dict[str, str] = {}
@@ -835,25 +953,45 @@ def main(argv=None) -> int:
                     if name not in BASELINE_SCENARIOS:
                         skipped[name] = str(exc)
 
+        floor_url = floor_tree = floor_api = None
+        wanted_floors = [name for name in args.scenarios if name in FLOOR_SCENARIOS and name not in skipped]
+        if wanted_floors:
+            try:
+                floor = start_floor(args, setup_api, tree, server)
+            except BenchError as exc:
+                log(f"floor scenarios not measured: {exc}")
+                skipped.update(dict.fromkeys(wanted_floors, str(exc)))
+            else:
+                floor_url, floor_api = floor.url, Api(floor.url)
+                floor_tree = FloorTree(floor.process.pid, tree)
+
         load_key = keys.client or keys.server
         for name in args.scenarios:
             if name in skipped:
                 continue
-            if name in ("get",) and not ids:
+            if name in ("get", "floor_get") and not ids:
                 skipped[name] = "no document ids to GET"
                 continue
             scenario = build_scenario(name, args.collection, ids, load_key)
-            problem = check_scenario(setup_api, scenario)
+            is_floor = name in FLOOR_SCENARIOS
+            problem = check_scenario(floor_api if is_floor else setup_api, scenario)
             if problem:
                 skipped[name] = problem
                 log(f"skipping {name}: {problem}")
                 continue
             log(f"running {name} ...")
-            results.append(measure(args, url, scenario, tree, driver, workdir))
+            results.append(measure(args, floor_url if is_floor else url, scenario,
+                                   floor_tree if is_floor else tree, driver, workdir))
         setup_api.close()
+        if floor_api is not None:
+            floor_api.close()
 
         log("")
         log(format_table(results))
+        comparison = format_floor_comparison(results)
+        if comparison:
+            log("")
+            log(comparison)
         for name, reason in skipped.items():
             log(f"not measured: {name} ({reason[:200]})")
         if args.json:
@@ -871,6 +1009,8 @@ def main(argv=None) -> int:
         return 0 if results and not skipped else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if floor is not None:
+            floor.stop()
         if server is not None:
             server.stop()
 

@@ -45,6 +45,22 @@ def _call(app, environ: dict, body: bytes | None) -> int:
     return int(status_holder[0].split()[0])
 
 
+def _floor_app(app, embedded, report, name: str, path: str, ids: list):
+    """floor_app.py on the same database and collection, and its path for the same request."""
+    if name not in ("get", "create", "query"):
+        raise SystemExit("--floor has views for get, create and query only")
+    if embedded is None:
+        raise SystemExit("--floor needs the embedded database")
+    import floor_app
+
+    project_id = app.extensions["baas"].keys.authenticate(report.client_key)[0].id
+    os.environ["BAAS_FLOOR_MONGODB_URI"] = embedded.uri
+    os.environ["BAAS_FLOOR_DATABASE"] = app.extensions["baas"].mongo.project_db_name(project_id)
+    floor_path = {"get": f"/floor/documents/{urllib.parse.quote(ids[len(ids) // 2])}" if ids else "",
+                  "create": "/floor/documents", "query": f"/floor/documents?group={7 % GROUPS}"}[name]
+    return floor_app.create_app(), floor_path, None
+
+
 def main(argv=None) -> int:
     import random
 
@@ -57,6 +73,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", help="also dump the raw profile here (pstats format)")
+    parser.add_argument("--floor", action="store_true",
+                        help="profile the bare Flask view of floor_app.py for the same path instead of baas")
     args = parser.parse_args(argv)
 
     folder = tempfile.mkdtemp(prefix="baas-profile-")
@@ -96,9 +114,11 @@ def main(argv=None) -> int:
             body = json.dumps(document_for(123, random.Random(3))).encode()
         else:
             path = query_path(collection, 7 % GROUPS, args.path == "query_count")
+        if args.floor:
+            app, path, key = _floor_app(app, embedded, report, args.path, path, ids)
         split = urllib.parse.urlsplit(path)
         builder = EnvironBuilder(path=split.path, query_string=split.query, method=method,
-                                 headers={"X-API-Key": key, "Accept": "application/json",
+                                 headers={**({"X-API-Key": key} if key else {}), "Accept": "application/json",
                                           **({"Content-Type": "application/json"} if body else {})},
                                  data=body or None, base_url="http://127.0.0.1:8000")
         environ = builder.get_environ()
