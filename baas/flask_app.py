@@ -5,11 +5,16 @@ from flask import Flask
 
 
 class BaasFlask(Flask):
-    """Flask, minus a coroutine check per hook and view on every request (every baas view is synchronous)."""
+    """Flask, minus work it would repeat on every request: coroutine checks of hooks and views (every baas view
+    is synchronous) and the lookup of whether a view takes raw bodies."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._sync_checked: dict = {}
+        self._raw_body_views: dict = {}
+        from baas.http import RequestIds
+
+        self.request_ids = RequestIds()
 
     def ensure_sync(self, func):
         key = getattr(func, "__func__", func)  # bound methods are new objects on every request
@@ -17,3 +22,15 @@ class BaasFlask(Flask):
         if is_sync is None:
             is_sync = self._sync_checked[key] = not inspect.iscoroutinefunction(func)
         return func if is_sync else super().ensure_sync(func)
+
+    def accepts_raw_body(self, endpoint: str, method: str) -> bool:
+        """Whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads)."""
+        key = (endpoint, method)
+        accepts = self._raw_body_views.get(key)
+        if accepts is None:
+            view = self.view_functions.get(endpoint)
+            view_class = getattr(view, "view_class", None)
+            if view_class is not None:
+                view = getattr(view_class, method.lower(), None) or view_class
+            accepts = self._raw_body_views[key] = bool(getattr(view, "accepts_raw_body", False))
+        return accepts

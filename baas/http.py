@@ -1,8 +1,10 @@
 """Request plumbing shared by every API: request ids, body and content-type rules, CORS, the principal."""
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+import secrets
 
 import orjson
 from flask import Flask, current_app, g, make_response, request
@@ -10,6 +12,7 @@ from flask import g as _g_proxy
 from flask import request as _request_proxy
 from flask.json.provider import JSONProvider
 from flask.sessions import SessionInterface
+from werkzeug.wsgi import get_content_length
 
 from baas.context import services
 from baas.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
@@ -69,10 +72,12 @@ def _bearer_token(environ) -> str | None:
     return token.strip()
 
 
-def resolve_principal() -> Principal:
+def resolve_principal(environ=None, svc=None) -> Principal:
     # Runs on every API request: reads the WSGI environ directly rather than through the header proxies.
-    environ = request.environ
-    svc = current_app.extensions["baas"]
+    if environ is None:
+        environ = request.environ
+    if svc is None:
+        svc = current_app.extensions["baas"]
     if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
         token = _bearer_token(environ)
         if token is None and environ.get("HTTP_AUTHORIZATION"):
@@ -96,6 +101,26 @@ def resolve_principal() -> Principal:
     return Principal(project=project, key=key, user=user)
 
 
+class RequestIds:
+    """Request ids unique across processes without a system call per request: a random prefix, then a counter.
+
+    They only have to tell requests apart in logs, not be unguessable. A fresh prefix after fork keeps granian
+    workers apart.
+    """
+
+    def __init__(self):
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
 def _cors_origin_allowed(origin: str) -> bool:
     svc = services()
     allowed = svc.config["cors"]["allowed_origins"]
@@ -114,14 +139,18 @@ def _cors_origin_allowed(origin: str) -> bool:
 
 
 def _before_request():
-    request = _request_proxy._get_current_object()  # one proxy lookup instead of dozens
+    # Every request passes here: one lookup per context proxy, then plain environ reads.
+    request = _request_proxy._get_current_object()
     g = _g_proxy._get_current_object()
+    app = current_app._get_current_object()
+    svc = app.extensions["baas"]
     environ = request.environ
-    incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    g.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    path = request.path
+    incoming = environ.get("HTTP_X_REQUEST_ID")
+    g.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else app.request_ids.next()
+    path = environ.get("PATH_INFO", "")
+    method = environ.get("REQUEST_METHOD")
     is_client = path.startswith(CLIENT_PREFIX)
-    if request.method == "OPTIONS" and is_client and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
+    if method == "OPTIONS" and is_client and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
         preflight = make_response("", 204)
         origin = request.headers.get("Origin")
         if origin and _cors_origin_allowed(origin):
@@ -131,50 +160,43 @@ def _before_request():
             preflight.headers["Access-Control-Max-Age"] = "600"
         preflight.headers["Vary"] = "Origin"
         return preflight
-    limit = request.max_content_length
-    if limit is not None and request.content_length is not None and request.content_length > limit:
+    limit = svc.config["server"]["max_body_bytes"]
+    content_length = get_content_length(environ)
+    if content_length is not None and content_length > limit:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    url_rule = request.url_rule
     # Unknown routes and wrong methods answer 404/405 whatever the body is.
-    if request.url_rule is not None and request.method in _BODY_METHODS \
-            and (request.content_length or environ.get("HTTP_TRANSFER_ENCODING")):
-        view = _current_view()
-        if not getattr(view, "accepts_raw_body", False):
-            if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
-                raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
-            # werkzeug ends a chunked body (no Content-Length) silently at the limit, so the view would see it cut
-            # short; read it here and refuse it whole instead.
-            if limit is not None and request.content_length is None and len(request.get_data(cache=True)) >= limit:
-                raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-    if request.url_rule is not None and (is_client or path.startswith(ADMIN_PREFIX)):
-        g.principal = resolve_principal()
-
-
-def _current_view():
-    if request.url_rule is None:
-        return None
-    view = current_app.view_functions.get(request.url_rule.endpoint)
-    view_class = getattr(view, "view_class", None)
-    if view_class is not None:
-        method = getattr(view_class, request.method.lower(), None)
-        return method or view_class
-    return view
+    if url_rule is not None and method in _BODY_METHODS \
+            and (content_length or environ.get("HTTP_TRANSFER_ENCODING")) \
+            and not app.accepts_raw_body(url_rule.endpoint, method):
+        if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+            raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
+        # werkzeug ends a chunked body (no Content-Length) silently at the limit, so the view would see it cut
+        # short; read it here and refuse it whole instead.
+        if content_length is None and len(request.get_data(cache=True)) >= limit:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    if url_rule is not None and (is_client or path.startswith(ADMIN_PREFIX)):
+        g.principal = resolve_principal(environ, svc)
 
 
 def _after_request(response):
-    request = _request_proxy._get_current_object()
-    response.headers["X-Request-ID"] = _g_proxy.get("request_id") or uuid.uuid4().hex
-    origin = request.environ.get("HTTP_ORIGIN")
-    if origin and request.path.startswith(CLIENT_PREFIX) and "Access-Control-Allow-Origin" not in response.headers:
-        response.headers.add("Vary", "Origin")
+    environ = _request_proxy._get_current_object().environ
+    headers = response.headers
+    # Nothing but this hook sets X-Request-ID, so it is appended rather than searched for and replaced.
+    headers.add("X-Request-ID", _g_proxy.get("request_id") or current_app.request_ids.next())
+    origin = environ.get("HTTP_ORIGIN")
+    if origin and environ.get("PATH_INFO", "").startswith(CLIENT_PREFIX) \
+            and "Access-Control-Allow-Origin" not in headers:
+        headers.add("Vary", "Origin")
         try:
             allowed = _cors_origin_allowed(origin)
         except Exception:  # never let CORS bookkeeping turn a response into a 500
             allowed = False
         if allowed:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    if "X-Content-Type-Options" not in response.headers:  # add() appends; setdefault() rescans the list to set
-        response.headers.add("X-Content-Type-Options", "nosniff")
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+    if "X-Content-Type-Options" not in headers:  # add() appends; setdefault() rescans the list to set
+        headers.add("X-Content-Type-Options", "nosniff")
     return response
 
 

@@ -46,7 +46,9 @@ class HookManager:
 
     def before(self, hook_name: str, **kwargs) -> None:
         """Run a before-hook; exceptions (Rejected) propagate to refuse the operation."""
-        getattr(self.pm.hook, hook_name)(**kwargs)
+        hook = getattr(self.pm.hook, hook_name)
+        if hook.get_hookimpls():  # most hooks have no plugin: skip pluggy's call machinery on the hot paths
+            hook(**kwargs)
 
     def after(self, hook_name: str, **kwargs) -> None:
         """Run an after-hook; each implementation is isolated so one broken plugin harms nothing else."""

@@ -233,3 +233,31 @@ def test_unexpected_errors_are_500_json_without_details(app, admin, monkeypatch)
     body = assert_error(response, 500)
     assert b"secret internal detail" not in response.data and b"RuntimeError" not in response.data
     assert response.headers["X-Request-ID"] in body["message"] or "request id" in body["message"].lower()
+
+
+def test_views_marked_raw_body_take_any_content_type_and_others_stay_json_only(make_app, admin):
+    """File uploads will come through views marked with raw_body; every other view keeps refusing non-JSON."""
+    from flask.views import MethodView
+
+    from baas.http import raw_body
+
+    application = make_app()
+
+    class Upload(MethodView):
+        @raw_body
+        def put(self):
+            from flask import request
+            return {"received": len(request.get_data())}
+
+        def post(self):
+            return {"posted": True}
+
+    application.add_url_rule("/admin/v1/test-upload", view_func=Upload.as_view("test_upload"))
+    client = application.test_client()
+    headers = dict(admin.headers)
+    accepted = client.put("/admin/v1/test-upload", data=b"\x89PNG raw bytes", headers={
+        **headers, "Content-Type": "image/png"})
+    assert accepted.status_code == 200, accepted.data
+    assert accepted.get_json() == {"received": 14}
+    assert_error(client.post("/admin/v1/test-upload", data=b"raw", headers={**headers, "Content-Type": "image/png"}),
+                 415)
