@@ -1,4 +1,5 @@
 """Single documents: create/read/replace/patch/delete, system fields, names, ETags, schemas, dates, hooks."""
+import re
 from datetime import datetime
 
 import pytest
@@ -219,14 +220,16 @@ def test_schema_validation_lists_errors(project):
 def test_dates_are_stored_as_dates_and_returned_as_iso(app, project):
     assert project.server.put("/v1/collections/posts", json={"schema": SCHEMA}).status_code == 201
     doc = _create(project.server, "posts", title="a", published="2024-05-01T12:30:00+02:00", birthday="1990-02-03")
-    assert doc["published"] == "2024-05-01T10:30:00Z"
+    # One format for every date in every response: UTC, milliseconds, Z.
+    assert doc["published"] == "2024-05-01T10:30:00.000Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["_created"]), doc["_created"]
     assert doc["birthday"] == "1990-02-03"
     stored = app.extensions["baas"].mongo.project_db(project.id)["posts"].find_one({"_id": doc["_id"]})
     assert isinstance(stored["published"], datetime) and isinstance(stored["birthday"], datetime)
     assert isinstance(stored["_created"], datetime)
     _create(project.server, "posts", title="b", published="2024-06-01T00:00:00Z")
     path = f"/v1/collections/posts/documents/{doc['_id']}"
-    assert project.server.get(path).get_json()["published"] == "2024-05-01T10:30:00Z"
+    assert project.server.get(path).get_json()["published"] == "2024-05-01T10:30:00.000Z"
 
     def titles(query):
         response = project.server.get("/v1/collections/posts/documents", query_string={"filter": query})
@@ -242,7 +245,7 @@ def test_dates_are_stored_as_dates_and_returned_as_iso(app, project):
     assert bad.status_code == 400
     # PATCH keeps dates as dates and re-validates the whole document.
     patched = project.server.patch(path, json={"score": 4}).get_json()
-    assert patched["published"] == "2024-05-01T10:30:00Z" and patched["birthday"] == "1990-02-03"
+    assert patched["published"] == "2024-05-01T10:30:00.000Z" and patched["birthday"] == "1990-02-03"
     assert isinstance(app.extensions["baas"].mongo.project_db(project.id)["posts"].find_one(
         {"_id": doc["_id"]})["published"], datetime)
 
