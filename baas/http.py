@@ -5,6 +5,7 @@ import itertools
 import os
 import re
 import secrets
+import weakref
 
 import orjson
 from flask import Flask, current_app, g, make_response, request
@@ -111,7 +112,9 @@ class RequestIds:
     def __init__(self):
         self._reset()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._reset)
+            # A weak reference: fork callbacks cannot be unregistered, and apps (in tests, many) must be freeable.
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: ref() and ref()._reset())
 
     def _reset(self) -> None:
         self._prefix = secrets.token_hex(8)

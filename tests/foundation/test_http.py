@@ -261,3 +261,25 @@ def test_views_marked_raw_body_take_any_content_type_and_others_stay_json_only(m
     assert accepted.get_json() == {"received": 14}
     assert_error(client.post("/admin/v1/test-upload", data=b"raw", headers={**headers, "Content-Type": "image/png"}),
                  415)
+
+
+def test_generated_request_ids_differ_across_requests_and_forked_workers():
+    """granian forks its workers from one process: each must draw its own prefix, or ids would repeat."""
+    import os
+
+    from baas.http import RequestIds
+
+    ids = RequestIds()
+    first, second = ids.next(), ids.next()
+    assert first != second and len(first) == 32
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes the id it would give its first request
+        os.write(write_end, ids.next().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert child_id[:16] != first[:16], (child_id, first)
+    assert ids.next()[:16] == first[:16]
