@@ -1,12 +1,35 @@
-"""The Flask class baas runs on."""
+"""The Flask and response classes baas runs on."""
 import inspect
 
 from flask import Flask
+from flask import Response as FlaskResponse
+
+
+class BaasResponse(FlaskResponse):
+    """Flask's response, handing a body that is already in memory to the server as a plain list.
+
+    werkzeug wraps every body in a ClosingIterator, and a WSGI server can only drain an iterator chunk by
+    chunk: granian then calls back into Python for every chunk and for close(). A list of bytes with nothing
+    to run on close is the same response, and granian writes it in one call. Streams and files keep the
+    iterator.
+    """
+
+    def get_app_iter(self, environ):
+        body = self.response
+        if type(body) is list and not self._on_close and not self.direct_passthrough \
+                and all(type(chunk) is bytes for chunk in body):
+            status = self.status_code
+            if environ["REQUEST_METHOD"] == "HEAD" or 100 <= status < 200 or status in (204, 304):
+                return []
+            return body
+        return super().get_app_iter(environ)
 
 
 class BaasFlask(Flask):
     """Flask, minus work it would repeat on every request: coroutine checks of hooks and views (every baas view
     is synchronous) and the lookup of whether a view takes raw bodies."""
+
+    response_class = BaasResponse
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

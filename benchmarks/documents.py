@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -750,6 +751,7 @@ class ScenarioResult:
     total_cpu_ms_per_req: float
     baas_cpu_s: float
     db_cpu_s: float
+    round: int = 1
 
 
 def measure(args, url: str, scenario: Scenario, tree: ProcessTree | None, driver: str, workdir: Path
@@ -822,35 +824,44 @@ def start_floor(args, api: Api, tree: ProcessTree, server: "ServerUnderTest | No
 
 
 def format_floor_comparison(results: list[ScenarioResult]) -> str:
-    """baas's CPU per request next to the bare view's, measured in the same run, and the issue's targets."""
-    by_name = {r.scenario: r for r in results if r.requests}
-    rows = [(name, by_name[name], by_name[floor]) for floor, name in FLOOR_SCENARIOS.items()
-            if name in by_name and floor in by_name]
-    if not rows:
-        return ""
+    """baas's CPU per request next to the bare view's, measured in the same run, and the issue's targets.
+
+    With several rounds, each round pairs a floor with its baas scenario; the medians are shown, and the
+    spread of the per-round differences."""
+    measured = {(r.round, r.scenario): r.baas_cpu_ms_per_req for r in results if r.requests}
     header = (f"{'path':<8} {'floor CPU':>10} {'baas CPU':>9} {'baas over floor':>16} {'target':>7} "
-              f"{'target over ref. floor':>23}")
-    lines = ["server CPU ms/request against the bare Flask + pymongo view of the same run:", header,
-             "-" * len(header)]
-    for name, baas, floor in rows:
+              f"{'target over ref. floor':>23}  rounds (differences)")
+    lines = []
+    for floor, name in FLOOR_SCENARIOS.items():
+        pairs = [(measured[(r, floor)], measured[(r, name)]) for r, n in measured
+                 if n == name and (r, floor) in measured]
+        if not pairs:
+            continue
+        differences = [baas - bare for bare, baas in pairs]
         target = TARGETS_MS[name]
-        lines.append(f"{name:<8} {floor.baas_cpu_ms_per_req:>10.3f} {baas.baas_cpu_ms_per_req:>9.3f} "
-                     f"{baas.baas_cpu_ms_per_req - floor.baas_cpu_ms_per_req:>+16.3f} {target:>7.2f} "
-                     f"{target - REFERENCE_FLOOR_MS:>+23.2f}")
-    return "\n".join(lines)
+        lines.append(f"{name:<8} {statistics.median(b for b, _ in pairs):>10.3f} "
+                     f"{statistics.median(a for _, a in pairs):>9.3f} {statistics.median(differences):>+16.3f} "
+                     f"{target:>7.2f} {target - REFERENCE_FLOOR_MS:>+23.2f}  {len(pairs)} "
+                     f"({', '.join(f'{d:+.3f}' for d in differences)})")
+    if not lines:
+        return ""
+    return "\n".join(["server CPU ms/request against the bare Flask + pymongo view of the same run (medians):",
+                      header, "-" * len(header)] + lines)
 
 
 def format_table(results: list[ScenarioResult]) -> str:
-    header = (f"{'scenario':<12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
+    header = (f"{'scenario':<15} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
               f"{'baas CPU ms/req':>16} {'db CPU ms/req':>14} {'total':>7}")
     lines = [header, "-" * len(header)]
+    several_rounds = any(r.round > 1 for r in results)
     for r in results:
+        label = f"{r.scenario} #{r.round}" if several_rounds else r.scenario
         if not r.requests:
-            lines.append(f"{r.scenario:<12} {0:>8} {'-':>8} {'-':>8} {'-':>8} {r.errors:>7} "
+            lines.append(f"{label:<15} {0:>8} {'-':>8} {'-':>8} {'-':>8} {r.errors:>7} "
                          f"no request finished in {r.duration_s:g}s (server CPU {r.baas_cpu_s:.1f}s baas + "
                          f"{r.db_cpu_s:.1f}s db): try fewer --connections or a longer --duration")
             continue
-        lines.append(f"{r.scenario:<12} {r.req_per_s:>8.0f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p99_ms:>8.2f} "
+        lines.append(f"{label:<15} {r.req_per_s:>8.0f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p99_ms:>8.2f} "
                      f"{r.errors:>7} {r.baas_cpu_ms_per_req:>16.3f} {r.db_cpu_ms_per_req:>14.3f} "
                      f"{r.total_cpu_ms_per_req:>7.3f}")
     return "\n".join(lines)
@@ -882,6 +893,8 @@ def parse_args(argv=None):
                         help="load generator: wrk when installed, else multiprocessing + http.client")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 leaves the cores to the server)")
     parser.add_argument("--load-processes", type=int, default=2, help="processes of the Python load generator")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the scenario list this many times, interleaved; comparisons take the median")
     parser.add_argument("--floor-mongodb-uri",
                         help="with --url: the server's MongoDB, for the floor_* scenarios (default: its nx-27017)")
     parser.add_argument("--floor-db-prefix", default="baas_", help="with --url: the server's mongodb.db_prefix")
@@ -898,8 +911,8 @@ def parse_args(argv=None):
     for name in args.scenarios:
         if name not in ALL_SCENARIOS:
             parser.error(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
-    if args.connections < 1 or args.duration <= 0 or args.docs < 0:
-        parser.error("--connections and --duration must be positive, --docs not negative")
+    if args.connections < 1 or args.duration <= 0 or args.docs < 0 or args.rounds < 1:
+        parser.error("--connections, --duration and --rounds must be positive, --docs not negative")
     if args.url and not args.server_key and any(n not in BASELINE_SCENARIOS for n in args.scenarios):
         parser.error("--url needs --server-key for the document scenarios")
     return args
@@ -966,7 +979,9 @@ def main(argv=None) -> int:
                 floor_tree = FloorTree(floor.process.pid, tree)
 
         load_key = keys.client or keys.server
-        for name in args.scenarios:
+        # Rounds interleave the scenarios (floor_get, get, floor_get, get, ...) so that a neighbour's burst
+        # lands on both sides of a comparison; the comparison then takes the median over rounds.
+        for round_number, name in ((r, n) for r in range(1, args.rounds + 1) for n in args.scenarios):
             if name in skipped:
                 continue
             if name in ("get", "floor_get") and not ids:
@@ -979,9 +994,11 @@ def main(argv=None) -> int:
                 skipped[name] = problem
                 log(f"skipping {name}: {problem}")
                 continue
-            log(f"running {name} ...")
-            results.append(measure(args, floor_url if is_floor else url, scenario,
-                                   floor_tree if is_floor else tree, driver, workdir))
+            log(f"running {name} ..." if args.rounds == 1 else f"running {name} (round {round_number}) ...")
+            result = measure(args, floor_url if is_floor else url, scenario, floor_tree if is_floor else tree,
+                             driver, workdir)
+            result.round = round_number
+            results.append(result)
         setup_api.close()
         if floor_api is not None:
             floor_api.close()

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 
 import orjson
 from bson.tz_util import utc as BSON_UTC
-from flask import Response, request
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.datastructures import Headers
@@ -20,6 +20,7 @@ from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSche
                                     CollectionSchema, DocumentPageSchema, DocumentSchema, query_parameters)
 from baas.documents.service import FindParams, etag_matches
 from baas.errors import Invalid
+from baas.flask_app import BaasResponse as Response
 from baas.util import iso_utc
 
 blp = Blueprint("documents", __name__, url_prefix="/v1",

@@ -283,3 +283,32 @@ def test_generated_request_ids_differ_across_requests_and_forked_workers():
     os.close(read_end)
     assert child_id[:16] != first[:16], (child_id, first)
     assert ids.next()[:16] == first[:16]
+
+
+def test_finished_bodies_reach_the_server_as_a_list_and_everything_else_as_werkzeug_sends_it():
+    from baas.flask_app import BaasResponse
+
+    get, head = {"REQUEST_METHOD": "GET"}, {"REQUEST_METHOD": "HEAD"}
+    assert BaasResponse(b'{"a": 1}').get_app_iter(get) == [b'{"a": 1}']
+    assert BaasResponse(b'{"a": 1}').get_app_iter(head) == []
+    assert BaasResponse(status=204).get_app_iter(get) == []
+    assert BaasResponse(b"x", status=304).get_app_iter(get) == []
+    streamed = BaasResponse(iter([b"a", b"b"]))
+    assert not isinstance(streamed.get_app_iter(get), list)
+    assert b"".join(streamed.get_app_iter(get)) == b"ab"
+    closed = []
+    with_callback = BaasResponse(b"x")
+    with_callback.call_on_close(lambda: closed.append(True))
+    chunks = with_callback.get_app_iter(get)
+    assert not isinstance(chunks, list)  # the server must call close(), so the callback runs
+    assert b"".join(chunks) == b"x"
+    chunks.close()
+    assert closed == [True]
+
+
+def test_head_of_a_document_has_its_headers_and_no_body(project):
+    created = project.server.post("/v1/collections/notes/documents", json={"text": "hi"}).get_json()
+    response = project.server.open("HEAD", f"/v1/collections/notes/documents/{created['_id']}")
+    assert response.status_code == 200
+    assert response.data == b""
+    assert response.headers["ETag"] == f'"{created["_rev"]}"'
