@@ -4,6 +4,8 @@ import inspect
 from flask import Flask
 from flask import Response as FlaskResponse
 
+from baas.util import RequestIds
+
 
 class BaasResponse(FlaskResponse):
     """Flask's response, handing a body that is already in memory to the server as a plain list.
@@ -35,8 +37,6 @@ class BaasFlask(Flask):
         super().__init__(*args, **kwargs)
         self._sync_checked: dict = {}
         self._raw_body_views: dict = {}
-        from baas.http import RequestIds
-
         self.request_ids = RequestIds()
 
     def ensure_sync(self, func):

@@ -1,11 +1,7 @@
 """Request plumbing shared by every API: request ids, body and content-type rules, CORS, the principal."""
 from __future__ import annotations
 
-import itertools
-import os
 import re
-import secrets
-import weakref
 
 import orjson
 from flask import Flask, current_app, g, make_response, request
@@ -100,28 +96,6 @@ def resolve_principal(environ=None, svc=None) -> Principal:
     elif environ.get("HTTP_AUTHORIZATION"):
         raise Unauthorized("The Authorization header must be 'Bearer <access token>'.")
     return Principal(project=project, key=key, user=user)
-
-
-class RequestIds:
-    """Request ids unique across processes without a system call per request: a random prefix, then a counter.
-
-    They only have to tell requests apart in logs, not be unguessable. A fresh prefix after fork keeps granian
-    workers apart.
-    """
-
-    def __init__(self):
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            # A weak reference: fork callbacks cannot be unregistered, and apps (in tests, many) must be freeable.
-            ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: ref() and ref()._reset())
-
-    def _reset(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._counter = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):016x}"
 
 
 def _cors_origin_allowed(origin: str) -> bool:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import secrets
 import time
+import weakref
 from datetime import datetime, timezone
 
 
@@ -69,3 +72,25 @@ def iso_utc(value: datetime) -> str:
     MongoDB keeps milliseconds, so this is exactly what was stored (and what JavaScript's Date.toISOString gives).
     """
     return as_utc(value).astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RequestIds:
+    """Request ids unique across processes without a system call per request: a random prefix, then a counter.
+
+    They only have to tell requests apart in logs, not be unguessable. A fresh prefix after fork keeps granian
+    workers apart.
+    """
+
+    def __init__(self):
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            # A weak reference: fork callbacks cannot be unregistered, and apps (in tests, many) must be freeable.
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: ref() and ref()._reset())
+
+    def _reset(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"

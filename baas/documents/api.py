@@ -58,11 +58,10 @@ class JsonResponse(Response):
     """
 
     def __init__(self, body: bytes, status: int = 200, headers: list | None = None):
-        self.headers = Headers()
-        # These two are known to be valid; werkzeug still checks the caller's (ETag comes from stored data).
-        self.headers._list = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        pairs = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         if headers:
-            self.headers.extend(headers)
+            pairs += headers
+        self.headers = Headers(pairs)
         self.status = status
         self.direct_passthrough = False
         self._on_close = []
@@ -90,7 +89,7 @@ def _document_response(doc: dict, status: int = 200, headers: list | None = None
 def _body():
     environ = request.environ
     length = get_content_length(environ)
-    if length is not None and "wsgi.input_terminated" not in environ:
+    if length is not None:
         # The length is known and within the limit (checked before the view), so the body is read directly.
         data = environ["wsgi.input"].read(length) if length else b""
     else:

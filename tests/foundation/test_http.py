@@ -267,7 +267,7 @@ def test_generated_request_ids_differ_across_requests_and_forked_workers():
     """granian forks its workers from one process: each must draw its own prefix, or ids would repeat."""
     import os
 
-    from baas.http import RequestIds
+    from baas.util import RequestIds
 
     ids = RequestIds()
     first, second = ids.next(), ids.next()
