@@ -4,10 +4,7 @@ Document responses are serialized with orjson straight into the response (no mar
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-
 import orjson
-from bson.tz_util import utc as BSON_UTC
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -21,31 +18,15 @@ from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSche
 from baas.documents.service import FindParams, etag_matches
 from baas.errors import Invalid
 from baas.flask_app import BaasResponse as Response
-from baas.util import iso_utc
+from baas.http import json_default
 
 blp = Blueprint("documents", __name__, url_prefix="/v1",
                 description="Collections and documents (X-API-Key; rules apply to client keys).")
 admin_blp = Blueprint("admin-collections", __name__, url_prefix="/admin/v1/projects",
                       description="Collection definitions of a project (platform admin token).")
 
-# Datetimes go through _default: orjson would print microseconds, and every baas date has milliseconds.
+# Datetimes go through json_default: orjson would print microseconds, and every baas date has milliseconds.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-
-
-def _default(value):
-    if isinstance(value, datetime):
-        zone = value.tzinfo
-        if zone is BSON_UTC or zone is timezone.utc:
-            # What the database returns: iso_utc's format the fast way, as this runs for every date of every page.
-            return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-        return iso_utc(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)  # ObjectId, Decimal128 and other BSON values
 
 
 class JsonResponse(Response):
@@ -74,7 +55,7 @@ class JsonResponse(Response):
 
 
 def json_response(body, status: int = 200, headers: list | None = None) -> Response:
-    return JsonResponse(orjson.dumps(body, default=_default, option=_OPTIONS), status, headers)
+    return JsonResponse(orjson.dumps(body, default=json_default, option=_OPTIONS), status, headers)
 
 
 def _etag(doc: dict) -> str:

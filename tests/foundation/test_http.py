@@ -312,3 +312,21 @@ def test_head_of_a_document_has_its_headers_and_no_body(project):
     assert response.status_code == 200
     assert response.data == b""
     assert response.headers["ETag"] == f'"{created["_rev"]}"'
+
+
+def test_every_json_response_writes_dates_in_the_one_format(app):
+    """UTC, milliseconds, Z: what the docs promise, whether a view serializes through Flask or orjson directly."""
+    from datetime import datetime, timedelta, timezone
+
+    from bson.tz_util import utc as bson_utc
+
+    from baas.documents.api import json_response
+
+    stored = datetime(2024, 5, 1, 10, 30, 0, 123000, tzinfo=bson_utc)  # what pymongo returns
+    local = datetime(2024, 5, 1, 12, 30, 0, tzinfo=timezone(timedelta(hours=2)))
+    naive = datetime(2024, 5, 1, 10, 30)
+    with app.app_context():
+        assert json.loads(app.json.dumps({"a": stored, "b": local, "c": naive})) == {
+            "a": "2024-05-01T10:30:00.123Z", "b": "2024-05-01T10:30:00.000Z", "c": "2024-05-01T10:30:00.000Z"}
+        assert json.loads(json_response({"a": stored, "b": local}).get_data()) == {
+            "a": "2024-05-01T10:30:00.123Z", "b": "2024-05-01T10:30:00.000Z"}
