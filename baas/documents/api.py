@@ -26,6 +26,8 @@ admin_blp = Blueprint("admin-collections", __name__, url_prefix="/admin/v1/proje
                       description="Collection definitions of a project (platform admin token).")
 
 # Datetimes go through json_default: orjson would print microseconds, and every baas date has milliseconds.
+# OpenAPI: document bodies are any JSON object; the collection's schema (if any) is checked by the service.
+JSON_OBJECT_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
@@ -157,7 +159,7 @@ class Documents(MethodView):
                             args.get("fields"), args.get("cursor"), args.get("count"), args.get("expand"))
         return json_response(services().documents.find(current_principal(), name, params))
 
-    @blp.doc(requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+    @blp.doc(requestBody=JSON_OBJECT_BODY)
     @blp.alt_response(201, schema=DocumentSchema, success=True, headers={"ETag": {"schema": {"type": "string"}},
                                                                           "Location": {"schema": {"type": "string"}}})
     def post(self, name):
@@ -182,7 +184,7 @@ class Document(MethodView):
             return Response(status=304, headers={"ETag": etag})
         return _document_response(doc)
 
-    @blp.doc(requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+    @blp.doc(requestBody=JSON_OBJECT_BODY)
     @blp.alt_response(200, schema=DocumentSchema, success=True)
     def put(self, name, doc_id):
         """Replace a document's fields (If-Match: 412 when it changed)"""
@@ -190,7 +192,7 @@ class Document(MethodView):
                                            request.headers.get("If-Match"))
         return _document_response(doc)
 
-    @blp.doc(requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+    @blp.doc(requestBody=JSON_OBJECT_BODY)
     @blp.alt_response(200, schema=DocumentSchema, success=True)
     def patch(self, name, doc_id):
         """Merge fields, or apply $set $unset $inc $push $addToSet $pull (If-Match: 412 when it changed)"""

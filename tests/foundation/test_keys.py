@@ -15,6 +15,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat()
 
 
+def using_key(caller, key: str):
+    """The caller's test client, sending `key` as X-API-Key instead of its own."""
+    return caller.with_headers(**{"X-API-Key": key})
+
+
 def make_key(admin, project_id, **body):
     response = admin.post(f"/admin/v1/projects/{project_id}/keys", json={"kind": "client", **body})
     assert response.status_code == 201, response.get_json()
@@ -44,7 +49,7 @@ def test_create_client_and_server_keys_with_scopes_and_expiry(admin, project):
     client_key = make_key(admin, project.id, name="app", scopes=["auth"])
     assert client_key["key"].startswith("baas_ck_") and client_key["expires_at"] is None
 
-    me = project.server.with_headers(**{"X-API-Key": created["key"]}).get("/v1/project").get_json()
+    me = using_key(project.server, created["key"]).get("/v1/project").get_json()
     assert me == {"id": project.id, "name": project.id,
                   "key": {"id": created["id"], "kind": "server", "scopes": ["documents:read", "files:write"]}}
 
@@ -98,7 +103,7 @@ def test_missing_unknown_and_malformed_keys_are_401(client, project):
 
 def test_revoked_key_is_401_saying_revoked(admin, project):
     created = make_key(admin, project.id)
-    api = project.client.with_headers(**{"X-API-Key": created["key"]})
+    api = using_key(project.client, created["key"])
     assert api.get("/v1/project").status_code == 200
     response = admin.post(f"/admin/v1/projects/{project.id}/keys/{created['id']}/revoke")
     assert response.status_code == 200
@@ -127,7 +132,7 @@ def test_revoke_and_rotate_store_real_dates(app, admin, project):
 
 def test_expired_key_is_401_saying_expired(admin, project):
     created = make_key(admin, project.id, expires_at=iso(datetime.now(timezone.utc) + timedelta(seconds=1.5)))
-    api = project.client.with_headers(**{"X-API-Key": created["key"]})
+    api = using_key(project.client, created["key"])
     assert api.get("/v1/project").status_code == 200
     wait_until(refused_with(api, "This API key has expired."), timeout=10, message="the key to expire")
     shown = admin.get(f"/admin/v1/projects/{project.id}/keys/{created['id']}").get_json()
@@ -136,7 +141,7 @@ def test_expired_key_is_401_saying_expired(admin, project):
 
 def test_rotate_with_grace_keeps_the_old_key_until_the_grace_ends(admin, project):
     old = make_key(admin, project.id, kind="server", name="worker", scopes=["push:send"])
-    old_api = project.server.with_headers(**{"X-API-Key": old["key"]})
+    old_api = using_key(project.server, old["key"])
     response = admin.post(f"/admin/v1/projects/{project.id}/keys/{old['id']}/rotate", json={"grace_seconds": 2})
     assert response.status_code == 201
     rotated = response.get_json()
@@ -146,7 +151,7 @@ def test_rotate_with_grace_keeps_the_old_key_until_the_grace_ends(admin, project
     assert rotated["previous"]["id"] == old["id"] and rotated["previous"]["rotated_to"] == rotated["id"]
     assert rotated["previous"]["expires_at"] and rotated["previous"]["status"] == "active"
     assert "key" not in rotated["previous"]
-    new_api = project.server.with_headers(**{"X-API-Key": rotated["key"]})
+    new_api = using_key(project.server, rotated["key"])
 
     assert old_api.get("/v1/project").status_code == 200          # still inside the grace period
     assert new_api.get("/v1/project").get_json()["key"]["id"] == rotated["id"]
@@ -156,12 +161,12 @@ def test_rotate_with_grace_keeps_the_old_key_until_the_grace_ends(admin, project
 
 def test_rotate_without_grace_refuses_the_old_key_at_once(admin, project):
     old = make_key(admin, project.id)
-    old_api = project.client.with_headers(**{"X-API-Key": old["key"]})
+    old_api = using_key(project.client, old["key"])
     assert old_api.get("/v1/project").status_code == 200
     response = admin.post(f"/admin/v1/projects/{project.id}/keys/{old['id']}/rotate")
     assert response.status_code == 201
     assert response.get_json()["previous"]["status"] == "revoked"
-    new_api = project.client.with_headers(**{"X-API-Key": response.get_json()["key"]})
+    new_api = using_key(project.client, response.get_json()["key"])
     assert new_api.get("/v1/project").status_code == 200
     response = old_api.get("/v1/project")
     assert response.status_code == 401 and "revoked" in response.get_json()["message"]
