@@ -119,6 +119,12 @@ SCHEMA: dict[str, Any] = {
         "enabled": Key(list, [], "Plugins to load: entry point names or module paths."),
         "blocked": Key(list, [], "Plugins never to load, even when installed."),
     },
+    "worker": {
+        "run_in_serve": Key(str, "auto", "Where background work (push delivery, plugin jobs, file sweeps) runs: "
+                            "'auto' runs it inside `baas serve` on the embedded default and leaves it to "
+                            "`baas worker` processes when mongodb.uri is set; 'always' or 'never' decide outright.",
+                            choices=("auto", "always", "never")),
+    },
     "logging": {
         "level": Key(str, "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     },

@@ -97,10 +97,27 @@ def serve(config: dict, *, dev: bool = False, reset_admin_token: bool = False, e
                 app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
                 return
             svc.close()
-            _serve_granian(resolved, host, port)
+            background = start_background_work(resolved, embedded is not None)
+            try:
+                _serve_granian(resolved, host, port)
+            finally:
+                if background is not None:
+                    background.stop()
         finally:
             if embedded is not None:
                 embedded.stop()
+
+
+def start_background_work(config: dict, embedded: bool):
+    """Run the background runners in this process when `worker.run_in_serve` says so (see baas.worker)."""
+    mode = config["worker"]["run_in_serve"]
+    if mode == "never" or (mode == "auto" and not embedded):
+        return None
+    from baas import create_app
+    from baas.worker.runner import BackgroundWork, collect_runners
+
+    app = create_app(config)  # its own clients: granian's workers are separate processes
+    return BackgroundWork(collect_runners(app.extensions["baas"])).start()
 
 
 def _serve_granian(config: dict, host: str, port: int) -> None:
