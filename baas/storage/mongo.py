@@ -10,6 +10,9 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 PROJECT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+# Server error codes services turn into their own messages (the server's text is for the log only).
+SORT_MEMORY_CODES = frozenset({292, 16819, 16820})  # QueryExceededMemoryLimitNoDiskUseAllowed and its elders
+TOO_LARGE_CODES = frozenset({10334, 17419, 17420})   # BSONObjectTooLarge, document grew too large
 
 
 class MongoStore:
@@ -54,6 +57,12 @@ class MongoStore:
         self.client.close()
 
 
+def failure_reason(exc: PyMongoError) -> str:
+    """The server's own message of a failed command, for the log."""
+    details = getattr(exc, "details", None) or {}
+    return str(details.get("errmsg") or exc)
+
+
 def redact_uri(uri: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", uri)
 
@@ -76,6 +85,11 @@ def find_one(collection, filter: dict, projection: dict | None = None):
                                         read_preference=collection.read_preference)
     batch = reply["cursor"]["firstBatch"]
     return batch[0] if batch else None
+
+
+def find_one_and_update(collection, filter: dict, update: dict):
+    """The document after `update`, applied atomically to the one document matching `filter`; None if none."""
+    return collection.find_one_and_update(filter, update, return_document=pymongo.ReturnDocument.AFTER)
 
 
 def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int,
