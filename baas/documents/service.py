@@ -26,8 +26,8 @@ from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, Curso
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
                         equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
-from baas.storage.mongo import (SORT_MEMORY_CODES, TOO_LARGE_CODES, ensure_index, failure_reason, find_one,
-                                find_one_and_update, find_page)
+from baas.storage.mongo import (SORT_MEMORY_CODES, TOO_LARGE_CODES, AmbiguousGroups, ensure_index, failure_reason,
+                                find_one, find_one_and_update, find_page, restore_aggregated)
 from baas.util import TTLCache, utcnow
 
 log = logging.getLogger("baas.documents")
@@ -652,6 +652,25 @@ class DocumentService:
             {"$group": group}, {"$sort": {"_id": 1}}, {"$limit": MAX_GROUPS}]
         try:
             rows = list(defn.collection.aggregate(pipeline, maxTimeMS=self.query_time_limit_ms))
+        except OperationFailure as exc:
+            raise query_refused(exc, "filter") from None
+        fields = {"_id": group_by} if group_by else {}
+        for position, label in enumerate(labels):
+            kind, _, field = label.partition(":")
+            if kind in ("min", "max"):
+                fields[f"m{position}"] = field
+        try:
+            for column, field in fields.items():
+                restored = restore_aggregated(defn.collection, match, field, [row.get(column) for row in rows])
+                for row in rows:
+                    value = row.get(column)
+                    if isinstance(value, str) and value in restored:
+                        row[column] = restored[value]
+        except AmbiguousGroups as exc:
+            raise Invalid(f"'{exc.field}' holds both text and arrays or objects whose JSON form is that same text; "
+                          f"the embedded database cannot group or compare them apart. Filter one kind out.",
+                          errors={"group_by" if exc.field == group_by else "metrics": ["Ambiguous values."]}) \
+                from None
         except OperationFailure as exc:
             raise query_refused(exc, "filter") from None
         groups = []

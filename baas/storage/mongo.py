@@ -5,9 +5,11 @@ The same code path serves a real MongoDB (production) and the embedded nx-27017 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
+import orjson
 import pymongo
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 PROJECT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 # Server error codes services turn into their own messages (the server's text is for the log only).
@@ -68,8 +70,17 @@ def redact_uri(uri: str) -> str:
 
 
 def ensure_index(collection, keys, *, name: str, **options) -> None:
-    """Create an index with an explicit name (servers disagree on generated names)."""
-    collection.create_index(keys, name=name, **options)
+    """Create an index with an explicit name (servers disagree on generated names).
+
+    A unique index over duplicate values raises DuplicateKeyError, as MongoDB does (the embedded database
+    raises a bare OperationFailure with SQLite's text).
+    """
+    try:
+        collection.create_index(keys, name=name, **options)
+    except OperationFailure as exc:
+        if exc.code is None and "UNIQUE constraint failed" in failure_reason(exc):
+            raise DuplicateKeyError(failure_reason(exc), 11000, exc.details) from None
+        raise
 
 
 def find_one(collection, filter: dict, projection: dict | None = None):
@@ -114,3 +125,58 @@ def find_page(collection, filter: dict, projection: dict | None, sort: list, ski
         return cursor["firstBatch"]
     collection.database.command({"killCursors": collection.name, "cursors": [cursor["id"]]})
     return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit, max_time_ms=max_time_ms))
+
+
+class AmbiguousGroups(Exception):
+    """The server merged a text value with an array or object whose JSON form is that same text."""
+
+    def __init__(self, field: str):
+        super().__init__(field)
+        self.field = field
+
+
+def _from_extended_json(value):
+    if isinstance(value, list):
+        return [_from_extended_json(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"$date"}:
+            when = value["$date"]
+            if isinstance(when, int):
+                return datetime.fromtimestamp(when / 1000, timezone.utc)
+            if isinstance(when, str):
+                parsed = datetime.fromisoformat(when.replace("Z", "+00:00"))
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return {key: _from_extended_json(item) for key, item in value.items()}
+    return value
+
+
+def _looks_like_json_text(value) -> bool:
+    return isinstance(value, str) and value[:1] in ("[", "{")
+
+
+def restore_aggregated(collection, match: dict, field: str, values: list) -> dict:
+    """{text: stored value} for aggregate results (group keys, $min/$max) of `field` that came back as JSON text.
+
+    The embedded database returns dates, arrays and objects out of `$group` as their (extended) JSON text;
+    MongoDB returns them as they are stored. A text is only decoded when no document matching `match` holds
+    that very string, so a genuine string stays a string and nothing changes on MongoDB, where a string result
+    always comes from a stored string. Raises AmbiguousGroups when the server merged such a string with an
+    array or object of the same JSON form, which no decoding can split again.
+    """
+    restored = {}
+    for text in {value for value in values if _looks_like_json_text(value)}:
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(parsed, (list, dict)):
+            continue
+        strings = {"$and": [part for part in (match, {field: text}, {field: {"$type": "string"}}) if part]}
+        if collection.find_one(strings, {"_id": 1}) is None:
+            restored[text] = _from_extended_json(parsed)
+            continue
+        others = {"$and": [part for part in (match, {field: parsed}, {"$nor": [{field: {"$type": "string"}}]})
+                           if part]}
+        if collection.find_one(others, {"_id": 1}) is not None:
+            raise AmbiguousGroups(field)
+    return restored
