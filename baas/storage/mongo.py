@@ -175,7 +175,7 @@ def restore_aggregated(collection, match: dict, field: str, values: list) -> dic
         if collection.find_one(strings, {"_id": 1}) is None:
             restored[text] = _from_extended_json(parsed)
             continue
-        others = {"$and": [part for part in (match, {field: parsed}, {"$nor": [{field: {"$type": "string"}}]})
+        others = {"$and": [part for part in (match, {field: {"$eq": parsed}}, {"$nor": [{field: {"$type": "string"}}]})
                            if part]}
         if collection.find_one(others, {"_id": 1}) is not None:
             raise AmbiguousGroups(field)
