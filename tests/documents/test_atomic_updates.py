@@ -203,3 +203,16 @@ def test_plan_atomic_leaves_fixed_fields_to_the_guarded_replace():
     guard, update = plan_atomic([("$inc", "n", 1), ("$push", "t", "a")], {"n": 1}, schema=None,
                                 fixed_fields=frozenset({"m"}))
     assert update == {"$inc": {"n": 1}, "$push": {"t": "a"}} and guard
+
+
+def test_operator_updates_that_break_a_unique_index_are_409_on_every_backend(project):
+    put = project.server.put("/v1/collections/handles", json={"indexes": [
+        {"name": "by_slot", "keys": {"slot": 1}, "unique": True}]})
+    assert put.status_code in (200, 201), put.get_json()
+    _new(project, "handles", slot=1)
+    path = _new(project, "handles", slot=2)
+    for body in ({"$inc": {"slot": -1}}, {"$set": {"slot": 1}}):
+        response = project.server.patch(path, json=body)
+        assert response.status_code == 409, (body, response.get_json())
+    assert project.server.get(path).get_json()["slot"] == 2
+    assert project.server.patch(path, json={"$inc": {"slot": 5}}).get_json()["slot"] == 7
