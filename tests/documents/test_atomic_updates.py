@@ -3,6 +3,7 @@ the access rules and before-write hooks still hold for every result."""
 import threading
 
 import pytest
+import requests
 
 from baas.documents.updates import INT64_MAX, INT64_MIN, plan_atomic
 from baas.plugins.hookspecs import hookimpl
@@ -51,6 +52,34 @@ def test_concurrent_incs_all_succeed_and_add_up(app, project):
     # Every answer is one state the document really had: each count was seen exactly once.
     assert sorted(body["n"] for _, body in responses) == list(range(1, WRITERS * ROUNDS + 1))
     assert len({body["_rev"] for _, body in responses}) == WRITERS * ROUNDS
+
+
+def test_concurrent_incs_through_two_live_servers_all_succeed(server_process, project):
+    """Real HTTP clients against two `baas serve` processes on one database: atomic across processes."""
+    servers = [server_process(), server_process()]
+    path = _new(project, n=0)
+    barrier = threading.Barrier(WRITERS)
+    statuses, failures = [], []
+
+    def writer(number):
+        with requests.Session() as session:
+            session.headers["X-API-Key"] = project.server_key
+            try:
+                barrier.wait(timeout=30)
+                for round_ in range(ROUNDS):
+                    url = servers[(number + round_) % 2].url + path
+                    statuses.append(session.patch(url, json={"$inc": {"n": 1}}, timeout=30).status_code)
+            except Exception as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures
+    assert statuses == [200] * WRITERS * ROUNDS, statuses
+    assert project.server.get(path).get_json()["n"] == WRITERS * ROUNDS
 
 
 def test_concurrent_pushes_and_add_to_sets_all_land(app, project):
