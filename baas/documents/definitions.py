@@ -24,7 +24,9 @@ from baas.query import SYSTEM_DATE_FIELDS, check_collection_name, check_path, pa
 from baas.util import iso_utc, utcnow
 
 DEFINITIONS = "_collections"
-SYSTEM_FIELDS = ("_id", "_created", "_updated", "_owner", "_rev")
+SYSTEM_FIELDS = ("_id", "_created", "_updated", "_owner", "_rev", "_shape")
+# Stored for the server's own use (see updates.shape_of), never shown to clients or plugins' readers.
+INTERNAL_FIELDS = ("_shape",)
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_INDEXES = 32
 MAX_INDEX_FIELDS = 8
@@ -292,6 +294,9 @@ class Definition:
         return data
 
     def output(self, doc: dict) -> dict:
+        """A stored document as clients see it (changed in place and returned)."""
+        for field in INTERNAL_FIELDS:
+            doc.pop(field, None)
         for field in self.date_only_fields:
             value = doc.get(field)
             if isinstance(value, datetime):

@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError, ExecutionTimeout, OperationFailure
 from baas import rules as rules_module
 from baas.documents.definitions import (DEFINITIONS, OWNER_INDEX, SYSTEM_FIELDS, Definition, check_indexes,
                                         check_schema, storage_name)
-from baas.documents.updates import apply_patch, filter_fields, parse_patch, plan_atomic
+from baas.documents.updates import apply_patch, filter_fields, parse_patch, plan_atomic, shape_of
 from baas.errors import BaasError, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, CursorCodec, and_filters,
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
@@ -355,6 +355,7 @@ class DocumentService:
             raise Forbidden("The new document does not satisfy this collection's 'create' rule.")
         self.hooks.before("baas_before_document_write", principal=principal, collection=collection,
                           action="create", document=doc, previous=None)
+        doc["_shape"] = shape_of(doc)
         try:
             defn.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -441,8 +442,10 @@ class DocumentService:
             checked = copy.deepcopy(doc) if plan and self.hooks.implemented("baas_before_document_write") else None
             self.hooks.before("baas_before_document_write", principal=principal, collection=defn.name,
                               action=action, document=doc, previous=previous)
-            if plan and (checked is None or rules_module.same_value(checked, doc)):
-                stored, retry_atomic = self._update_atomically(defn, access, previous, doc["_rev"], plan)
+            unchanged_by_plugins = checked is None or rules_module.same_value(checked, doc)
+            doc["_shape"] = shape_of(doc)
+            if plan and unchanged_by_plugins:
+                stored, retry_atomic = self._update_atomically(defn, access, previous, doc, plan)
                 if not retry_atomic:
                     atomic = None
             else:
@@ -467,10 +470,11 @@ class DocumentService:
         return doc if result.matched_count else None
 
     @staticmethod
-    def _update_atomically(defn: Definition, access, previous: dict, rev: str, plan) -> tuple[dict | None, bool]:
+    def _update_atomically(defn: Definition, access, previous: dict, doc: dict, plan) -> tuple[dict | None, bool]:
         """Apply the operators in the database, guarded; (stored document or None, worth trying again)."""
         guard, operators = plan
-        operators = {**operators, "$set": {**operators.get("$set", {}), "_rev": rev},
+        system = {"_rev": doc["_rev"], "_shape": doc["_shape"]}
+        operators = {**operators, "$set": {**operators.get("$set", {}), **system},
                      # $currentDate: a datetime sent with $set is stored as text on the embedded database.
                      "$currentDate": {"_updated": True}}
         query = and_filters({"_id": previous["_id"]}, access.filter, defn.expiry_filter(), guard)
@@ -547,9 +551,8 @@ class DocumentService:
             next_cursor = self.cursors.encode(scope, sort, [path_value(last, field) for field, _ in sort])
         if expand:
             self._expand(principal, project, defn, items, expand)
-        if defn.date_only_fields:
-            for item in items:
-                defn.output(item)
+        for item in items:
+            defn.output(item)
         if hidden:
             for item in items:
                 for field in hidden:

@@ -7,15 +7,19 @@ schema and the access rule before anything is written. It is then written one of
   fields it reads (`plan_atomic`). That is chosen only when the checked result cannot depend on what a
   concurrent writer did in between: every field the update reads is constrained by the schema in a way the
   operator preserves (a plain `type: integer` counter, an array whose `items` each pushed value satisfies),
-  and the guards hold the rest (a counter stays a number within the range its increment keeps in int64, an
-  array stays an array). Concurrent `$inc`s, `$push`es and `$addToSet`s then all succeed and add up.
+  and the guards hold the rest: the document's shape (`shape_of`: no field changed type or appeared) and a
+  counter's range that keeps its result in int64. Concurrent `$inc`s, `$push`es and `$addToSet`s then all
+  succeed and add up.
 - otherwise as the whole checked document, replaced only if the document is still at the revision read
   (bounds, enums, cross-field schema keywords, rule fields, unique-index fields, If-Match, plugin changes).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime
+
+import orjson
 
 from baas.errors import Invalid
 from baas.query import and_filters, check_document_keys, check_path
@@ -239,15 +243,6 @@ def _array_values(operand) -> list:
     return [operand]
 
 
-def _missing_or(path: str, condition: dict) -> dict:
-    return {"$or": [{path: {"$exists": False}}, {path: condition}]}
-
-
-def _not_array(path: str) -> dict:
-    # {"$type": ...} and ranges also match an array's elements on MongoDB: keep arrays out explicitly.
-    return {"$nor": [{path: {"$type": "array"}}]}
-
-
 def _lookup(doc: dict, parts: list):
     """(found, value) of a path through objects only."""
     node = doc
@@ -259,41 +254,50 @@ def _lookup(doc: dict, parts: list):
 
 
 def _value_guard(op: str, path: str, operand, previous: dict):
-    """The filter under which `op` on `path` gives what it gave on `previous`, or None if it cannot."""
+    """The filter under which `op` on `path` gives what it gave on `previous` (given the same shape), or None."""
     found, value = _lookup(previous, path.split("."))
-    if op == "$inc":
-        if isinstance(operand, float) or found and isinstance(value, float):
+    if op == "$inc" and found:
+        if isinstance(operand, float) or isinstance(value, float):
             if abs(operand) > FLOAT_ATOMIC_BOUND:
                 return None
             low, high = -FLOAT_ATOMIC_BOUND, FLOAT_ATOMIC_BOUND
         else:
             low, high = INT64_MIN - min(operand, 0), INT64_MAX - max(operand, 0)
-        if found and not (_is_number(value) and low <= value <= high):
+        if not (_is_number(value) and low <= value <= high):
             return None
-        return and_filters(_missing_or(path, {"$gte": low, "$lte": high}), _not_array(path))
-    if op == "$push":
-        if found and not isinstance(value, list):
-            return None
-        return _missing_or(path, {"$type": "array"})
-    if op in ARRAY_OPERATORS:
+        return {path: {"$gte": low, "$lte": high}}
+    if op in ("$addToSet", "$pull") and not isinstance(value, list):
         # The embedded database ignores $addToSet on a missing field: only existing arrays go atomically.
-        if not isinstance(value, list):
-            return None
-        return {path: {"$type": "array"}}
+        return None
     return {}
 
 
-def _parents_guard(path: str, previous: dict):
-    """Intermediate objects of a dotted path stay objects (or absent), as they were in `previous`."""
-    parts = path.split(".")
-    guards = []
-    for depth in range(1, len(parts)):
-        prefix = ".".join(parts[:depth])
-        found, value = _lookup(previous, parts[:depth])
-        if found and not isinstance(value, dict):
-            return None
-        guards += [_missing_or(prefix, {"$type": "object"}), _not_array(prefix)]
-    return guards
+def shape_of(data: dict) -> str:
+    """A digest of the document's type skeleton: which fields exist, nested objects included, and the JSON
+    type of each (array contents aside). System fields ('_...') are left out.
+
+    Stored with every document as `_shape`, it lets an atomic update demand, in one fast equality, that no
+    field changed type or appeared since it was read: MongoDB would refuse an operator on a value of the
+    wrong type, but the embedded database applies `$push` to a number or `$inc` to a boolean silently.
+    """
+    return hashlib.blake2b(_skeleton(data, True).encode(), digest_size=8).hexdigest()
+
+
+def _skeleton(value, top: bool = False) -> str:
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{orjson.dumps(key).decode()}:{_skeleton(item)}" for key, item in sorted(value.items())
+                              if not (top and key.startswith("_"))) + "}"
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, (int, float)):
+        return "n"
+    if isinstance(value, str):
+        return "s"
+    if isinstance(value, list):
+        return "a"
+    if isinstance(value, datetime):
+        return "d"
+    return "z" if value is None else "?"
 
 
 def filter_fields(query) -> frozenset:
@@ -313,14 +317,15 @@ def plan_atomic(operations, previous: dict, *, schema: dict | None, fixed_fields
     """(guard filter, update document) applying `operations` in the database with the result they had on
     `previous`, on any document the guard matches; None when only a revision-guarded replace is safe.
 
-    `fixed_fields` are top-level fields that must go the safe way (date fields, fields of unique indexes,
-    fields the access rule reads).
+    The guard holds the shape `previous` had (no field changed type or appeared since) and, for counters,
+    the range that keeps the result in int64. `fixed_fields` are top-level fields that must go the safe
+    way (date fields, fields of unique indexes, fields the access rule reads).
     """
+    if "_shape" not in previous:
+        return None  # written before shapes were stored: the guarded replace adds it
     if schema is not None and not (_constraints(schema) or set()) <= _FIELDWISE_ROOT | {"type"}:
         return None
-    if schema is not None and "patternProperties" in schema:
-        return None
-    guards, update = [], {}
+    guards, update = [{"_shape": previous["_shape"]}], {}
     for op, path, operand in operations:
         parts = path.split(".")
         if parts[0] in fixed_fields or any(part.isdigit() for part in parts):
@@ -330,13 +335,11 @@ def plan_atomic(operations, previous: dict, *, schema: dict | None, fixed_fields
                 return None
         elif not _plain_value(operand, False):
             return None
-        dotted = len(parts) > 1
-        if schema is not None and not _preserved(_field_schema(schema, parts[0]), op, operand, dotted):
+        if schema is not None and not _preserved(_field_schema(schema, parts[0]), op, operand, len(parts) > 1):
             return None
         guard = _value_guard(op, path, operand, previous)
-        parents = _parents_guard(path, previous) if dotted and op != "$unset" else []
-        if guard is None or parents is None:
+        if guard is None:
             return None
-        guards += [guard, *parents]
+        guards.append(guard)
         update.setdefault(op, {})[path] = "" if op == "$unset" else operand
     return and_filters(*guards), update

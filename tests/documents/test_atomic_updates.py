@@ -5,7 +5,7 @@ import threading
 import pytest
 import requests
 
-from baas.documents.updates import INT64_MAX, INT64_MIN, plan_atomic
+from baas.documents.updates import INT64_MAX, INT64_MIN, plan_atomic, shape_of
 from baas.plugins.hookspecs import hookimpl
 from baas.testing import ApiClient
 
@@ -223,15 +223,40 @@ def test_if_match_still_guards_operator_updates(project):
 ])
 def test_plan_atomic_only_when_the_result_cannot_depend_on_concurrent_writes(schema, operations, atomic):
     previous = {"_id": "x", "n": 1, "t": [0], "o": {"a": 1}, "s": "text", "big": INT64_MAX}
+    previous["_shape"] = shape_of(previous)
     plan = plan_atomic(operations, previous, schema=schema, fixed_fields=frozenset())
     assert (plan is not None) is atomic
+    if atomic:
+        assert plan[0]["_shape"] == previous["_shape"]
 
 
 def test_plan_atomic_leaves_fixed_fields_to_the_guarded_replace():
-    assert plan_atomic([("$inc", "n", 1)], {"n": 1}, schema=None, fixed_fields=frozenset({"n"})) is None
-    guard, update = plan_atomic([("$inc", "n", 1), ("$push", "t", "a")], {"n": 1}, schema=None,
+    previous = {"n": 1, "_shape": shape_of({"n": 1})}
+    assert plan_atomic([("$inc", "n", 1)], previous, schema=None, fixed_fields=frozenset({"n"})) is None
+    # A document stored without a shape is first rewritten whole, which gives it one.
+    assert plan_atomic([("$inc", "n", 1)], {"n": 1}, schema=None, fixed_fields=frozenset()) is None
+    guard, update = plan_atomic([("$inc", "n", 1), ("$push", "t", "a")], previous, schema=None,
                                 fixed_fields=frozenset({"m"}))
-    assert update == {"$inc": {"n": 1}, "$push": {"t": "a"}} and guard
+    assert update == {"$inc": {"n": 1}, "$push": {"t": "a"}}
+    assert guard == {"_shape": previous["_shape"], "n": {"$gte": INT64_MIN, "$lte": INT64_MAX - 1}}
+
+
+def test_a_shape_changes_with_types_and_fields_not_with_values():
+    base = shape_of({"n": 1, "tags": ["a"], "o": {"x": "s"}, "_rev": "1"})
+    assert shape_of({"n": 2.5, "tags": [1, 2], "o": {"x": "t"}, "_rev": "2"}) == base
+    for other in ({"n": True, "tags": ["a"], "o": {"x": "s"}}, {"n": 1, "tags": "a", "o": {"x": "s"}},
+                  {"n": 1, "tags": ["a"], "o": {"x": None}}, {"n": 1, "tags": ["a"], "o": {"x": "s"}, "new": 1},
+                  {"n": 1, "tags": ["a"], "o": {}}, {"n": 1, "tags": ["a"]}):
+        assert shape_of(other) != base, other
+
+
+def test_the_shape_is_never_shown(project):
+    path = _new(project, n=1)
+    assert "_shape" not in project.server.get(path).get_json()
+    assert "_shape" not in project.server.patch(path, json={"$inc": {"n": 1}}).get_json()
+    assert "_shape" not in project.server.put(path, json={"n": 5}).get_json()
+    listed = project.server.get("/v1/collections/counters/documents").get_json()["items"]
+    assert listed and all("_shape" not in item for item in listed)
 
 
 def test_operator_updates_that_break_a_unique_index_are_409_on_every_backend(project):
