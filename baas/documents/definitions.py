@@ -251,6 +251,16 @@ class Definition:
     def access(self, principal, action: str):
         return rules_module.evaluate(self.prepared_rules.get(action, "none"), principal, action)
 
+    def may_hold_strings(self, path: str) -> bool:
+        """Whether the schema lets `path` hold a string (True when it does not say)."""
+        if self.schema is None or "." in path:
+            return True
+        spec = (self.schema.get("properties") or {}).get(path)
+        declared = spec.get("type") if isinstance(spec, dict) else None
+        if declared is None:
+            return True
+        return "string" in (declared if isinstance(declared, list) else [declared])
+
     def expiry_filter(self) -> dict | None:
         """Documents past a TTL index's expiry are hidden even before the server deletes them."""
         if not self.ttl:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from bson import ObjectId
@@ -664,14 +665,19 @@ class DocumentService:
                 fields[f"m{position}"] = field
         try:
             for column, field in fields.items():
-                restored = restore_aggregated(defn.collection, match, field, [row.get(column) for row in rows])
+                restored = restore_aggregated(defn.collection, match, field, [row.get(column) for row in rows],
+                                              holds_dates=field in defn.query_date_fields,
+                                              strings_possible=defn.may_hold_strings(field))
+                date_only = field in defn.date_only_fields
                 for row in rows:
                     value = row.get(column)
                     if isinstance(value, str) and value in restored:
-                        row[column] = restored[value]
+                        value = row[column] = restored[value]
+                    if date_only and isinstance(value, datetime):
+                        row[column] = value.date().isoformat()  # as documents show it
         except AmbiguousGroups as exc:
-            raise Invalid(f"'{exc.field}' holds both text and arrays or objects whose JSON form is that same text; "
-                          f"the embedded database cannot group or compare them apart. Filter one kind out.",
+            raise Invalid(f"'{exc.field}' holds {exc.reason}, which the embedded database cannot group or compare "
+                          f"apart. Filter some out, or declare the field's type in the collection's schema.",
                           errors={"group_by" if exc.field == group_by else "metrics": ["Ambiguous values."]}) \
                 from None
         except OperationFailure as exc:

@@ -127,12 +127,16 @@ def find_page(collection, filter: dict, projection: dict | None, sort: list, ski
     return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit, max_time_ms=max_time_ms))
 
 
-class AmbiguousGroups(Exception):
-    """The server merged a text value with an array or object whose JSON form is that same text."""
+MAX_TEXT_CHECKS = 10
 
-    def __init__(self, field: str):
+
+class AmbiguousGroups(Exception):
+    """Aggregate values of `field` that the server returned as text cannot be restored for certain."""
+
+    def __init__(self, field: str, reason: str):
         super().__init__(field)
         self.field = field
+        self.reason = reason
 
 
 def _from_extended_json(value):
@@ -150,27 +154,45 @@ def _from_extended_json(value):
     return value
 
 
-def _looks_like_json_text(value) -> bool:
-    return isinstance(value, str) and value[:1] in ("[", "{")
+def _json_text(value):
+    """The array, object or {"$date": ...} a text may stand for, else None."""
+    if not isinstance(value, str) or value[:1] not in ("[", "{"):
+        return None
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, (list, dict)) else None
 
 
-def restore_aggregated(collection, match: dict, field: str, values: list) -> dict:
-    """{text: stored value} for aggregate results (group keys, $min/$max) of `field` that came back as JSON text.
+def restore_aggregated(collection, match: dict, field: str, values: list, *, holds_dates: bool,
+                       strings_possible: bool) -> dict:
+    """{text: stored value} for aggregate results (group keys, $min/$max) of `field` that came back as text.
 
     The embedded database returns dates, arrays and objects out of `$group` as their (extended) JSON text;
-    MongoDB returns them as they are stored. A text is only decoded when no document matching `match` holds
-    that very string, so a genuine string stays a string and nothing changes on MongoDB, where a string result
-    always comes from a stored string. Raises AmbiguousGroups when the server merged such a string with an
-    array or object of the same JSON form, which no decoding can split again.
+    MongoDB returns them as stored, so there a text result is always a stored string and stays one. What
+    the caller knows decides without a query: `{"$date": ...}` is a date only in a field that `holds_dates`
+    (no other field can hold one), and an array or object text is one when the field cannot hold strings.
+    Otherwise a query asks whether a matching document holds that very string (at most MAX_TEXT_CHECKS per
+    call: the embedded database answers type questions by scanning the collection). Raises AmbiguousGroups
+    when the server merged such a string with an array or object of the same JSON form, or when there are
+    more texts than it may check.
     """
-    restored = {}
-    for text in {value for value in values if _looks_like_json_text(value)}:
-        try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
+    restored, checks = {}, 0
+    for text in {value for value in values if isinstance(value, str)}:
+        parsed = _json_text(text)
+        if parsed is None:
             continue
-        if not isinstance(parsed, (list, dict)):
+        if isinstance(parsed, dict) and set(parsed) == {"$date"}:
+            if holds_dates:
+                restored[text] = _from_extended_json(parsed)
             continue
+        if not strings_possible:
+            restored[text] = _from_extended_json(parsed)
+            continue
+        checks += 1
+        if checks > MAX_TEXT_CHECKS:
+            raise AmbiguousGroups(field, f"more than {MAX_TEXT_CHECKS} distinct arrays or objects")
         strings = {"$and": [part for part in (match, {field: text}, {field: {"$type": "string"}}) if part]}
         if collection.find_one(strings, {"_id": 1}) is None:
             restored[text] = _from_extended_json(parsed)
@@ -178,5 +200,5 @@ def restore_aggregated(collection, match: dict, field: str, values: list) -> dic
         others = {"$and": [part for part in (match, {field: {"$eq": parsed}}, {"$nor": [{field: {"$type": "string"}}]})
                            if part]}
         if collection.find_one(others, {"_id": 1}) is not None:
-            raise AmbiguousGroups(field)
+            raise AmbiguousGroups(field, "both text and arrays or objects whose JSON form is that same text")
     return restored

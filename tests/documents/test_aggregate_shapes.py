@@ -48,3 +48,24 @@ def test_a_filter_and_rules_still_bound_restored_values(project):
     _fill(project, {"tags": ["a"], "kind": "x"}, {"tags": "[\"a\"]", "kind": "y"})
     assert _aggregate(project, group_by="tags", filter='{"kind": "x"}') == [{"key": ["a"], "count": 1}]
     assert _aggregate(project, group_by="tags", filter='{"kind": "y"}') == [{"key": "[\"a\"]", "count": 1}]
+
+
+def test_the_schema_decides_without_asking_the_database(project):
+    put = project.server.put("/v1/collections/typed", json={"schema": {"type": "object", "properties": {
+        "tags": {"type": "array"}, "label": {"type": "string"}, "day": {"type": "string", "format": "date"}}}})
+    assert put.status_code in (200, 201), put.get_json()
+    for doc in ({"tags": ["a"], "label": "[\"a\"]", "day": "2024-05-01", "note": '{"$date":"2024-05-01T00:00:00"}'},
+                {"tags": ["a"], "label": "{\"k\":1}", "day": "2024-05-01", "note": "x"}):
+        assert project.server.post("/v1/collections/typed/documents", json=doc).status_code == 201
+
+    def groups(**query):
+        response = project.server.get("/v1/collections/typed/aggregate", query_string=query)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["groups"]
+
+    assert groups(group_by="tags") == [{"key": ["a"], "count": 2}]
+    assert sorted(group["key"] for group in groups(group_by="label")) == ["[\"a\"]", "{\"k\":1}"]
+    # No date can be stored outside a date field, so this text is a string wherever it came from.
+    assert '{"$date":"2024-05-01T00:00:00"}' in [group["key"] for group in groups(group_by="note")]
+    assert groups(group_by="day") == [{"key": "2024-05-01", "count": 2}]   # a date-only field, as documents show it
+    assert groups(metrics="min:day") == [{"key": None, "min:day": "2024-05-01"}]
