@@ -22,7 +22,7 @@ from datetime import datetime
 import orjson
 
 from baas.errors import Invalid
-from baas.query import and_filters, check_document_keys, check_path
+from baas.query import _sort_type, and_filters, check_document_keys, check_path
 from baas.rules import same_value
 
 OPERATORS = ("$set", "$unset", "$inc", "$push", "$addToSet", "$pull")
@@ -287,17 +287,7 @@ def _skeleton(value, top: bool = False) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{orjson.dumps(key).decode()}:{_skeleton(item)}" for key, item in sorted(value.items())
                               if not (top and key.startswith("_"))) + "}"
-    if isinstance(value, bool):
-        return "b"
-    if isinstance(value, (int, float)):
-        return "n"
-    if isinstance(value, str):
-        return "s"
-    if isinstance(value, list):
-        return "a"
-    if isinstance(value, datetime):
-        return "d"
-    return "z" if value is None else "?"
+    return _sort_type(value) or "null"
 
 
 def filter_fields(query) -> frozenset:

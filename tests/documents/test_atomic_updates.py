@@ -13,27 +13,37 @@ WRITERS = 20
 ROUNDS = 3
 
 
-def _concurrently(app, headers: dict, bodies_for) -> list:
-    """Each of WRITERS threads, with its own test client, sends its bodies in turn; returns the responses."""
+def _in_threads(work) -> None:
+    """Run work(number) in WRITERS threads released together; fail with any thread's exception."""
     barrier = threading.Barrier(WRITERS)
-    responses, failures = [], []
+    failures = []
 
-    def writer(number):
-        client = ApiClient(app.test_client(), headers)
+    def run(number):
         try:
             barrier.wait(timeout=30)
-            for path, body in bodies_for(number):
-                response = client.patch(path, json=body)
-                responses.append((response.status_code, response.get_json()))
+            work(number)
         except Exception as exc:  # surfaced below: a thread's exception would otherwise vanish
             failures.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(WRITERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not failures, failures
+
+
+def _concurrently(app, headers: dict, bodies_for) -> list:
+    """Each of WRITERS threads, with its own test client, sends its bodies in turn; returns the responses."""
+    responses = []
+
+    def writer(number):
+        client = ApiClient(app.test_client(), headers)
+        for path, body in bodies_for(number):
+            response = client.patch(path, json=body)
+            responses.append((response.status_code, response.get_json()))
+
+    _in_threads(writer)
     assert len(responses) == WRITERS * ROUNDS
     return responses
 
@@ -58,26 +68,16 @@ def test_concurrent_incs_through_two_live_servers_all_succeed(server_process, pr
     """Real HTTP clients against two `baas serve` processes on one database: atomic across processes."""
     servers = [server_process(), server_process()]
     path = _new(project, n=0)
-    barrier = threading.Barrier(WRITERS)
-    statuses, failures = [], []
+    statuses = []
 
     def writer(number):
         with requests.Session() as session:
             session.headers["X-API-Key"] = project.server_key
-            try:
-                barrier.wait(timeout=30)
-                for round_ in range(ROUNDS):
-                    url = servers[(number + round_) % 2].url + path
-                    statuses.append(session.patch(url, json={"$inc": {"n": 1}}, timeout=30).status_code)
-            except Exception as exc:
-                failures.append(exc)
+            for round_ in range(ROUNDS):
+                url = servers[(number + round_) % 2].url + path
+                statuses.append(session.patch(url, json={"$inc": {"n": 1}}, timeout=30).status_code)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not failures, failures
+    _in_threads(writer)
     assert statuses == [200] * WRITERS * ROUNDS, statuses
     assert project.server.get(path).get_json()["n"] == WRITERS * ROUNDS
 
