@@ -25,7 +25,7 @@ from baas.util import iso_utc, utcnow
 
 DEFINITIONS = "_collections"
 SYSTEM_FIELDS = ("_id", "_created", "_updated", "_owner", "_rev", "_shape")
-# Stored for the server's own use (see updates.shape_of), never shown to clients or plugins' readers.
+# Stored for the server's own use (see updates.shape_of) and never shown to clients.
 INTERNAL_FIELDS = ("_shape",)
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_INDEXES = 32
