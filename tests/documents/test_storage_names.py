@@ -93,3 +93,14 @@ def test_a_failed_first_write_leaves_no_collection_behind(app, project):
     # A collection defined by a write that succeeded stays.
     assert project.server.post("/v1/collections/kept/documents", json={"a": 1}).status_code == 201
     assert project.server.get("/v1/collections/kept").status_code == 200
+
+
+def test_a_refused_write_names_no_database_internals():
+    from pymongo.errors import WriteError
+
+    from baas.documents.service import write_refused
+
+    refused = write_refused(WriteError('near "values": syntax error', None, {"errmsg": 'near "values": syntax'}))
+    assert refused.status == 400 and refused.message == "The database refused to store this document."
+    too_large = write_refused(WriteError("BSONObjectTooLarge", 10334, {"errmsg": "object to insert too large"}))
+    assert "16 MB" in too_large.message and "BSON" not in too_large.message
