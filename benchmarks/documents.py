@@ -51,7 +51,10 @@ BATCH_SIZE = 100
 # The limiter stays on, so its per-request cost is measured; only its ceiling is lifted.
 SERVER_ENV_DEFAULTS = {"BAAS_RATE_LIMITS_API_PER_KEY": "100000000/hour"}
 ALL_SCENARIOS = ("healthz", "readyz", "project", "floor_get", "get", "floor_create", "create", "floor_query", "query",
-                 "query_count")
+                 "query_count", "update", "update_hot")
+# PATCH bodies of the update scenarios: atomic operators, so concurrent writers of one document all succeed.
+UPDATE_BODY = '{"$inc":{"score":1},"$set":{"name":"updated"}}'
+HOT_UPDATE_BODY = '{"$inc":{"score":1}}'
 DEFAULT_SCENARIOS = "healthz,project,floor_get,get,floor_create,create,floor_query,query,query_count"
 # Bare Flask views on the same database (floor_app.py): what Flask + pymongo + granian cost without baas.
 FLOOR_SCENARIOS = {"floor_get": "get", "floor_create": "create", "floor_query": "query"}
@@ -416,6 +419,7 @@ class Scenario:
     key: str | None
     creates: bool = False  # POST a fresh document body per request
     expect_status: int = 200
+    body: str = ""         # one JSON body sent with every request
 
 
 def document_for(index: int, rng: random.Random) -> dict:
@@ -430,7 +434,8 @@ def query_path(collection: str, group: int, count: bool) -> str:
     return f"/v1/collections/{collection}/documents?{urllib.parse.urlencode(query)}"
 
 
-def build_scenario(name: str, collection: str, ids: list[str], load_key: str | None) -> Scenario:
+def build_scenario(name: str, collection: str, ids: list[str], load_key: str | None,
+                   server_key: str | None = None) -> Scenario:
     base = f"/v1/collections/{collection}/documents"
     if name == "healthz":
         return Scenario(name, "GET", ["/healthz"], None)
@@ -442,6 +447,12 @@ def build_scenario(name: str, collection: str, ids: list[str], load_key: str | N
         return Scenario(name, "GET", [f"{base}/{urllib.parse.quote(str(i), safe='')}" for i in ids], load_key)
     if name == "create":
         return Scenario(name, "POST", [base], load_key, creates=True, expect_status=201)
+    if name == "update":  # operator updates spread over the collection (the rules let only the server key)
+        return Scenario(name, "PATCH", [f"{base}/{urllib.parse.quote(str(i), safe='')}" for i in ids], server_key,
+                        body=UPDATE_BODY)
+    if name == "update_hot":  # every connection updates one document: contention, no 409 expected
+        return Scenario(name, "PATCH", [f"{base}/{urllib.parse.quote(str(ids[0]), safe='')}"], server_key,
+                        body=HOT_UPDATE_BODY)
     if name in ("query", "query_count"):
         return Scenario(name, "GET", [query_path(collection, g, name == "query_count") for g in range(GROUPS)],
                         load_key)
@@ -547,7 +558,7 @@ def existing_ids(api: Api, collection: str, want: int) -> list[str]:
 
 def check_scenario(api: Api, scenario: Scenario) -> str | None:
     """One request before the load: the scenario must answer what it claims to measure, or the numbers lie."""
-    body = document_for(0, random.Random(1)) if scenario.creates else None
+    body = document_for(0, random.Random(1)) if scenario.creates else json.loads(scenario.body or "null")
     status, payload = api.request(scenario.method, scenario.paths[len(scenario.paths) // 2], body,
                                   key=scenario.key)
     if status != scenario.expect_status:
@@ -579,14 +590,14 @@ class LoadResult:
 
 
 LUA_TEMPLATE = r"""
-local paths_file, method, creates, key = %(paths_file)s, %(method)s, %(creates)s, %(key)s
+local paths_file, method, creates, key, fixed_body = %(paths_file)s, %(method)s, %(creates)s, %(key)s, %(body)s
 local paths = {}
 local counter = 0
 local thread_no = 0
 wrk.method = method
 wrk.headers["Accept"] = "application/json"
 if key ~= "" then wrk.headers["X-API-Key"] = key end
-if creates then wrk.headers["Content-Type"] = "application/json" end
+if creates or fixed_body ~= "" then wrk.headers["Content-Type"] = "application/json" end
 
 local threads = {}
 function setup(thread)
@@ -608,6 +619,7 @@ function request()
       math.random(0, 99), math.random(0, 999999), thread_no, counter, math.random(1, 499))
     return wrk.format(nil, path, nil, body)
   end
+  if fixed_body ~= "" then return wrk.format(nil, path, nil, fixed_body) end
   return wrk.format(nil, path)
 end
 
@@ -634,7 +646,8 @@ def run_wrk(url: str, scenario: Scenario, connections: int, duration: float, thr
     script.write_text(LUA_TEMPLATE % {"paths_file": _lua_string(str(paths_file)),
                                       "method": _lua_string(scenario.method),
                                       "creates": "true" if scenario.creates else "false",
-                                      "key": _lua_string(scenario.key or "")})
+                                      "key": _lua_string(scenario.key or ""),
+                                      "body": _lua_string(scenario.body)})
     command = ["wrk", "-t", str(max(1, min(threads, connections))), "-c", str(connections),
                "-d", f"{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
@@ -653,14 +666,14 @@ def _python_connection_loop(host, port, scenario: Scenario, stop_at: float, seed
     headers = {"Accept": "application/json"}
     if scenario.key:
         headers["X-API-Key"] = scenario.key
-    if scenario.creates:
+    if scenario.creates or scenario.body:
         headers["Content-Type"] = "application/json"
     conn = None
     counter = 0
     while time.monotonic() < stop_at:
         counter += 1
         path = rng.choice(scenario.paths)
-        body = None
+        body = scenario.body.encode() if scenario.body else None
         if scenario.creates:
             body = json.dumps(document_for(seed_value * 1_000_000 + counter, rng)).encode()
         started = time.perf_counter()
@@ -984,10 +997,10 @@ def main(argv=None) -> int:
         for round_number, name in ((r, n) for r in range(1, args.rounds + 1) for n in args.scenarios):
             if name in skipped:
                 continue
-            if name in ("get", "floor_get") and not ids:
+            if name in ("get", "floor_get", "update", "update_hot") and not ids:
                 skipped[name] = "no document ids to GET"
                 continue
-            scenario = build_scenario(name, args.collection, ids, load_key)
+            scenario = build_scenario(name, args.collection, ids, load_key, keys.server)
             is_floor = name in FLOOR_SCENARIOS
             problem = check_scenario(floor_api if is_floor else setup_api, scenario)
             if problem:

@@ -1,6 +1,9 @@
 """Collection definitions: JSON Schema, indexes and access rules, checked once and compiled for the hot path.
 
 Definitions live in each project's `_collections` collection (names starting with '_' are the system's).
+A collection's documents live in the storage collection `storage_name(name)` ("c_" + the API name), so no API
+name can be misread by a backend (the embedded database turns names into SQL table names, where `select` or
+`order` are keywords) or collide with a system collection.
 Schemas and rules are stored as JSON text because both legitimately contain keys starting with '$'
 (`$schema`, `$defs`, `$in`), which MongoDB does not accept as stored field names everywhere.
 """
@@ -21,13 +24,21 @@ from baas.query import SYSTEM_DATE_FIELDS, check_collection_name, check_path, pa
 from baas.util import iso_utc, utcnow
 
 DEFINITIONS = "_collections"
-SYSTEM_FIELDS = ("_id", "_created", "_updated", "_owner", "_rev")
+SYSTEM_FIELDS = ("_id", "_created", "_updated", "_owner", "_rev", "_shape")
+# Stored for the server's own use (see updates.shape_of) and never shown to clients.
+INTERNAL_FIELDS = ("_shape",)
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_INDEXES = 32
 MAX_INDEX_FIELDS = 8
 MAX_SCHEMA_BYTES = 65_536
 MAX_SCHEMA_ERRORS = 20
 OWNER_INDEX = "sys_owner"
+STORAGE_PREFIX = "c_"
+
+
+def storage_name(name: str) -> str:
+    """The storage collection that holds the documents of API collection `name` (a checked name)."""
+    return STORAGE_PREFIX + name
 
 
 def _date_format_ok(value) -> bool:
@@ -177,7 +188,7 @@ class Definition:
 
     __slots__ = ("project_id", "name", "schema", "indexes", "rules", "created_at", "updated_at", "defined",
                  "collection", "validator", "date_fields", "query_date_fields", "date_only_fields", "refs",
-                 "prepared_rules", "ttl")
+                 "prepared_rules", "ttl", "guarded_fields")
 
     def __init__(self, project_id: str, name: str, collection, *, schema=None, indexes=(), rules=None,
                  created_at=None, updated_at=None, defined: bool = False):
@@ -213,6 +224,11 @@ class Definition:
                                for action, rule in rules.items()}
         self.ttl = tuple((next(iter(i["keys"])), i["expire_after_seconds"]) for i in self.indexes
                          if i.get("expire_after_seconds") is not None)
+        # Updates of these are written as revision-guarded replaces: an atomic update that breaks a unique
+        # index is not reported as such by the embedded database.
+        self.guarded_fields = frozenset(field.split(".")[0] for i in self.indexes
+                                        if i.get("unique") or i.get("expire_after_seconds") is not None
+                                        for field in i["keys"])
 
     @classmethod
     def from_stored(cls, project_id: str, collection, doc: dict) -> "Definition":
@@ -234,6 +250,16 @@ class Definition:
 
     def access(self, principal, action: str):
         return rules_module.evaluate(self.prepared_rules.get(action, "none"), principal, action)
+
+    def may_hold_strings(self, path: str) -> bool:
+        """Whether the schema lets `path` hold a string (True when it does not say)."""
+        if self.schema is None or "." in path:
+            return True
+        spec = (self.schema.get("properties") or {}).get(path)
+        declared = spec.get("type") if isinstance(spec, dict) else None
+        if declared is None:
+            return True
+        return "string" in (declared if isinstance(declared, list) else [declared])
 
     def expiry_filter(self) -> dict | None:
         """Documents past a TTL index's expiry are hidden even before the server deletes them."""
@@ -278,6 +304,9 @@ class Definition:
         return data
 
     def output(self, doc: dict) -> dict:
+        """A stored document as clients see it (changed in place and returned)."""
+        for field in INTERNAL_FIELDS:
+            doc.pop(field, None)
         for field in self.date_only_fields:
             value = doc.get(field)
             if isinstance(value, datetime):

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from bson import ObjectId
@@ -19,14 +20,15 @@ from pymongo.errors import DuplicateKeyError, ExecutionTimeout, OperationFailure
 
 from baas import rules as rules_module
 from baas.documents.definitions import (DEFINITIONS, OWNER_INDEX, SYSTEM_FIELDS, Definition, check_indexes,
-                                        check_schema)
-from baas.documents.updates import apply_patch, parse_patch
+                                        check_schema, storage_name)
+from baas.documents.updates import apply_patch, filter_fields, parse_patch, plan_atomic, shape_of
 from baas.errors import BaasError, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, CursorCodec, and_filters,
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
                         equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
-from baas.storage.mongo import ensure_index, find_one, find_page
+from baas.storage.mongo import (SORT_MEMORY_CODES, TOO_LARGE_CODES, AmbiguousGroups, ensure_index, failure_reason,
+                                find_one, find_one_and_update, find_page, restore_aggregated)
 from baas.util import TTLCache, utcnow
 
 log = logging.getLogger("baas.documents")
@@ -75,13 +77,30 @@ def etag_matches(if_match: str | None, rev: str) -> bool:
 
 
 def query_refused(exc: OperationFailure, parameter: str) -> Invalid:
-    """A 400 for a query the database stopped: over the time limit, or refused outright."""
+    """A 400 for a query the database stopped: over the time limit, or refused outright.
+
+    The database's own text stays in the server log: it names tables and internals (and, on the embedded
+    database, SQL) that mean nothing to a client and tell an attacker what runs underneath.
+    """
     if isinstance(exc, ExecutionTimeout):
         return Invalid("The query ran longer than the server allows; make the filter more selective (indexed "
                        "fields, anchored regexes) or leave out count=true.",
                        errors={parameter: ["Query time limit exceeded."]})
-    reason = (exc.details or {}).get("errmsg") or str(exc)
-    return Invalid(f"The query was refused by the database: {reason}", errors={parameter: ["Refused by the database."]})
+    log.warning("database refused a query (%s): code %s: %s", parameter, exc.code, failure_reason(exc))
+    if exc.code in SORT_MEMORY_CODES:
+        return Invalid("The result is too large to sort without an index; add an index on the sort fields or "
+                       "make the filter more selective.", errors={parameter: ["Sort needs an index."]})
+    return Invalid("The database could not run this query; simplify the filter.",
+                   errors={parameter: ["Refused by the database."]})
+
+
+def write_refused(exc: OperationFailure) -> Invalid:
+    """A 400 for a write the database refused for a reason other than a unique index."""
+    log.warning("database refused a write: code %s: %s", exc.code, failure_reason(exc))
+    if exc.code in TOO_LARGE_CODES:
+        return Invalid("The document is larger than the database accepts (16 MB).",
+                       errors={"document": ["Too large."]})
+    return Invalid("The database refused to store this document.", errors={"document": ["Refused by the database."]})
 
 
 def _ensure_owner_index(collection) -> None:
@@ -136,10 +155,11 @@ class DocumentService:
             check_collection_name(name)
             db = self._db(project.id)
             stored = db[DEFINITIONS].find_one({"_id": name})
+            collection = db[storage_name(name)]
             if stored is not None:
-                found = Definition.from_stored(project.id, db[name], stored)
+                found = Definition.from_stored(project.id, collection, stored)
             else:
-                found = Definition(project.id, name, db[name], rules=rules_module.default_rules(project.settings))
+                found = Definition(project.id, name, collection, rules=rules_module.default_rules(project.settings))
             self._definitions.set(key, found)
         if not found.defined and project.settings.get("strict_collections"):
             raise NotFound(f"No collection '{name}': this project accepts documents only in collections an admin "
@@ -150,21 +170,41 @@ class DocumentService:
         # Other processes see the change when their cache entry expires (keys.cache_seconds).
         self._definitions.discard((project_id, name))
 
-    def _materialize(self, project, defn: Definition) -> Definition:
-        """Store the definition of a collection written for the first time, freezing its default rules."""
+    def _materialize(self, project, defn: Definition):
+        """Store the definition of a collection written for the first time, freezing its default rules.
+
+        Returns (the stored definition, a filter matching exactly what this call stored, or None when the
+        definition was already there), so a first write that fails can take its definition back.
+        """
         now = utcnow()
         db = self._db(project.id)
-        db[DEFINITIONS].update_one({"_id": defn.name}, {"$setOnInsert": {
-            "schema_json": None, "indexes": [], "rules_json": orjson.dumps(defn.rules).decode(),
-            "created_at": now, "updated_at": now}}, upsert=True)
-        _ensure_owner_index(db[defn.name])
+        stored = {"schema_json": None, "indexes": [], "rules_json": orjson.dumps(defn.rules).decode(),
+                  "created_at": now, "updated_at": now}
+        result = db[DEFINITIONS].update_one({"_id": defn.name}, {"$setOnInsert": stored}, upsert=True)
+        created = {"_id": defn.name, "created_at": now, "updated_at": now} if result.upserted_id else None
+        try:
+            _ensure_owner_index(defn.collection)
+        except BaseException:
+            self._unmaterialize(project, defn.collection, created)
+            raise
         self._forget(project.id, defn.name)
-        return self.definition(project, defn.name)
+        return self.definition(project, defn.name), created
+
+    def _unmaterialize(self, project, collection, created: dict | None) -> None:
+        """Take back a definition `_materialize` stored, unless an admin changed it or a document arrived."""
+        if created is None:
+            return
+        try:
+            if collection.find_one({}, {"_id": 1}) is None:
+                self._db(project.id)[DEFINITIONS].delete_one(created)
+        except PyMongoError:
+            log.warning("could not take back the definition of %s/%s", project.id, created["_id"])
+        self._forget(project.id, created["_id"])
 
     def list_collections(self, principal, project_id: str | None = None) -> list[dict]:
         project = self._admin_project(principal, project_id)
         db = self._db(project.id)
-        return [Definition.from_stored(project.id, db[d["_id"]], d).describe()
+        return [Definition.from_stored(project.id, db[storage_name(d["_id"])], d).describe()
                 for d in db[DEFINITIONS].find({}).sort("_id", 1)]
 
     def get_collection(self, principal, name: str, project_id: str | None = None) -> dict:
@@ -186,18 +226,19 @@ class DocumentService:
             raise Invalid(f"Unknown keys: {', '.join(sorted(unknown))}; a definition has schema, indexes, rules.",
                           errors={k: ["Unknown field."] for k in unknown})
         db = self._db(project.id)
+        collection = db[storage_name(name)]
         stored = db[DEFINITIONS].find_one({"_id": name})
-        current = Definition.from_stored(project.id, db[name], stored) if stored else None
+        current = Definition.from_stored(project.id, collection, stored) if stored else None
         schema = check_schema(body["schema"]) if "schema" in body else (current.schema if current else None)
         indexes = check_indexes(body["indexes"]) if "indexes" in body else (current.indexes if current else [])
         base = current.rules if current else rules_module.default_rules(project.settings)
         rules = rules_module.check_rules(body.get("rules"), base) if "rules" in body else dict(base)
         now = utcnow()
-        defn = Definition(project.id, name, db[name], schema=schema, indexes=indexes, rules=rules,
+        defn = Definition(project.id, name, collection, schema=schema, indexes=indexes, rules=rules,
                           created_at=current.created_at if current else now, updated_at=now, defined=True)
-        self._apply_indexes(db[name], current.indexes if current else [], indexes)
+        self._apply_indexes(collection, current.indexes if current else [], indexes)
         if current is None:
-            _ensure_owner_index(db[name])
+            _ensure_owner_index(collection)
         db[DEFINITIONS].replace_one({"_id": name}, defn.to_stored(), upsert=True)
         self._forget(project.id, name)
         return defn.describe(), current is None
@@ -225,8 +266,12 @@ class DocumentService:
                     collection.drop_index(name)
                 except PyMongoError:
                     log.warning("could not roll back index %s", name)
-            reason = (exc.details or {}).get("errmsg") or str(exc)
-            raise Conflict(f"Index '{index['name']}' cannot be created: {reason}",
+            log.warning("index %s not created: code %s: %s", index["name"], exc.code, failure_reason(exc))
+            if isinstance(exc, DuplicateKeyError) or exc.code == 11000:
+                reason = "documents already in the collection have the same values in its fields"
+            else:
+                reason = "the database refused it"
+            raise Conflict(f"Index '{index['name']}' cannot be created: {reason}.",
                            errors={"indexes": [index["name"]]}) from None
         for name in old_by_name.keys() - new_names:
             try:
@@ -240,9 +285,9 @@ class DocumentService:
         check_collection_name(name)
         db = self._db(project.id)
         existed = db[DEFINITIONS].delete_one({"_id": name}).deleted_count
-        if not existed and name not in db.list_collection_names():
+        if not existed and storage_name(name) not in db.list_collection_names():
             raise NotFound(f"No collection '{name}'.")
-        db.drop_collection(name)
+        db.drop_collection(storage_name(name))
         self._forget(project.id, name)
 
     # --- single documents ------------------------------------------------------------------------------------
@@ -290,10 +335,19 @@ class DocumentService:
         defn = self.definition(project, collection)
         access = self._allowed(defn, principal, "create")
         data, doc_id, owner = self._user_data(body, principal, allow_id=True)
-        if not defn.defined:
-            # The stored definition decides: an admin may have defined the collection since it was looked up.
-            defn = self._materialize(project, defn)
-            access = self._allowed(defn, principal, "create")
+        if defn.defined:
+            return self._insert(principal, defn, access, data, doc_id, owner)
+        # The stored definition decides: an admin may have defined the collection since it was looked up.
+        defn, created = self._materialize(project, defn)
+        try:
+            return self._insert(principal, defn, self._allowed(defn, principal, "create"), data, doc_id, owner)
+        except BaseException:
+            # A first write that fails leaves no collection definition behind.
+            self._unmaterialize(project, defn.collection, created)
+            raise
+
+    def _insert(self, principal, defn: Definition, access, data: dict, doc_id, owner) -> dict:
+        collection = defn.name
         data = defn.validate(data)
         now = utcnow()
         doc = {"_id": str(ObjectId()) if doc_id is _UNSET else doc_id, "_created": now, "_updated": now,
@@ -302,11 +356,14 @@ class DocumentService:
             raise Forbidden("The new document does not satisfy this collection's 'create' rule.")
         self.hooks.before("baas_before_document_write", principal=principal, collection=collection,
                           action="create", document=doc, previous=None)
+        doc["_shape"] = shape_of(doc)
         try:
             defn.collection.insert_one(doc)
         except DuplicateKeyError:
             raise Conflict("A document with this _id, or with the same values in a unique index, already exists.") \
                 from None
+        except OperationFailure as exc:
+            raise write_refused(exc) from None
         self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
                          action="create", document=doc, previous=None)
         return defn.output(doc)
@@ -361,9 +418,17 @@ class DocumentService:
             data = defn.json_form(copy.deepcopy(data))
             return defn.validate(apply_patch(data, operations)), _UNSET
 
-        return self._write(defn, principal, doc_id, if_match, "update", change)
+        def atomic(access, previous):
+            # With If-Match the client asked for a read-modify-write of the revision it holds.
+            if if_match is not None:
+                return None
+            fixed = defn.date_fields | defn.guarded_fields | filter_fields(access.filter)
+            return plan_atomic(operations, previous, schema=defn.schema, fixed_fields=fixed)
 
-    def _write(self, defn: Definition, principal, doc_id: str, if_match, action: str, change) -> dict:
+        return self._write(defn, principal, doc_id, if_match, "update", change, atomic)
+
+    def _write(self, defn: Definition, principal, doc_id: str, if_match, action: str, change, atomic=None) -> dict:
+        """Write the changed document; `atomic(access, previous)` may offer an atomic plan for it."""
         for _ in range(WRITE_RETRIES):
             access, previous = self._load_for_write(defn, principal, "update", doc_id)
             if not etag_matches(if_match, previous.get("_rev")):
@@ -374,19 +439,55 @@ class DocumentService:
                    "_owner": previous.get("_owner") if owner is _UNSET else owner, "_rev": _rev(), **data}
             if access.filter and not rules_module.matches(access.filter, doc):
                 raise Forbidden("The changed document would no longer satisfy this collection's 'update' rule.")
+            plan = atomic(access, previous) if atomic else None
+            checked = copy.deepcopy(doc) if plan and self.hooks.implemented("baas_before_document_write") else None
             self.hooks.before("baas_before_document_write", principal=principal, collection=defn.name,
                               action=action, document=doc, previous=previous)
-            try:
-                result = defn.collection.replace_one({"_id": previous["_id"], "_rev": previous.get("_rev")}, doc)
-            except DuplicateKeyError:
-                raise Conflict("Another document has the same values in a unique index.") from None
-            if result.matched_count:
+            unchanged_by_plugins = checked is None or rules_module.same_value(checked, doc)
+            doc["_shape"] = shape_of(doc)
+            if plan and unchanged_by_plugins:
+                stored, retry_atomic = self._update_atomically(defn, access, previous, doc, plan)
+                if not retry_atomic:
+                    atomic = None
+            else:
+                stored = self._replace(defn, previous, doc)
+            if stored is not None:
                 self.hooks.after("baas_after_document_write", principal=principal, collection=defn.name,
-                                 action=action, document=doc, previous=previous)
-                return defn.output(doc)
+                                 action=action, document=stored, previous=previous)
+                return defn.output(stored)
             if if_match is not None:
                 raise PreconditionFailed("The document changed since you read it; read it again and retry.")
         raise Conflict("The document kept changing while it was being updated; retry.")
+
+    @staticmethod
+    def _replace(defn: Definition, previous: dict, doc: dict) -> dict | None:
+        """Replace `previous` with `doc` if it is still at the revision read; None if it is not."""
+        try:
+            result = defn.collection.replace_one({"_id": previous["_id"], "_rev": previous.get("_rev")}, doc)
+        except DuplicateKeyError:
+            raise Conflict("Another document has the same values in a unique index.") from None
+        except OperationFailure as exc:
+            raise write_refused(exc) from None
+        return doc if result.matched_count else None
+
+    @staticmethod
+    def _update_atomically(defn: Definition, access, previous: dict, doc: dict, plan) -> tuple[dict | None, bool]:
+        """Apply the operators in the database, guarded; (stored document or None, worth trying again)."""
+        guard, operators = plan
+        system = {"_rev": doc["_rev"], "_shape": doc["_shape"]}
+        operators = {**operators, "$set": {**operators.get("$set", {}), **system},
+                     # $currentDate: a datetime sent with $set is stored as text on the embedded database.
+                     "$currentDate": {"_updated": True}}
+        query = and_filters({"_id": previous["_id"]}, access.filter, defn.expiry_filter(), guard)
+        try:
+            return find_one_and_update(defn.collection, query, operators), True
+        except DuplicateKeyError:
+            raise Conflict("Another document has the same values in a unique index.") from None
+        except OperationFailure as exc:
+            # A concurrent writer gave a field a type the operator refuses: read again, write the safe way.
+            log.info("atomic update of %s/%s refused (%s); retrying as a replace", defn.name, previous["_id"],
+                     failure_reason(exc))
+            return None, False
 
     def delete(self, principal, collection: str, doc_id: str, if_match: str | None = None) -> None:
         principal.require_scope("documents:write")
@@ -398,7 +499,11 @@ class DocumentService:
                                          "ETag).")
             self.hooks.before("baas_before_document_write", principal=principal, collection=collection,
                               action="delete", document=None, previous=previous)
-            if defn.collection.delete_one({"_id": previous["_id"], "_rev": previous.get("_rev")}).deleted_count:
+            try:
+                deleted = defn.collection.delete_one({"_id": previous["_id"], "_rev": previous.get("_rev")})
+            except OperationFailure as exc:
+                raise write_refused(exc) from None
+            if deleted.deleted_count:
                 self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
                                  action="delete", document=None, previous=previous)
                 return
@@ -447,9 +552,8 @@ class DocumentService:
             next_cursor = self.cursors.encode(scope, sort, [path_value(last, field) for field, _ in sort])
         if expand:
             self._expand(principal, project, defn, items, expand)
-        if defn.date_only_fields:
-            for item in items:
-                defn.output(item)
+        for item in items:
+            defn.output(item)
         if hidden:
             for item in items:
                 for field in hidden:
@@ -552,6 +656,30 @@ class DocumentService:
             {"$group": group}, {"$sort": {"_id": 1}}, {"$limit": MAX_GROUPS}]
         try:
             rows = list(defn.collection.aggregate(pipeline, maxTimeMS=self.query_time_limit_ms))
+        except OperationFailure as exc:
+            raise query_refused(exc, "filter") from None
+        fields = {"_id": group_by} if group_by else {}
+        for position, label in enumerate(labels):
+            kind, _, field = label.partition(":")
+            if kind in ("min", "max"):
+                fields[f"m{position}"] = field
+        try:
+            for column, field in fields.items():
+                restored = restore_aggregated(defn.collection, match, field, [row.get(column) for row in rows],
+                                              holds_dates=field in defn.query_date_fields,
+                                              strings_possible=defn.may_hold_strings(field))
+                date_only = field in defn.date_only_fields
+                for row in rows:
+                    value = row.get(column)
+                    if isinstance(value, str) and value in restored:
+                        value = row[column] = restored[value]
+                    if date_only and isinstance(value, datetime):
+                        row[column] = value.date().isoformat()  # as documents show it
+        except AmbiguousGroups as exc:
+            raise Invalid(f"'{exc.field}' holds {exc.reason}, which the embedded database cannot group or compare "
+                          f"apart. Filter some out, or declare the field's type in the collection's schema.",
+                          errors={"group_by" if exc.field == group_by else "metrics": ["Ambiguous values."]}) \
+                from None
         except OperationFailure as exc:
             raise query_refused(exc, "filter") from None
         groups = []

@@ -44,6 +44,10 @@ class HookManager:
     def register(self, plugin, name: str | None = None):
         return self.pm.register(plugin, name=name)
 
+    def implemented(self, hook_name: str) -> bool:
+        """Whether any plugin implements the hook (callers skip work only a plugin would need)."""
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
     def before(self, hook_name: str, **kwargs) -> None:
         """Run a before-hook; exceptions (Rejected) propagate to refuse the operation."""
         hook = getattr(self.pm.hook, hook_name)

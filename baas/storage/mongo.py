@@ -5,11 +5,16 @@ The same code path serves a real MongoDB (production) and the embedded nx-27017 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
+import orjson
 import pymongo
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 PROJECT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+# Server error codes services turn into their own messages (the server's text is for the log only).
+SORT_MEMORY_CODES = frozenset({292, 16819, 16820})  # QueryExceededMemoryLimitNoDiskUseAllowed and its elders
+TOO_LARGE_CODES = frozenset({10334, 17419, 17420})   # BSONObjectTooLarge, document grew too large
 
 
 class MongoStore:
@@ -54,13 +59,28 @@ class MongoStore:
         self.client.close()
 
 
+def failure_reason(exc: PyMongoError) -> str:
+    """The server's own message of a failed command, for the log."""
+    details = getattr(exc, "details", None) or {}
+    return str(details.get("errmsg") or exc)
+
+
 def redact_uri(uri: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 def ensure_index(collection, keys, *, name: str, **options) -> None:
-    """Create an index with an explicit name (servers disagree on generated names)."""
-    collection.create_index(keys, name=name, **options)
+    """Create an index with an explicit name (servers disagree on generated names).
+
+    A unique index over duplicate values raises DuplicateKeyError, as MongoDB does (the embedded database
+    raises a bare OperationFailure with SQLite's text).
+    """
+    try:
+        collection.create_index(keys, name=name, **options)
+    except OperationFailure as exc:
+        if exc.code is None and "UNIQUE constraint failed" in failure_reason(exc):
+            raise DuplicateKeyError(failure_reason(exc), 11000, exc.details) from None
+        raise
 
 
 def find_one(collection, filter: dict, projection: dict | None = None):
@@ -76,6 +96,11 @@ def find_one(collection, filter: dict, projection: dict | None = None):
                                         read_preference=collection.read_preference)
     batch = reply["cursor"]["firstBatch"]
     return batch[0] if batch else None
+
+
+def find_one_and_update(collection, filter: dict, update: dict):
+    """The document after `update`, applied atomically to the one document matching `filter`; None if none."""
+    return collection.find_one_and_update(filter, update, return_document=pymongo.ReturnDocument.AFTER)
 
 
 def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int,
@@ -100,3 +125,80 @@ def find_page(collection, filter: dict, projection: dict | None, sort: list, ski
         return cursor["firstBatch"]
     collection.database.command({"killCursors": collection.name, "cursors": [cursor["id"]]})
     return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit, max_time_ms=max_time_ms))
+
+
+MAX_TEXT_CHECKS = 10
+
+
+class AmbiguousGroups(Exception):
+    """Aggregate values of `field` that the server returned as text cannot be restored for certain."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(field)
+        self.field = field
+        self.reason = reason
+
+
+def _from_extended_json(value):
+    if isinstance(value, list):
+        return [_from_extended_json(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"$date"}:
+            when = value["$date"]
+            if isinstance(when, int):
+                return datetime.fromtimestamp(when / 1000, timezone.utc)
+            if isinstance(when, str):
+                parsed = datetime.fromisoformat(when.replace("Z", "+00:00"))
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return {key: _from_extended_json(item) for key, item in value.items()}
+    return value
+
+
+def _json_text(value):
+    """The array, object or {"$date": ...} a text may stand for, else None."""
+    if not isinstance(value, str) or value[:1] not in ("[", "{"):
+        return None
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, (list, dict)) else None
+
+
+def restore_aggregated(collection, match: dict, field: str, values: list, *, holds_dates: bool,
+                       strings_possible: bool) -> dict:
+    """{text: stored value} for aggregate results (group keys, $min/$max) of `field` that came back as text.
+
+    The embedded database returns dates, arrays and objects out of `$group` as their (extended) JSON text;
+    MongoDB returns them as stored, so there a text result is always a stored string and stays one. What
+    the caller knows decides without a query: `{"$date": ...}` is a date only in a field that `holds_dates`
+    (no other field can hold one), and an array or object text is one when the field cannot hold strings.
+    Otherwise a query asks whether a matching document holds that very string (at most MAX_TEXT_CHECKS per
+    call: the embedded database answers type questions by scanning the collection). Raises AmbiguousGroups
+    when the server merged such a string with an array or object of the same JSON form, or when there are
+    more texts than it may check.
+    """
+    restored, checks = {}, 0
+    for text in {value for value in values if isinstance(value, str)}:
+        parsed = _json_text(text)
+        if parsed is None:
+            continue
+        if isinstance(parsed, dict) and set(parsed) == {"$date"}:
+            if holds_dates:
+                restored[text] = _from_extended_json(parsed)
+            continue
+        if not strings_possible:
+            restored[text] = _from_extended_json(parsed)
+            continue
+        checks += 1
+        if checks > MAX_TEXT_CHECKS:
+            raise AmbiguousGroups(field, f"more than {MAX_TEXT_CHECKS} distinct arrays or objects")
+        strings = {"$and": [part for part in (match, {field: text}, {field: {"$type": "string"}}) if part]}
+        if collection.find_one(strings, {"_id": 1}) is None:
+            restored[text] = _from_extended_json(parsed)
+            continue
+        others = {"$and": [part for part in (match, {field: {"$eq": parsed}}, {"$nor": [{field: {"$type": "string"}}]})
+                           if part]}
+        if collection.find_one(others, {"_id": 1}) is not None:
+            raise AmbiguousGroups(field, "both text and arrays or objects whose JSON form is that same text")
+    return restored

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import pytest
 
+from baas.documents.definitions import storage_name
 from baas.errors import Rejected
 from baas.plugins.hookspecs import hookimpl
 
@@ -224,7 +225,7 @@ def test_dates_are_stored_as_dates_and_returned_as_iso(app, project):
     assert doc["published"] == "2024-05-01T10:30:00.000Z"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["_created"]), doc["_created"]
     assert doc["birthday"] == "1990-02-03"
-    stored = app.extensions["baas"].mongo.project_db(project.id)["posts"].find_one({"_id": doc["_id"]})
+    stored = app.extensions["baas"].mongo.project_db(project.id)[storage_name("posts")].find_one({"_id": doc["_id"]})
     assert isinstance(stored["published"], datetime) and isinstance(stored["birthday"], datetime)
     assert isinstance(stored["_created"], datetime)
     _create(project.server, "posts", title="b", published="2024-06-01T00:00:00Z")
@@ -246,7 +247,7 @@ def test_dates_are_stored_as_dates_and_returned_as_iso(app, project):
     # PATCH keeps dates as dates and re-validates the whole document.
     patched = project.server.patch(path, json={"score": 4}).get_json()
     assert patched["published"] == "2024-05-01T10:30:00.000Z" and patched["birthday"] == "1990-02-03"
-    assert isinstance(app.extensions["baas"].mongo.project_db(project.id)["posts"].find_one(
+    assert isinstance(app.extensions["baas"].mongo.project_db(project.id)[storage_name("posts")].find_one(
         {"_id": doc["_id"]})["published"], datetime)
 
 
