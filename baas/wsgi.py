@@ -16,4 +16,9 @@ def app_from_env():
     # no one is left to finish a graceful stop that hangs.
     main_pid = os.environ.get(MAIN_PID_ENV)
     die_with_parent(signal.SIGKILL, int(main_pid) if main_pid else None)
+    if main_pid:
+        # Out of the terminal's process group: Ctrl-C reaches only the main process, which stops the workers
+        # with one SIGTERM each. A worker signalled twice (SIGINT from the terminal, then SIGTERM from the main
+        # process) often never finishes granian's shutdown, and the main process would wait for it.
+        os.setpgid(0, 0)
     return create_app(json.loads(os.environ[RESOLVED_CONFIG_ENV]))

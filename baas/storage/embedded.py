@@ -196,12 +196,15 @@ class Watchdog(threading.Thread):
         client = self._new_client()
         try:
             while not self._stopping.wait(self.interval):
-                reason = self._check(client)
-                if reason is None or self._stopping.is_set():
-                    continue
-                client.close()
-                self._restart(reason)
-                client = self._new_client()
+                try:
+                    reason = self._check(client)
+                    if reason is None or self._stopping.is_set():
+                        continue
+                    client.close()
+                    self._restart(reason)
+                    client = self._new_client()
+                except Exception:  # the thread must outlive any surprise: the database dies with it
+                    log.exception("the embedded database watchdog failed; it keeps watching")
         finally:
             client.close()
 
