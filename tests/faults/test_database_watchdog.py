@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 
 import pytest
@@ -118,9 +119,11 @@ def check_fault_and_recovery(app, project, fault) -> None:
     restarts_before = svc.embedded.watchdog.restarts
     with Traffic(app, project.server_key) as traffic:
         wait_until(lambda: traffic.acknowledged_after(5), timeout=30, message="writes before the fault")
-        fault(old_pid)
+        release = fault(svc.embedded, old_pid)
         wait_until(lambda: 503 in traffic.write_statuses and 503 in traffic.ready_statuses, timeout=30,
                    message="503s while the database is away")
+        if release is not None:
+            release()
         wait_until(lambda: svc.embedded.watchdog.restarts > restarts_before, timeout=30, message="the restart")
         acknowledged_at_restart = len(traffic.acknowledged)
         wait_until(lambda: traffic.acknowledged_after(acknowledged_at_restart + 5), timeout=30,
@@ -155,12 +158,32 @@ def check_fault_and_recovery(app, project, fault) -> None:
     assert database_restarts(svc.mongo) == svc.embedded.watchdog.restarts
 
 
+def kill_and_hold_the_port(embedded, pid):
+    """kill -9, then keep the port busy with a listener that never answers: the restarts fail (and are retried)
+    until the port is released, so the outage lasts long enough to be seen on every probe."""
+    os.kill(pid, signal.SIGKILL)
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the killed server left TIME-WAIT sockets
+
+    def bound():
+        try:
+            holder.bind(("127.0.0.1", embedded.port))
+            return True
+        except OSError:  # the killed process still holds it for a moment
+            return False
+
+    wait_until(bound, timeout=10, interval=0.01, message="the database port")
+    holder.listen()
+    return holder.close
+
+
 def test_killed_embedded_database_is_restarted_and_loses_nothing(embedded_app, notes_project):
-    check_fault_and_recovery(embedded_app, notes_project, lambda pid: os.kill(pid, signal.SIGKILL))
+    check_fault_and_recovery(embedded_app, notes_project, kill_and_hold_the_port)
 
 
 def test_frozen_embedded_database_is_killed_and_restarted(embedded_app, notes_project):
-    check_fault_and_recovery(embedded_app, notes_project, lambda pid: os.kill(pid, signal.SIGSTOP))
+    # Requests in flight while it is frozen hang until the watchdog kills it, then answer 503.
+    check_fault_and_recovery(embedded_app, notes_project, lambda embedded, pid: os.kill(pid, signal.SIGSTOP))
 
 
 def test_unreachable_external_mongodb_answers_503_and_recovers_without_restart(tmp_path):
