@@ -3,6 +3,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# A reply later than the query time limit plus this margin means the database stopped answering.
+QUERY_REPLY_MARGIN_MS = 5000
+
 
 def create_app(config: dict | None = None):
     """Build a configured Flask app. The only place where baas is wired together.
@@ -44,7 +47,8 @@ def create_app(config: dict | None = None):
         JSON_SORT_KEYS=False,
     )
 
-    mongo = MongoStore(cfg["mongodb"]["uri"], cfg["mongodb"]["db_prefix"], cfg["mongodb"]["timeout_ms"])
+    mongo = MongoStore(cfg["mongodb"]["uri"], cfg["mongodb"]["db_prefix"], cfg["mongodb"]["timeout_ms"],
+                       socket_timeout_ms=cfg["mongodb"]["query_time_limit_ms"] + QUERY_REPLY_MARGIN_MS)
     s3 = cfg["storage"]["s3"]
     if s3["endpoint"]:
         blobs = S3BlobStore(s3["endpoint"], s3["access_key"], s3["secret_key"], s3["bucket"], s3["secure"],

@@ -45,6 +45,8 @@ SCHEMA: dict[str, Any] = {
         "max_body_bytes": Key(int, 1_048_576, "Largest accepted JSON request body in bytes.", minimum=1),
         "trusted_proxies": Key(int, 0, "Reverse proxies in front of baas whose X-Forwarded-For is trusted.",
                                minimum=0),
+        "shutdown_timeout_seconds": Key(int, 5, "On stop (SIGTERM, Ctrl-C), how long workers may finish the "
+                                        "requests they hold before they are killed.", minimum=1),
     },
     "mongodb": {
         "uri": Key(str, None, "MongoDB URI. Unset: an embedded nx-27017 server is started under data_dir.",
@@ -52,7 +54,17 @@ SCHEMA: dict[str, Any] = {
         "db_prefix": Key(str, "baas_", "Prefix of every database name baas creates."),
         "query_time_limit_ms": Key(int, 10_000, "Longest a client query (list, count, expand, aggregate) may run "
                                    "before the database stops it and the client gets a 400.", minimum=1),
-        "timeout_ms": Key(int, 5000, "How long to wait for MongoDB before reporting it unreachable.", minimum=1),
+        "timeout_ms": Key(int, 2000, "How long a request waits for an unreachable MongoDB (server selection and "
+                          "connect) before it gets a 503.", minimum=1),
+        "retry_after_seconds": Key(int, 5, "Retry-After of the 503 answered while MongoDB is unreachable.",
+                                   minimum=1),
+        "embedded": {
+            "ping_interval_seconds": Key((int, float), 1, "How often the embedded database is pinged (and its "
+                                         "process checked).", minimum=0.05),
+            "ping_deadline_seconds": Key((int, float), 5, "A ping of the embedded database not answered within "
+                                         "this many seconds restarts it (on the same data folder and port).",
+                                         minimum=0.1),
+        },
     },
     "storage": {
         "s3": {

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from flask import Flask, g, jsonify
+from flask import Flask, current_app, g, jsonify
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("baas.errors")
@@ -75,6 +76,9 @@ class ServiceUnavailable(BaasError):
     status = 503
 
 
+DATABASE_UNAVAILABLE = "The database is unreachable right now; retry after the delay in Retry-After."
+
+
 def error_response(status: int, message: str | None = None, errors: dict | None = None, headers: dict | None = None):
     body = {"code": status, "status": HTTPStatus(status).phrase}
     if message:
@@ -113,6 +117,14 @@ def _handle_http_exception(exc: HTTPException):
     return error_response(exc.code or 500, message, errors, headers)
 
 
+def _handle_database_unreachable(exc: ConnectionFailure):
+    # ConnectionFailure covers server selection timeouts, AutoReconnect and NetworkTimeout: the database is down,
+    # restarting or cut off, none of which is the client's fault, and a retry soon may well succeed.
+    log.warning("database unreachable in request %s: %s", g.get("request_id"), str(exc).split(", Timeout: ")[0])
+    retry_after = current_app.extensions["baas"].config["mongodb"]["retry_after_seconds"]
+    return error_response(503, DATABASE_UNAVAILABLE, headers={"Retry-After": str(retry_after)})
+
+
 def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _handle_http_exception(exc)
@@ -122,5 +134,6 @@ def _handle_unexpected(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(BaasError, _handle_baas_error)
+    app.register_error_handler(ConnectionFailure, _handle_database_unreachable)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

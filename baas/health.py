@@ -32,5 +32,6 @@ class Ready(MethodView):
             response = jsonify({"code": 503, "status": "Service Unavailable",
                                 "message": f"Not ready: {', '.join(down)} unreachable.", "errors": checks})
             response.status_code = 503
+            response.headers["Retry-After"] = str(svc.config["mongodb"]["retry_after_seconds"])
             return response
         return jsonify({"status": "ready", "checks": checks})

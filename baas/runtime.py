@@ -66,7 +66,35 @@ def resolve(config: dict) -> tuple[dict, EmbeddedMongo | None]:
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
         config["mongodb"]["uri"] = embedded.uri
+        watch = config["mongodb"]["embedded"]
+        embedded.watch(watch["ping_interval_seconds"], watch["ping_deadline_seconds"],
+                       on_restart=lambda reason: record_database_restart(config, reason))
     return config, embedded
+
+
+EMBEDDED_DATABASE_STATS = "embedded_database"  # the _id of the restart counter in the platform `meta` collection
+
+
+def record_database_restart(config: dict, reason: str) -> None:
+    """Count a restart of the embedded database where every process (and a /metrics) can read it."""
+    from baas.storage.mongo import MongoStore
+
+    mongo = MongoStore(config["mongodb"]["uri"], config["mongodb"]["db_prefix"], config["mongodb"]["timeout_ms"])
+    try:
+        # $currentDate, not $set of a datetime: nx-27017 would store the date of an existing document as a string.
+        mongo.platform["meta"].update_one(
+            {"_id": EMBEDDED_DATABASE_STATS},
+            {"$inc": {"restarts": 1}, "$set": {"last_restart_reason": reason},
+             "$currentDate": {"last_restart_at": True}},
+            upsert=True)
+    finally:
+        mongo.close()
+
+
+def database_restarts(mongo) -> int:
+    """How often the watchdog has restarted the embedded database on this data folder."""
+    stats = mongo.platform["meta"].find_one({"_id": EMBEDDED_DATABASE_STATS}) or {}
+    return int(stats.get("restarts", 0))
 
 
 def check_services(svc) -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from baas import runtime
 from baas.config import ConfigError
-from baas.wsgi import RESOLVED_CONFIG_ENV
+from baas.wsgi import MAIN_PID_ENV, RESOLVED_CONFIG_ENV
 
 
 @contextmanager
@@ -67,13 +67,19 @@ def banner(config: dict, report: runtime.BootstrapReport, embedded: bool, echo=p
 
 
 def check_port_free(host: str, port: int) -> None:
-    """granian binds with SO_REUSEPORT, so a second server on a busy port would silently share its traffic."""
+    """Refuse a port another server listens on: granian binds with SO_REUSEPORT, so a second server there would
+    silently share its traffic.
+
+    The probe binds with SO_REUSEADDR, as granian does, so connections of a server that just stopped (TIME-WAIT)
+    do not count as busy; only a live listener does.
+    """
     import socket
 
     if port == 0:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -125,6 +131,7 @@ def _serve_granian(config: dict, host: str, port: int) -> None:
     from granian.constants import Interfaces
 
     os.environ[RESOLVED_CONFIG_ENV] = json.dumps(config)
+    os.environ[MAIN_PID_ENV] = str(os.getpid())
     server = Granian(
         "baas.wsgi:app_from_env",
         address=host,
@@ -134,6 +141,9 @@ def _serve_granian(config: dict, host: str, port: int) -> None:
         blocking_threads=config["server"]["threads"],
         factory=True,
         log_access=False,
+        # A worker that dies is replaced while the others keep serving (granian gives up on a crash loop).
+        respawn_failed_workers=True,
+        # A stop never waits on a worker for ever: past this it is killed, so Ctrl-C always ends the server.
+        workers_kill_timeout=config["server"]["shutdown_timeout_seconds"],
     )
     server.serve()
-

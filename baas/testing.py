@@ -232,8 +232,8 @@ def project(admin, client):
 class ServerProcess:
     """`baas serve` in a child process on a free port, for tests that need several real processes."""
 
-    def __init__(self, config: dict, tmp_path: Path):
-        self.port = free_port()
+    def __init__(self, config: dict, tmp_path: Path, port: int | None = None):
+        self.port = port or free_port()
         self.config = json.loads(json.dumps(config))
         self.config.setdefault("server", {}).update({"port": self.port, "host": "127.0.0.1"})
         self.config_path = tmp_path / f"server-{self.port}.yaml"
@@ -245,9 +245,11 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
+        # Its own process group, as a terminal gives it (a test may signal the whole group); no orphans if pytest
+        # is killed.
         self.process = subprocess.Popen([sys.executable, "-m", "baas", "serve", "--config", str(self.config_path)],
                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                        preexec_fn=die_with_parent)  # no orphans if pytest is killed
+                                        preexec_fn=die_with_parent, start_new_session=True)
 
         wait_ready(self.process, self.url, lambda: self.log_path.read_text(errors="replace"))
         return self

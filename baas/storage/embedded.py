@@ -12,8 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pymongo
 from pymongo.errors import PyMongoError
@@ -27,14 +29,30 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def die_with_parent() -> None:
-    # Linux only: if the baas process is killed hard, the database child goes with it.
+_libc = None
+
+
+def _prctl():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return _libc.prctl
+
+
+def die_with_parent(sig: int = signal.SIGTERM, parent_pid: int | None = None) -> None:
+    """Linux only: have the kernel send `sig` to this process when its parent goes, even by kill -9.
+
+    The kernel watches the parent *thread* that forked this process. When `parent_pid` is given and the
+    parent is already gone (it died between fork and this call), the signal is sent at once.
+    """
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = _prctl()
     except OSError:
-        pass
+        return
+    PR_SET_PDEATHSIG = 1
+    prctl(PR_SET_PDEATHSIG, sig)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
 
 
 def _server_command() -> list[str]:
@@ -45,13 +63,19 @@ def _server_command() -> list[str]:
 
 
 class EmbeddedMongo:
-    """Start with `start()`, stop with `stop()`; `uri` is valid in between."""
+    """Start with `start()`, stop with `stop()`; `uri` is valid in between.
+
+    `watch()` adds a watchdog that restarts the server on the same data folder and port when it dies or
+    stops answering pings (see Watchdog).
+    """
 
     def __init__(self, data_dir: str | os.PathLike, port: int | None = None, startup_timeout: float = 20.0):
         self.data_dir = Path(data_dir)
         self.port = port
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
+        self.watchdog: Watchdog | None = None
+        self._lock = threading.Lock()  # start/stop/restart from the watchdog thread and the owner
 
     @property
     def uri(self) -> str:
@@ -65,12 +89,33 @@ class EmbeddedMongo:
             "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "-p", str(self.port),
             "--log-file", str(log_file), "--pid-file", str(self.data_dir / "nx-27017.pid"),
         ]
+        linux = sys.platform.startswith("linux")
+        parent = os.getpid()
+        if linux:
+            _prctl()  # load libc before forking: the child of a threaded process should do as little as it can
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=(lambda: die_with_parent(signal.SIGTERM, parent)) if linux else None,
+            # Its own session: a Ctrl-C in the terminal reaches baas, which stops the database last, after
+            # the workers have finished their requests.
+            start_new_session=True,
         )
         self._wait_ready(log_file)
         return self
+
+    def watch(self, interval: float, deadline: float,
+              on_restart: Callable[[str], None] | None = None) -> "Watchdog":
+        """Start the watchdog thread (stopped by `stop()`)."""
+        self.watchdog = Watchdog(self, interval, deadline, on_restart)
+        self.watchdog.start()
+        return self.watchdog
+
+    def restart(self, reason: str) -> None:
+        """Kill the server (frozen or dead), reap it, and start a new one on the same data folder and port."""
+        with self._lock:
+            self._end_process()
+            log.warning("restarting the embedded database on port %s: %s", self.port, reason)
+            self.start()
 
     def _wait_ready(self, log_file: Path) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -85,7 +130,7 @@ class EmbeddedMongo:
                     return
                 except PyMongoError:
                     if time.monotonic() > deadline:
-                        self.stop()
+                        self._end_process()
                         raise RuntimeError(f"the embedded database did not answer within "
                                            f"{self.startup_timeout:.0f}s; see {log_file}") from None
                     time.sleep(0.05)
@@ -93,13 +138,25 @@ class EmbeddedMongo:
             client.close()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+            self.watchdog = None
+        with self._lock:
+            self._end_process(graceful=True)
+
+    def _end_process(self, graceful: bool = False) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            if graceful:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.process.poll() is None:
+                self.process.kill()  # SIGKILL also ends a SIGSTOPped process
+        self.process.wait()          # reaped: no <defunct> child
         self.process = None
 
     def __enter__(self):
@@ -107,3 +164,85 @@ class EmbeddedMongo:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Watchdog(threading.Thread):
+    """Pings the embedded database every `interval` seconds; restarts it when it has exited or a ping gets no
+    answer within `deadline` seconds.
+
+    nx-27017 runs every command in one thread and ignores maxTimeMS, so a single runaway command freezes it for
+    every project; killing it is the only way out. Its data survives kill -9 (each write is committed to
+    SQLite before it is acknowledged), so a restart loses nothing acknowledged. This thread must live as long
+    as the server it restarts: the kernel ties a child's parent-death signal to the thread that forked it.
+    """
+
+    def __init__(self, server: EmbeddedMongo, interval: float, deadline: float,
+                 on_restart: Callable[[str], None] | None = None):
+        super().__init__(name="baas-embedded-db-watchdog", daemon=True)
+        self.server = server
+        self.interval = interval
+        self.deadline = deadline
+        self.on_restart = on_restart
+        self.restarts = 0
+        self._stopping = threading.Event()
+
+    def _new_client(self) -> pymongo.MongoClient:
+        timeout_ms = int(self.deadline * 1000)
+        return pymongo.MongoClient(self.server.uri, serverSelectionTimeoutMS=timeout_ms,
+                                   connectTimeoutMS=timeout_ms, socketTimeoutMS=timeout_ms,
+                                   maxPoolSize=1, retryReads=False, appname="baas-watchdog")
+
+    def run(self) -> None:
+        client = self._new_client()
+        try:
+            while not self._stopping.wait(self.interval):
+                try:
+                    reason = self._check(client)
+                    if reason is None or self._stopping.is_set():
+                        continue
+                    client.close()
+                    self._restart(reason)
+                    client = self._new_client()
+                except Exception:  # the thread must outlive any surprise: the database dies with it
+                    log.exception("the embedded database watchdog failed; it keeps watching")
+        finally:
+            client.close()
+
+    def _check(self, client) -> str | None:
+        process = self.server.process
+        if process is None or process.poll() is not None:
+            code = None if process is None else process.returncode
+            return f"its process exited (code {code})"
+        try:
+            client.admin.command("ping")
+        except PyMongoError:
+            if self.server.process is not process or process.poll() is not None:
+                return f"its process exited (code {process.returncode})"
+            return f"it did not answer a ping within {self.deadline:g}s"
+        return None
+
+    def _restart(self, reason: str) -> None:
+        backoff = self.interval
+        while not self._stopping.is_set():
+            try:
+                self.server.restart(reason)
+                break
+            except RuntimeError as exc:
+                log.error("the embedded database did not come back (%s); trying again in %.1fs", exc, backoff)
+                if self._stopping.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 30.0)
+        else:
+            return
+        self.restarts += 1
+        log.warning("the embedded database is back (restart %d)", self.restarts)
+        if self.on_restart is not None:
+            try:
+                self.on_restart(reason)
+            except Exception:  # bookkeeping must not stop the watch
+                log.exception("could not record the embedded database restart")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=self.deadline + 5)

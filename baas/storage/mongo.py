@@ -18,14 +18,18 @@ TOO_LARGE_CODES = frozenset({10334, 17419, 17420})   # BSONObjectTooLarge, docum
 
 
 class MongoStore:
-    def __init__(self, uri: str, db_prefix: str = "baas_", timeout_ms: int = 5000, client=None):
+    def __init__(self, uri: str, db_prefix: str = "baas_", timeout_ms: int = 2000, client=None,
+                 socket_timeout_ms: int | None = None):
         self.uri = uri
         self.db_prefix = db_prefix
-        # MongoClient connects lazily, so building it here does no I/O.
+        # MongoClient connects lazily, so building it here does no I/O. A short server selection timeout turns
+        # a database that is down or restarting into a prompt 503; the socket timeout frees a request thread
+        # from a server that accepted the connection but stopped answering.
         self.client = client or pymongo.MongoClient(
             uri,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=socket_timeout_ms,
             tz_aware=True,
             uuidRepresentation="standard",
             appname="baas",

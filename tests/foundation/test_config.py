@@ -23,7 +23,7 @@ def write_yaml(tmp_path: Path, data, name: str = "baas.yaml") -> Path:
 def test_defaults_without_file_or_environment():
     config = cfg.load(None, env={})
     assert config["server"] == {"host": "127.0.0.1", "port": 8000, "workers": 1, "threads": 4, "public_url": None,
-                                "max_body_bytes": 1_048_576, "trusted_proxies": 0}
+                                "max_body_bytes": 1_048_576, "trusted_proxies": 0, "shutdown_timeout_seconds": 5}
     assert config["mongodb"]["uri"] is None
     assert config["storage"]["s3"]["endpoint"] is None
     assert config["data_dir"] == "./baas-data"
