@@ -22,3 +22,20 @@ def blobs(app):
     return app.extensions["baas"].blobs
 
 
+
+
+@pytest.fixture
+def live_url(app):
+    """The app on a real socket (werkzeug's threaded server), for clients that speak HTTP themselves (tuspy)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from baas.storage.embedded import free_port
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
