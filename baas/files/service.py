@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import logging
-import random
 import secrets
 import time
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from baas import rules as rules_module
-from baas.documents.service import etag_matches
+from baas.documents.service import _rev, etag_matches  # one revision format for documents and files
 from baas.errors import (BaasError, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, PreconditionFailed,
                          ServiceUnavailable, UnsupportedMediaType)
 from baas.files import thumbs
@@ -77,10 +76,6 @@ class FileQuery:
     sort: str | None = None
     limit: str | None = None
     cursor: str | None = None
-
-
-def _rev() -> str:
-    return f"{random.getrandbits(48):012x}"
 
 
 def file_key(project_id: str, file_id: str) -> str:
