@@ -79,6 +79,31 @@ SCHEMA: dict[str, Any] = {
                                    "reporting it unreachable.", minimum=1),
         },
     },
+    "files": {
+        "max_file_bytes": Key(int, 52_428_800, "Largest file in bytes, unless a project sets its own "
+                              "(settings.files.max_file_bytes).", minimum=1),
+        "blocked_types": Key(list, ["application/x-executable", "application/x-msdownload",
+                                    "application/vnd.microsoft.portable-executable", "application/x-dosexec",
+                                    "application/x-mach-binary", "application/x-elf", "application/x-sharedlib",
+                                    "application/x-shellscript", "text/x-shellscript"],
+                             "Sniffed content types refused, unless a project lists its allowed types."),
+        "thumbnail_sizes": Key(list, ["64x64", "200x200", "400x400", "800x800"], "Thumbnail sizes clients may "
+                               "ask for (WIDTHxHEIGHT)."),
+        "thumbnail_max_pixels": Key(int, 40_000_000, "Images with more pixels get no thumbnail (400): bounds the "
+                                    "memory one request can make the server decode.", minimum=1),
+        "thumbnail_max_bytes": Key(int, 26_214_400, "Largest original a thumbnail is made from.", minimum=1),
+        "tus_expiry_hours": Key(int, 24, "Unfinished resumable (tus) uploads expire this long after creation.",
+                                minimum=1),
+        "direct_upload_minutes": Key(int, 60, "Presigned direct uploads must be completed within this time.",
+                                     minimum=1),
+        "presigned_seconds": Key(int, 300, "Lifetime of presigned download redirects.", minimum=1,
+                                 maximum=604_800),
+        "pending_grace_minutes": Key(int, 360, "An upload still unfinished after this long belongs to a dead "
+                                     "process: the sweep removes what it left.", minimum=1),
+        "sweep_interval_seconds": Key(int, 60, "How often a serving process sweeps expired uploads and orphans "
+                                      "(one process at a time, by a lease in MongoDB); 0 turns it off.",
+                                      minimum=0),
+    },
     "jwt": {
         "secret": Key(str, None, "Secret that signs access tokens. Unset: generated once into data_dir.",
                       nullable=True),
@@ -293,6 +318,7 @@ def validate(config: dict) -> dict:
         raise ConfigError("config key 'mongodb.db_prefix' may hold only letters, digits, '_' and '-' "
                           "(at most 20 characters)")
     _validate_auth(config)
+    _validate_files(config)
     token = config["admin_token"]
     if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
         # The admin token opens every project; a short one can be guessed.
@@ -318,3 +344,11 @@ def _validate_auth(config: dict) -> None:
     link = config["mail"]["link_base_url"]
     if link and not link.startswith(("http://", "https://")):
         raise ConfigError(f"config key 'mail.link_base_url' must start with http:// or https://, got {link!r}")
+
+
+def _validate_files(config: dict) -> None:
+    import re
+
+    for size in config["files"]["thumbnail_sizes"]:
+        if not re.match(r"^[1-9][0-9]{0,3}x[1-9][0-9]{0,3}$", size):
+            raise ConfigError(f"config key 'files.thumbnail_sizes' lists WIDTHxHEIGHT sizes below 10000, got {size!r}")

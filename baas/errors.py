@@ -80,7 +80,11 @@ DATABASE_UNAVAILABLE = "The database is unreachable right now; retry after the d
 
 
 def error_response(status: int, message: str | None = None, errors: dict | None = None, headers: dict | None = None):
-    body = {"code": status, "status": HTTPStatus(status).phrase}
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:  # statuses from protocols on top of HTTP, e.g. tus's 460 Checksum Mismatch
+        phrase = _EXTRA_PHRASES.get(status, "Error")
+    body = {"code": status, "status": phrase}
     if message:
         body["message"] = message
     if errors:
@@ -91,6 +95,8 @@ def error_response(status: int, message: str | None = None, errors: dict | None 
         response.headers[name] = value
     return response
 
+
+_EXTRA_PHRASES = {460: "Checksum Mismatch"}
 
 _DEFAULT_MESSAGES = {
     404: "No such resource.",

@@ -22,9 +22,14 @@ CLIENT_PREFIX = "/v1/"
 ADMIN_PREFIX = "/admin/v1/"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-ALLOWED_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match, X-API-Key, X-Request-ID"
-EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Request-ID"
-ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+ALLOWED_HEADERS = ("Authorization, Content-Type, If-Match, If-None-Match, X-API-Key, X-Request-ID, "
+                   # file downloads and uploads (tus)
+                   "Range, If-Range, If-Modified-Since, X-File-Name, Tus-Resumable, Upload-Length, Upload-Offset, "
+                   "Upload-Metadata, Upload-Checksum")
+EXPOSED_HEADERS = ("ETag, Location, Retry-After, X-Request-ID, Content-Disposition, Content-Range, Content-Length, "
+                   "Accept-Ranges, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, "
+                   "Upload-Length, Upload-Expires, Baas-File-Id")
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 class OrjsonProvider(JSONProvider):
@@ -145,13 +150,14 @@ def _before_request():
         return preflight
     limit = svc.config["server"]["max_body_bytes"]
     content_length = get_content_length(environ)
-    if content_length is not None and content_length > limit:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     url_rule = request.url_rule
+    # Views that stream bodies (file uploads) enforce their own, larger limits as they read.
+    raw = url_rule is not None and method in _BODY_METHODS and app.accepts_raw_body(url_rule.endpoint, method)
+    if content_length is not None and content_length > limit and not raw:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     # Unknown routes and wrong methods answer 404/405 whatever the body is.
     if url_rule is not None and method in _BODY_METHODS \
-            and (content_length or environ.get("HTTP_TRANSFER_ENCODING")) \
-            and not app.accepts_raw_body(url_rule.endpoint, method):
+            and (content_length or environ.get("HTTP_TRANSFER_ENCODING")) and not raw:
         if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
         # werkzeug ends a chunked body (no Content-Length) silently at the limit, so the view would see it cut

@@ -152,6 +152,7 @@ class AuthService:
     def __init__(self, mongo, hooks, passwords: Passwords, tokens: AccessTokens, mailer, limiter, config: dict):
         self.mongo = mongo
         self.hooks = hooks
+        self.on_user_deleted: list = []  # callables (project_id, user_id), run after a user is deleted
         self.passwords = passwords
         self.tokens = tokens
         self.mailer = mailer
@@ -585,6 +586,8 @@ class AuthService:
         self._mark_user(project_id, user_id, "deleted")
         self._revoke_sessions(project_id, {"user_id": user_id})
         self._col(project_id, USER_TOKENS).delete_many({"user_id": user_id})
+        for forget in self.on_user_deleted:  # other features' data of the user (files)
+            forget(project_id, user_id)
 
     # ---- mailed tokens: email verification and password reset
 

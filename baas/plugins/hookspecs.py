@@ -48,3 +48,17 @@ def baas_before_document_write(principal, collection: str, action: str, document
 def baas_after_document_write(principal, collection: str, action: str, document: dict | None,
                               previous: dict | None) -> None:
     """After a document write was stored."""
+
+
+@hookspec
+def baas_before_file_write(principal, action: str, file: dict | None, previous: dict | None) -> None:
+    """Before a file's metadata is stored, changed or deleted (`action`: create/update/delete).
+
+    On create the bytes are already stored (size, sha256 and the sniffed content_type are known) and are removed
+    again if the hook raises Rejected. `file` may be changed in place (name, public, metadata).
+    """
+
+
+@hookspec
+def baas_after_file_write(principal, action: str, file: dict | None, previous: dict | None) -> None:
+    """After a file was created, changed or deleted."""

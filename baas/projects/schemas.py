@@ -1,6 +1,7 @@
 from marshmallow import Schema, fields, validate
 
 from baas.auth.settings import AuthSettingsSchema
+from baas.files.settings import FileSettingsSchema
 from baas.principal import KEY_KINDS, SCOPES
 from baas.schemas import StrictSchema, UtcDateTime
 
@@ -16,6 +17,7 @@ class ProjectSettingsSchema(StrictSchema):
                                                                    "readable by signed-in users instead of "
                                                                    "server-keys-only."})
     auth = fields.Nested(AuthSettingsSchema, metadata={"description": "Auth settings; see docs/auth.md."})
+    files = fields.Nested(FileSettingsSchema, metadata={"description": "File storage settings; see docs/files.md."})
 
 
 class ProjectCreateSchema(StrictSchema):

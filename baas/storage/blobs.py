@@ -41,7 +41,17 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+class AppendCheck(Protocol):
+    """Called by append() once the stream is exhausted and before anything is committed; raising discards the
+    bytes of this call (a tus checksum that does not match)."""
+
+    def __call__(self) -> None: ...
+
+
 class BlobStore(Protocol):
+    """Both adapters implement every method; `errors` lists what they raise when the backend is unreachable."""
+
+    errors: tuple
     def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
             metadata: dict | None = None) -> BlobInfo: ...
 
@@ -55,8 +65,24 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str) -> Iterator[BlobInfo]: ...
 
-    def presigned_get_url(self, key: str, expires_seconds: int) -> str | None: ...
+    def presigned_get_url(self, key: str, expires_seconds: int, response_headers: dict | None = None) -> str | None: ...
 
     def presigned_put_url(self, key: str, expires_seconds: int) -> str | None: ...
 
     def ping(self) -> None: ...
+
+    # Appendable uploads (tus): bytes arrive over several requests, possibly in several processes. The state is a
+    # JSON-able dict the caller stores (in MongoDB) after each append; calling append again with an older state
+    # (after a crash) overwrites what that state does not cover, so a stored state is always the truth.
+    def start_append(self, key: str, content_type: str) -> dict: ...
+
+    def append(self, key: str, state: dict, offset: int, stream: BinaryIO, max_bytes: int,
+               check: AppendCheck | None = None) -> tuple[dict, int]: ...
+
+    def finish_append(self, key: str, state: dict, content_type: str) -> BlobInfo: ...
+
+    def abort_append(self, key: str, state: dict) -> None: ...
+
+    def abort_stale(self, prefix: str, older_than: datetime, keep=frozenset()) -> int:
+        """Remove half-written uploads under `prefix` begun before `older_than` (left by killed processes),
+        except the appendable uploads of the keys in `keep`."""

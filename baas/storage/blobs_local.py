@@ -18,6 +18,8 @@ _CHUNK = 256 * 1024
 
 
 class LocalBlobStore:
+    errors = (OSError,)
+
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()
 
@@ -131,7 +133,7 @@ class LocalBlobStore:
                     and not path.name.startswith(_UPLOAD_PREFIX):
                 yield self.stat(path.relative_to(self.root).as_posix())
 
-    def presigned_get_url(self, key: str, expires_seconds: int) -> str | None:
+    def presigned_get_url(self, key: str, expires_seconds: int, response_headers: dict | None = None) -> str | None:
         self._path(key)  # the same key rules as every other call
         return None  # local files are served through the API
 
@@ -148,3 +150,80 @@ class LocalBlobStore:
             os.unlink(probe)
         except OSError as exc:
             raise ConnectionError(f"local file storage at {self.root} is not writable: {exc}") from None
+
+    # --- appendable uploads: one hidden part file beside the final name, renamed into place when finished ---
+
+    def _part_path(self, key: str) -> Path:
+        path = self._path(key)
+        return path.parent / f"{_UPLOAD_PREFIX}append-{path.name}"
+
+    def start_append(self, key: str, content_type: str) -> dict:
+        part = self._part_path(key)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.touch()
+        return {}
+
+    def append(self, key: str, state: dict, offset: int, stream: BinaryIO, max_bytes: int,
+               check=None) -> tuple[dict, int]:
+        part = self._part_path(key)
+        written = 0
+        try:
+            handle = open(part, "r+b")
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        with handle:
+            # Bytes past the stored offset belong to a request that died before its offset was recorded.
+            handle.truncate(offset)
+            handle.seek(offset)
+            try:
+                while written < max_bytes:
+                    chunk = stream.read(min(_CHUNK, max_bytes - written))
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    written += len(chunk)
+                if check is not None:
+                    check()
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                handle.truncate(offset)
+                raise
+        return state, written
+
+    def finish_append(self, key: str, state: dict, content_type: str) -> BlobInfo:
+        path = self._path(key)
+        part = self._part_path(key)
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(part, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                digest.update(chunk)
+        meta_tmp = str(part) + _META_SUFFIX
+        with open(meta_tmp, "w", encoding="utf-8") as out:
+            json.dump({"content_type": content_type, "etag": digest.hexdigest(), "metadata": {}}, out)
+        os.replace(meta_tmp, str(path) + _META_SUFFIX)
+        os.replace(part, path)
+        return self.stat(key)
+
+    def abort_append(self, key: str, state: dict) -> None:
+        try:
+            self._part_path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def abort_stale(self, prefix: str, older_than: datetime, keep=frozenset()) -> int:
+        check_prefix(prefix)
+        kept = {self._part_path(key) for key in keep}
+        folder = self._path(prefix[:-1])
+        if not folder.is_dir():
+            return 0
+        cutoff = older_than.timestamp()
+        removed = 0
+        for path in folder.rglob(_UPLOAD_PREFIX + "*"):
+            try:
+                if path.is_file() and path not in kept and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed

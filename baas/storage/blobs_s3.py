@@ -1,19 +1,24 @@
 """Blob store on S3 or MinIO through the minio SDK: one bucket, one prefix per project."""
 from __future__ import annotations
 
+import io
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
+from minio.datatypes import Part
 from minio.error import S3Error
 
 from baas.storage.blobs import BlobInfo, BlobNotFound, check_key, check_prefix
 
 _PART_SIZE = 10 * 1024 * 1024
+# S3's smallest part but the last; appendable uploads buffer at most this much (in a tail object between calls).
+APPEND_PART_SIZE = 5 * 1024 * 1024
+_READ_CHUNK = 256 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
 
 
@@ -55,6 +60,9 @@ class _ExactLength:
 
 
 class S3BlobStore:
+    # Unreachable endpoint (urllib3), refusals and server faults (S3Error, after NotFound was handled), sockets.
+    errors = (urllib3.exceptions.HTTPError, S3Error, OSError)
+
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str,
                  secure: bool = True, region: str | None = None, timeout_seconds: float = 10):
         host, secure = _split_endpoint(endpoint, secure)
@@ -154,9 +162,10 @@ class S3BlobStore:
             yield BlobInfo(key=obj.object_name, size=obj.size or 0, etag=(obj.etag or "").strip('"') or None,
                            modified=obj.last_modified)
 
-    def presigned_get_url(self, key: str, expires_seconds: int) -> str | None:
+    def presigned_get_url(self, key: str, expires_seconds: int, response_headers: dict | None = None) -> str | None:
         check_key(key)
-        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=expires_seconds))
+        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=expires_seconds),
+                                                response_headers=response_headers)
 
     def presigned_put_url(self, key: str, expires_seconds: int) -> str | None:
         check_key(key)
@@ -170,3 +179,99 @@ class S3BlobStore:
             reason = getattr(exc, "reason", None) or exc  # urllib3's MaxRetryError wraps the real cause
             raise ConnectionError(f"S3 storage at {self.endpoint} (bucket {self.bucket}) is unreachable: "
                                   f"{reason}") from None
+
+    # --- appendable uploads: an S3 multipart upload; bytes short of a whole part wait in a tail object ---
+    # minio's public API has no part-by-part upload, so these use its multipart calls (_create_multipart_upload,
+    # ...), stable across minio 7.x (setup.cfg pins minio<8).
+
+    def _tail_key(self, key: str, offset: int) -> str:
+        return check_key(f"{key}.tail-{offset}")
+
+    def _read_all(self, key: str) -> bytes:
+        return b"".join(self.open(key))
+
+    def start_append(self, key: str, content_type: str) -> dict:
+        check_key(key)
+        self._ensure_bucket()
+        upload_id = self.client._create_multipart_upload(self.bucket, key, {"Content-Type": content_type})
+        return {"upload_id": upload_id, "parts": [], "tail": None, "tail_size": 0}
+
+    def append(self, key: str, state: dict, offset: int, stream: BinaryIO, max_bytes: int,
+               check=None) -> tuple[dict, int]:
+        check_key(key)
+        parts = [list(p) for p in state["parts"]]
+        if len(parts) * APPEND_PART_SIZE + state["tail_size"] != offset:
+            raise ValueError("the upload state does not match the offset")
+        buffer = bytearray(self._read_all(state["tail"]) if state["tail"] else b"")
+        written = 0
+        while written < max_bytes:
+            chunk = stream.read(min(_READ_CHUNK, max_bytes - written))
+            if not chunk:
+                break
+            buffer += chunk
+            written += len(chunk)
+            while len(buffer) >= APPEND_PART_SIZE:
+                # A part number the stored state does not list yet is overwritten if this call never commits.
+                number = len(parts) + 1
+                etag = self.client._upload_part(self.bucket, key, bytes(buffer[:APPEND_PART_SIZE]), None,
+                                                state["upload_id"], number)
+                parts.append([number, etag])
+                del buffer[:APPEND_PART_SIZE]
+        if check is not None:
+            check()
+        new_offset = offset + written
+        tail = None
+        if buffer:
+            # A new name per offset: the stored state keeps pointing at the old tail until it is replaced.
+            tail = self._tail_key(key, new_offset)
+            if tail != state["tail"]:
+                self.client.put_object(self.bucket, tail, io.BytesIO(bytes(buffer)), len(buffer))
+        self._delete_tails(key, keep={state["tail"], tail})
+        return {"upload_id": state["upload_id"], "parts": parts, "tail": tail, "tail_size": len(buffer)}, written
+
+    def _delete_tails(self, key: str, keep=frozenset()) -> None:
+        for obj in self.client.list_objects(self.bucket, prefix=key + ".tail-"):
+            if obj.object_name not in keep:
+                self.client.remove_object(self.bucket, obj.object_name)
+
+    def finish_append(self, key: str, state: dict, content_type: str) -> BlobInfo:
+        check_key(key)
+        parts = [Part(number, etag) for number, etag in state["parts"]]
+        if state["tail"]:
+            data = self._read_all(state["tail"])
+            number = len(parts) + 1
+            parts.append(Part(number, self.client._upload_part(self.bucket, key, data, None, state["upload_id"],
+                                                               number)))
+        if parts:
+            self.client._complete_multipart_upload(self.bucket, key, state["upload_id"], parts)
+        else:  # S3 refuses a multipart upload without parts: an empty file is a plain put
+            self.abort_append(key, state)
+            self.client.put_object(self.bucket, key, io.BytesIO(b""), 0, content_type=content_type)
+        self._delete_tails(key)
+        return self.stat(key)
+
+    def abort_append(self, key: str, state: dict) -> None:
+        check_key(key)
+        try:
+            self.client._abort_multipart_upload(self.bucket, key, state["upload_id"])
+        except S3Error as exc:
+            if exc.code not in _NOT_FOUND | {"NoSuchUpload"}:
+                raise
+        self._delete_tails(key)
+
+    def abort_stale(self, prefix: str, older_than: datetime, keep=frozenset()) -> int:
+        check_prefix(prefix)
+        if not self.client.bucket_exists(self.bucket):
+            return 0
+        result = self.client._list_multipart_uploads(self.bucket, prefix=prefix, max_uploads=1000)
+        removed = 0
+        for upload in result.uploads:
+            if upload.object_name in keep or upload.initiated_time is None or upload.initiated_time >= older_than:
+                continue
+            try:
+                self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                removed += 1
+            except S3Error as exc:
+                if exc.code not in _NOT_FOUND | {"NoSuchUpload"}:
+                    raise
+        return removed

@@ -1,0 +1,67 @@
+"""Schemas of the files API: bodies it loads, and what the OpenAPI document says it returns."""
+from marshmallow import Schema, fields, validate
+
+from baas.files.settings import FileSettingsSchema
+from baas.schemas import StrictSchema, UtcDateTime
+
+
+class FileSchema(Schema):
+    _id = fields.String(data_key="_id")
+    name = fields.String(metadata={"description": "Display name, sanitised; never a storage path."})
+    size = fields.Integer()
+    content_type = fields.String(metadata={"description": "Sniffed from the bytes, not taken from the client."})
+    sha256 = fields.String()
+    public = fields.Boolean(metadata={"description": "Readable with the client key alone."})
+    metadata = fields.Dict()
+    _owner = fields.String(data_key="_owner", allow_none=True)
+    _created = UtcDateTime(data_key="_created")
+    _updated = UtcDateTime(data_key="_updated")
+    _rev = fields.String(data_key="_rev", metadata={"description": "Revision; the ETag of the metadata."})
+
+
+class FilePageSchema(Schema):
+    items = fields.List(fields.Nested(FileSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class FileUpdateSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=1000))
+    metadata = fields.Dict()
+    public = fields.Boolean()
+
+
+class DirectUploadCreateSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=1000))
+    size = fields.Integer(validate=validate.Range(min=0), metadata={"description": "Expected size; checked against "
+                                                                                   "the project's limit."})
+    content_type = fields.String(validate=validate.Length(min=3, max=200),
+                                 metadata={"description": "Send this Content-Type with the PUT."})
+    public = fields.Boolean()
+    metadata = fields.Dict()
+
+
+class DirectUploadSchema(Schema):
+    id = fields.String(metadata={"description": "The pending upload; complete it with POST .../{id}/complete."})
+    file_id = fields.String(metadata={"description": "The id the file will have."})
+    url = fields.String(metadata={"description": "Presigned URL to PUT the bytes to."})
+    method = fields.String()
+    headers = fields.Dict(metadata={"description": "Headers to send with the PUT."})
+    expires_at = UtcDateTime()
+
+
+class UsageSchema(Schema):
+    project_id = fields.String()
+    bytes = fields.Integer()
+    count = fields.Integer()
+
+
+class FileSettingsOutSchema(Schema):
+    max_file_bytes = fields.Integer()
+    allowed_types = fields.List(fields.String(), allow_none=True)
+    rules = fields.Dict()
+    presigned_downloads = fields.Boolean()
+    delete_with_user = fields.Boolean()
+
+
+__all__ = ["FileSchema", "FilePageSchema", "FileUpdateSchema", "DirectUploadCreateSchema", "DirectUploadSchema",
+           "UsageSchema", "FileSettingsSchema", "FileSettingsOutSchema"]

@@ -1,0 +1,746 @@
+"""Files: every rule of file storage lives here.
+
+Views hand over the principal, plain values and body streams. Bytes always reach storage before metadata: an
+upload first records a pending entry (platform collection `file_pending`), writes the object, then inserts the
+metadata document and drops the pending entry. A process killed anywhere in between leaves a pending entry, and
+`sweep()` removes whatever it left (the object, a half-written multipart upload, or nothing), so a client never
+sees metadata without an object, and storage never keeps an object nobody can see. Deletes run the other way
+round (pending entry, metadata, object) for the same reason.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import orjson
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from baas import rules as rules_module
+from baas.documents.service import _rev, etag_matches  # one revision format for documents and files
+from baas.errors import (BaasError, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, PreconditionFailed,
+                         ServiceUnavailable, UnsupportedMediaType)
+from baas.files import thumbs
+from baas.files.content import SNIFF_BYTES, sanitize_name, sniff, type_allowed
+from baas.files.settings import FileSettings, check_file_rules
+from baas.files.streams import Metered, Peeked
+from baas.projects.service import project_prefix
+from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, SYSTEM_DATE_FIELDS, CursorCodec, and_filters,
+                        check_document_keys, compile_filter, parse_int, parse_json_param, parse_sort, path_value)
+from baas.storage.blobs import BlobNotFound
+from baas.storage.mongo import ensure_index, find_page
+from baas.util import utcnow
+
+log = logging.getLogger("baas.files")
+
+FILES = "_files"                 # per project database: one metadata document per file
+PENDING = "file_pending"         # platform database: uploads and deletes under way
+USAGE = "file_usage"             # platform database: bytes and count per project
+LEASES = "leases"                # platform database: which process runs a background job
+UPLOAD_ID_BYTES = 16
+MAX_METADATA_BYTES = 16_384
+BUSY_SECONDS = 600               # a PATCH holding an upload longer than this is taken to be dead
+READ_BACK_CHUNK = 1024 * 1024
+INTERNAL_FIELDS = ("key",)
+UPDATABLE = ("name", "metadata", "public")
+
+
+class ChecksumMismatch(BaasError):
+    """tus checksum extension: the chunk's bytes do not match Upload-Checksum (status 460)."""
+    status = 460
+
+
+@dataclass
+class Download:
+    """What the view streams: an object (or thumbnail bytes), or a redirect."""
+    file: dict
+    key: str | None
+    size: int
+    content_type: str
+    etag: str
+    modified: datetime
+    data: bytes | None = None
+    redirect: str | None = None
+
+
+@dataclass
+class FileQuery:
+    filter: str | None = None
+    sort: str | None = None
+    limit: str | None = None
+    cursor: str | None = None
+
+
+def file_key(project_id: str, file_id: str) -> str:
+    return f"{project_prefix(project_id)}files/{file_id}"
+
+
+def thumbs_prefix(project_id: str, file_id: str) -> str:
+    return f"{project_prefix(project_id)}thumbs/{file_id}/"
+
+
+def _creator(principal) -> str:
+    if principal.is_server:
+        return "server"
+    return f"user:{principal.user_id}" if principal.user else "client"
+
+
+def check_metadata(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("'metadata' must be a JSON object.", errors={"metadata": ["Must be an object."]})
+    check_document_keys(value, "metadata")
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise Invalid(f"'metadata' is larger than {MAX_METADATA_BYTES} bytes.", errors={"metadata": ["Too large."]})
+    return value
+
+
+def parse_public(value) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no", ""):
+        return value.lower() in ("true", "1", "yes")
+    raise Invalid("'public' is true or false.", errors={"public": ["Not a boolean."]})
+
+
+def parse_metadata_text(text: str | None) -> dict:
+    if text is None or text == "":
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise Invalid("'metadata' must be a JSON object.", errors={"metadata": ["Not JSON."]}) from None
+    return check_metadata(value)
+
+
+class FileService:
+    def __init__(self, mongo, blobs, projects, hooks, config: dict):
+        self.mongo = mongo
+        self.blobs = blobs
+        self.projects = projects
+        self.hooks = hooks
+        self.config = config
+        self.cursors = CursorCodec(config["jwt"]["secret"])
+        self.pending = mongo.platform[PENDING]
+        self.usage_collection = mongo.platform[USAGE]
+        self.leases = mongo.platform[LEASES]
+        self._prepared: dict = {}
+        self.on_storage_error = None  # tests watch storage failures through this
+
+    def ensure_indexes(self) -> None:
+        ensure_index(self.pending, [("expires_ts", 1)], name="expires_ts")
+        ensure_index(self.pending, [("project_id", 1)], name="project_id")
+
+    def _files(self, project_id: str):
+        return self.mongo.project_db(project_id)[FILES]
+
+    def settings(self, project) -> FileSettings:
+        return FileSettings.of(project, self.config)
+
+    # --- access ----------------------------------------------------------------------------------------------
+
+    def _rule(self, settings: FileSettings, action: str):
+        cache_key = orjson.dumps(settings.rules, option=orjson.OPT_SORT_KEYS)
+        prepared = self._prepared.get(cache_key)
+        if prepared is None:
+            if len(self._prepared) > 1000:
+                self._prepared.clear()
+            prepared = self._prepared[cache_key] = {
+                name: rules_module.prepare_rule(rule, SYSTEM_DATE_FIELDS) for name, rule in settings.rules.items()}
+        return prepared.get(action, "none")
+
+    def _access(self, principal, settings: FileSettings, action: str):
+        return rules_module.evaluate(self._rule(settings, action), principal, action)
+
+    def _allowed(self, principal, settings: FileSettings, action: str):
+        access = self._access(principal, settings, action)
+        if not access.allowed:
+            raise Forbidden(access.reason.replace("in this collection", "for files"))
+        return access
+
+    def _read_filter(self, principal, settings: FileSettings) -> dict | None:
+        """Files the caller may read: what the read rule allows, and public files."""
+        access = self._access(principal, settings, "read")
+        if access.unconditional:
+            return None
+        if access.allowed:
+            return {"$or": [access.filter, {"public": True}]}
+        return {"public": True}
+
+    @staticmethod
+    def _project(principal):
+        if principal.project is None:
+            raise NotFound("No project.")
+        return principal.project
+
+    # --- storage faults --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def storage(self):
+        """Storage that does not answer becomes a 503 in the one error format; details go to the log only."""
+        try:
+            yield
+        except BlobNotFound:
+            raise
+        except self.blobs.errors as exc:
+            log.warning("file storage failed: %s", exc)
+            if self.on_storage_error is not None:
+                self.on_storage_error(exc)
+            raise ServiceUnavailable("File storage is unavailable right now; try again shortly.") from None
+
+    # --- pending entries -------------------------------------------------------------------------------------
+
+    def _pending_insert(self, entry: dict, lifetime_seconds: float) -> dict:
+        now = time.time()
+        entry = {**entry, "started_ts": now, "expires_ts": now + lifetime_seconds, "busy_until_ts": 0.0}
+        self.pending.insert_one(entry)
+        return entry
+
+    def _discard(self, project_id: str, entry_id: str, key: str) -> None:
+        """Undo an upload that failed: remove its object, then its pending entry. If storage is down the entry
+        stays, and the sweep finishes the job."""
+        try:
+            self.blobs.delete(key)
+        except self.blobs.errors as exc:
+            log.warning("could not remove %s after a failed upload; the sweep will: %s", key, exc)
+            return
+        self.pending.delete_one({"_id": entry_id})
+
+    # --- uploads ---------------------------------------------------------------------------------------------
+
+    def _begin_create(self, principal):
+        principal.require_scope("files:write")
+        project = self._project(principal)
+        settings = self.settings(project)
+        access = self._allowed(principal, settings, "create")
+        return project, settings, access
+
+    def upload(self, principal, source, length: int | None, declared_type: str | None, describe) -> dict:
+        """Store a file streamed from `source`; `describe()` gives its {name, public, metadata} once the bytes are
+        stored (form fields may follow the file part)."""
+        project, settings, access = self._begin_create(principal)
+        if length is not None and length > settings.max_file_bytes:
+            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} "
+                                  f"bytes.")
+        file_id = str(ObjectId())
+        key = file_key(project.id, file_id)
+        entry_id = secrets.token_hex(UPLOAD_ID_BYTES)
+        grace = self.config["files"]["pending_grace_minutes"] * 60
+        self._pending_insert({"_id": entry_id, "kind": "upload", "project_id": project.id, "file_id": file_id,
+                              "key": key}, grace)
+        try:
+            metered = Metered(source, settings.max_file_bytes)
+            with self.storage():
+                head = Peeked(metered, SNIFF_BYTES)
+                content_type = sniff(head.head, declared_type)
+                self._check_type(settings, content_type)
+                self.blobs.put(key, head, length if length is not None else -1, content_type)
+            fields = describe()
+            doc = self._new_doc(principal, file_id, key, fields, metered.size, content_type, metered.hexdigest())
+            self._record(principal, project, access, doc)
+        except BaseException:
+            self._discard(project.id, entry_id, key)
+            raise
+        self.pending.delete_one({"_id": entry_id})
+        self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
+        return self.output(doc)
+
+    @staticmethod
+    def _check_type(settings: FileSettings, content_type: str) -> None:
+        if not type_allowed(content_type, settings.allowed_types, settings.blocked_types):
+            raise UnsupportedMediaType(f"Files of type {content_type} (from their content) are not accepted by "
+                                       f"this project.", errors={"file": [f"Refused type: {content_type}"]})
+
+    def _new_doc(self, principal, file_id: str, key: str, fields: dict, size: int, content_type: str,
+                 sha256: str) -> dict:
+        now = utcnow()
+        return {"_id": file_id, "name": sanitize_name(fields.get("name")), "size": size,
+                "content_type": content_type, "sha256": sha256, "public": parse_public(fields.get("public")),
+                "metadata": check_metadata(fields.get("metadata")), "_owner": principal.user_id,
+                "_created": now, "_updated": now, "_rev": _rev(), "key": key}
+
+    def _record(self, principal, project, access, doc: dict) -> None:
+        """The metadata step of an upload, once its object is stored."""
+        if access.filter and not rules_module.matches(access.filter, self.output(dict(doc))):
+            raise Forbidden("The new file does not satisfy the 'create' rule for files.")
+        self.hooks.before("baas_before_file_write", principal=principal, action="create", file=doc, previous=None)
+        doc["name"] = sanitize_name(doc.get("name"))
+        doc["metadata"] = check_metadata(doc.get("metadata"))
+        self._files(project.id).insert_one(doc)
+        self._count(project.id, doc["size"], 1)
+
+    def _count(self, project_id: str, size: int, count: int) -> None:
+        self.usage_collection.update_one({"_id": project_id}, {"$inc": {"bytes": size, "count": count}},
+                                         upsert=True)
+
+    # --- metadata --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def output(doc: dict) -> dict:
+        for field in INTERNAL_FIELDS:
+            doc.pop(field, None)
+        return doc
+
+    def _find(self, project_id: str, file_id: str, access_filter: dict | None) -> dict | None:
+        if not isinstance(file_id, str) or not DOCUMENT_ID.match(file_id):
+            return None
+        return self._files(project_id).find_one(and_filters({"_id": file_id}, access_filter))
+
+    def _readable(self, principal, file_id: str) -> dict:
+        project = self._project(principal)
+        principal.require_scope("files:read")
+        doc = self._find(project.id, file_id, self._read_filter(principal, self.settings(project)))
+        if doc is None:
+            raise NotFound(f"No file '{file_id}'.")
+        return doc
+
+    def get(self, principal, file_id: str) -> dict:
+        return self.output(self._readable(principal, file_id))
+
+    def list(self, principal, params: FileQuery) -> dict:
+        principal.require_scope("files:read")
+        project = self._project(principal)
+        settings = self.settings(project)
+        list_access = self._allowed(principal, settings, "list")
+        query = compile_filter(parse_json_param(params.filter, "filter"), SYSTEM_DATE_FIELDS) if params.filter \
+            else {}
+        sort = parse_sort(params.sort)
+        limit = parse_int(params.limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        base = and_filters(query, list_access.filter, self._read_filter(principal, settings))
+        scope = f"{project.id}/{FILES}/{hashlib.sha256((params.filter or '').encode()).hexdigest()[:16]}"
+        page = base
+        if params.cursor:
+            from baas.query import keyset_filter
+
+            page = and_filters(base, keyset_filter(sort, self.cursors.decode(params.cursor, scope, sort)))
+        items = find_page(self._files(project.id), page, None, sort, 0, limit + 1)
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = self.cursors.encode(scope, sort, [path_value(items[-1], field) for field, _ in sort])
+        return {"items": [self.output(item) for item in items], "next_cursor": next_cursor}
+
+    def _load_for_write(self, principal, file_id: str, action: str):
+        principal.require_scope("files:write")
+        project = self._project(principal)
+        settings = self.settings(project)
+        access = self._allowed(principal, settings, action)
+        doc = self._find(project.id, file_id, access.filter)
+        if doc is None:
+            if access.filter and self._find(project.id, file_id, self._read_filter(principal, settings)):
+                raise Forbidden(f"You may read this file but not {action} it.")
+            raise NotFound(f"No file '{file_id}'.")
+        return project, access, doc
+
+    def update(self, principal, file_id: str, body, if_match: str | None = None) -> dict:
+        if not isinstance(body, dict) or not body:
+            raise Invalid("Send a JSON object with name, metadata or public.")
+        unknown = set(body) - set(UPDATABLE)
+        if unknown:
+            raise Invalid(f"Only {', '.join(UPDATABLE)} can be changed.", errors={k: ["Unknown field."] for k in unknown})
+        project, access, previous = self._load_for_write(principal, file_id, "update")
+        if not etag_matches(if_match, previous.get("_rev")):
+            raise PreconditionFailed("The file changed since you read it (If-Match does not match its ETag).")
+        doc = dict(previous)
+        if "name" in body:
+            if not isinstance(body["name"], str):
+                raise Invalid("'name' is a string.", errors={"name": ["Not a string."]})
+            doc["name"] = sanitize_name(body["name"])
+        if "metadata" in body:
+            doc["metadata"] = check_metadata(body["metadata"])
+        if "public" in body:
+            if not isinstance(body["public"], bool):
+                raise Invalid("'public' is true or false.", errors={"public": ["Not a boolean."]})
+            doc["public"] = body["public"]
+        doc["_updated"] = utcnow()
+        doc["_rev"] = _rev()
+        if access.filter and not rules_module.matches(access.filter, self.output(dict(doc))):
+            raise Forbidden("The changed file would no longer satisfy the 'update' rule for files.")
+        self.hooks.before("baas_before_file_write", principal=principal, action="update", file=doc,
+                          previous=previous)
+        # A whole-document replace guarded by the revision read: concurrent writers never overwrite silently.
+        result = self._files(project.id).replace_one({"_id": file_id, "_rev": previous["_rev"]}, doc)
+        if not result.matched_count:
+            raise PreconditionFailed("The file changed while it was being updated; read it again and retry.")
+        self.hooks.after("baas_after_file_write", principal=principal, action="update", file=doc,
+                         previous=previous)
+        return self.output(doc)
+
+    def delete(self, principal, file_id: str, if_match: str | None = None) -> None:
+        project, _, previous = self._load_for_write(principal, file_id, "delete")
+        if not etag_matches(if_match, previous.get("_rev")):
+            raise PreconditionFailed("The file changed since you read it (If-Match does not match its ETag).")
+        self.hooks.before("baas_before_file_write", principal=principal, action="delete", file=None,
+                          previous=previous)
+        if not self._remove(project.id, previous):
+            raise PreconditionFailed("The file changed while it was being deleted; read it again and retry.")
+        self.hooks.after("baas_after_file_write", principal=principal, action="delete", file=None,
+                         previous=previous)
+
+    def _remove(self, project_id: str, doc: dict) -> bool:
+        """Metadata first, then the object and its thumbnails; a pending entry covers a crash in between."""
+        entry_id = secrets.token_hex(UPLOAD_ID_BYTES)
+        self._pending_insert({"_id": entry_id, "kind": "delete", "project_id": project_id, "file_id": doc["_id"],
+                              "key": doc["key"]}, 0)
+        if not self._files(project_id).delete_one({"_id": doc["_id"], "_rev": doc["_rev"]}).deleted_count:
+            self.pending.delete_one({"_id": entry_id})
+            return False
+        self._count(project_id, -doc["size"], -1)
+        try:
+            self._delete_objects(project_id, doc["_id"], doc["key"])
+        except self.blobs.errors as exc:
+            log.warning("file %s: metadata deleted, object left for the sweep: %s", doc["_id"], exc)
+            return True
+        self.pending.delete_one({"_id": entry_id})
+        return True
+
+    def _delete_objects(self, project_id: str, file_id: str, key: str) -> None:
+        self.blobs.delete(key)
+        self.blobs.delete_prefix(thumbs_prefix(project_id, file_id))
+
+    # --- downloads -------------------------------------------------------------------------------------------
+
+    def download(self, principal, file_id: str, thumb: str | None = None, fit: str | None = None,
+                 disposition_headers=None) -> Download:
+        doc = self._readable(principal, file_id)
+        modified = doc["_created"]
+        if thumb is None:
+            settings = self.settings(principal.project)
+            download = Download(self.output(dict(doc)), doc["key"], doc["size"], doc["content_type"],
+                                f'"{doc["sha256"]}"', modified)
+            if settings.presigned_downloads and disposition_headers is not None:
+                with self.storage():
+                    download.redirect = self.blobs.presigned_get_url(
+                        doc["key"], self.config["files"]["presigned_seconds"], disposition_headers(download))
+            return download
+        files = self.config["files"]
+        width, height, fit = thumbs.parse_request(thumb, fit, files["thumbnail_sizes"])
+        if doc["content_type"] not in thumbs.THUMBNAIL_TYPES:
+            raise Invalid(f"Files of type {doc['content_type']} have no thumbnails.",
+                          errors={"thumb": ["Not an image."]})
+        key = thumbs_prefix(principal.project.id, file_id) + f"{width}x{height}-{fit}"
+        etag = f'"{doc["sha256"][:40]}-{width}x{height}-{fit}"'
+        with self.storage():
+            try:
+                info = self.blobs.stat(key)
+                return Download(self.output(dict(doc)), key, info.size, info.content_type, etag, modified)
+            except BlobNotFound:
+                pass
+            if doc["size"] > files["thumbnail_max_bytes"]:
+                raise Invalid(f"The image is larger than the {files['thumbnail_max_bytes']} bytes thumbnails are "
+                              f"made from.", errors={"thumb": ["Image too large."]})
+            original = b"".join(self.blobs.open(doc["key"]))
+            data, content_type = thumbs.render(original, width, height, fit, files["thumbnail_max_pixels"])
+            import io
+
+            # Cached beside the original (deleted with it); a concurrent request writing the same bytes is harmless.
+            self.blobs.put(key, io.BytesIO(data), len(data), content_type)
+        return Download(self.output(dict(doc)), key, len(data), content_type, etag, modified, data=data)
+
+    def stream(self, key: str, offset: int = 0, length: int | None = None):
+        """The object's bytes in chunks. Storage failing mid-way ends the body early (the status is already
+        sent), which the client sees as a short read against Content-Length."""
+        with self.storage():
+            chunks = self.blobs.open(key, offset, length)
+
+        def guarded():
+            try:
+                yield from chunks
+            except self.blobs.errors as exc:
+                log.warning("file storage failed while streaming %s: %s", key, exc)
+        return guarded()
+
+    # --- resumable uploads (tus) -----------------------------------------------------------------------------
+
+    def tus_create(self, principal, length: int | None, metadata: dict) -> dict:
+        project, settings, _ = self._begin_create(principal)
+        if length is None:
+            raise Invalid("Send Upload-Length: this server does not take uploads of deferred length.",
+                          errors={"Upload-Length": ["Missing."]})
+        if length > settings.max_file_bytes:
+            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} bytes.")
+        fields = {"name": metadata.get("filename") or metadata.get("name"),
+                  "public": parse_public(metadata.get("public")),
+                  "metadata": parse_metadata_text(metadata.get("metadata"))}
+        sanitize_name(fields["name"])
+        declared = metadata.get("filetype") or metadata.get("content_type")
+        file_id = str(ObjectId())
+        key = file_key(project.id, file_id)
+        with self.storage():
+            state = self.blobs.start_append(key, "application/octet-stream")
+        entry = {"_id": secrets.token_hex(UPLOAD_ID_BYTES), "kind": "tus", "project_id": project.id,
+                 "file_id": file_id, "key": key, "length": length, "offset": 0, "state": state,
+                 "fields": fields, "declared_type": declared, "creator": _creator(principal),
+                 "owner": principal.user_id}
+        return self._pending_insert(entry, self.config["files"]["tus_expiry_hours"] * 3600)
+
+    def tus_entry(self, principal, upload_id: str) -> dict:
+        principal.require_scope("files:write")
+        project = self._project(principal)
+        entry = self.pending.find_one({"_id": upload_id, "kind": "tus", "project_id": project.id}) \
+            if isinstance(upload_id, str) else None
+        if entry is None or not (principal.is_server or entry["creator"] == _creator(principal)):
+            raise NotFound(f"No upload '{upload_id}'.")
+        if entry["expires_ts"] < time.time():
+            raise NotFound(f"The upload '{upload_id}' expired.")
+        return entry
+
+    def tus_append(self, principal, upload_id: str, offset: int, stream, checksum: str | None) -> tuple[dict, dict | None]:
+        """Append a PATCH body at `offset`. Returns (entry with the new offset, the file once complete)."""
+        entry = self.tus_entry(principal, upload_id)
+        if offset != entry["offset"]:
+            raise Conflict(f"Upload-Offset is {offset} but the upload is at {entry['offset']}; ask with HEAD.",
+                           headers={"Upload-Offset": str(entry["offset"])})
+        verify = self._checksum(checksum)
+        now = time.time()
+        # One writer at a time; a writer that died frees the upload after BUSY_SECONDS.
+        taken = self.pending.update_one({"_id": upload_id, "offset": offset, "busy_until_ts": {"$lt": now}},
+                                        {"$set": {"busy_until_ts": now + BUSY_SECONDS}})
+        if not taken.matched_count:
+            raise Conflict("Another request is writing to this upload; retry after it ends.")
+        remaining = entry["length"] - offset
+        digest = verify[0] if verify else None
+
+        class Hashing:
+            def read(self_inner, size=-1):
+                data = stream.read(size)
+                if digest is not None:
+                    digest.update(data)
+                return data
+
+        def check():
+            if stream.read(1):
+                raise PayloadTooLarge(f"The body goes past Upload-Length ({entry['length']} bytes).")
+            if verify and not getattr(stream, "cut", False) and digest.digest() != verify[1]:
+                raise ChecksumMismatch("The chunk does not match Upload-Checksum; it was discarded.")
+            if verify and getattr(stream, "cut", False):
+                raise ChecksumMismatch("The chunk was cut short, so it cannot match Upload-Checksum; discarded.")
+
+        try:
+            with self.storage():
+                state, written = self.blobs.append(entry["key"], entry["state"], offset, Hashing(), remaining, check)
+        except BaseException:
+            self.pending.update_one({"_id": upload_id}, {"$set": {"busy_until_ts": 0.0}})
+            raise
+        new_offset = offset + written
+        self.pending.update_one({"_id": upload_id, "offset": offset},
+                                {"$set": {"state": state, "offset": new_offset, "busy_until_ts": 0.0}})
+        entry.update(state=state, offset=new_offset)
+        done = None
+        if new_offset == entry["length"]:
+            done = self._tus_finish(principal, entry)
+        return entry, done
+
+    @staticmethod
+    def _checksum(header: str | None):
+        if not header:
+            return None
+        algorithm, _, encoded = header.strip().partition(" ")
+        algorithm = algorithm.lower()
+        if algorithm not in ("sha1", "sha256", "md5"):
+            raise Invalid(f"Upload-Checksum algorithm {algorithm!r} is not supported; use sha1, sha256 or md5.",
+                          errors={"Upload-Checksum": ["Unsupported algorithm."]})
+        try:
+            expected = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid("Upload-Checksum is '<algorithm> <base64 digest>'.",
+                          errors={"Upload-Checksum": ["Not base64."]}) from None
+        return hashlib.new(algorithm), expected
+
+    def tus_finish_if_complete(self, principal, entry: dict) -> dict | None:
+        """A HEAD on an upload whose bytes all arrived but whose file was never recorded (the process died)."""
+        if entry["offset"] == entry["length"]:
+            return self._tus_finish(principal, entry)
+        return None
+
+    def _tus_finish(self, principal, entry: dict) -> dict:
+        project = self._project(principal)
+        settings = self.settings(project)
+        key = entry["key"]
+        with self.storage():
+            try:
+                self.blobs.stat(key)
+            except BlobNotFound:
+                self.blobs.finish_append(key, entry["state"], "application/octet-stream")
+        return self._adopt(principal, entry, settings)
+
+    def _adopt(self, principal, entry: dict, settings: FileSettings) -> dict:
+        """Record an object that was written outside a metered request (tus, presigned PUT): check size and
+        type from its bytes, or remove it."""
+        project = self._project(principal)
+        key = entry["key"]
+        try:
+            with self.storage():
+                info = self.blobs.stat(key)
+                if info.size > settings.max_file_bytes:
+                    raise PayloadTooLarge(f"The file is larger than this project's limit of "
+                                          f"{settings.max_file_bytes} bytes.")
+                head = b"".join(self.blobs.open(key, 0, SNIFF_BYTES)) if info.size else b""
+                content_type = sniff(head, entry.get("declared_type"))
+                self._check_type(settings, content_type)
+                digest = hashlib.sha256()
+                size = 0
+                for chunk in self.blobs.open(key):
+                    digest.update(chunk)
+                    size += len(chunk)
+            access = self._allowed(principal, settings, "create")
+            doc = self._new_doc(principal, entry["file_id"], key, entry["fields"], size, content_type,
+                                digest.hexdigest())
+            doc["_owner"] = entry.get("owner")
+            self._record(principal, project, access, doc)
+        except DuplicateKeyError:
+            doc = self._files(project.id).find_one({"_id": entry["file_id"]})  # a concurrent finish recorded it
+        except BaseException:
+            self._discard(project.id, entry["_id"], key)
+            raise
+        self.pending.delete_one({"_id": entry["_id"]})
+        self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
+        return self.output(doc)
+
+    def tus_terminate(self, principal, upload_id: str) -> None:
+        entry = self.tus_entry(principal, upload_id)
+        with self.storage():
+            self.blobs.abort_append(entry["key"], entry["state"])
+        self.pending.delete_one({"_id": upload_id})
+
+    # --- direct transfer (presigned PUT on S3) ---------------------------------------------------------------
+
+    def direct_start(self, principal, body: dict) -> dict:
+        project, settings, _ = self._begin_create(principal)
+        size = body.get("size")
+        if size is not None and size > settings.max_file_bytes:
+            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} bytes.")
+        fields = {"name": body.get("name"), "public": body.get("public", False),
+                  "metadata": check_metadata(body.get("metadata"))}
+        file_id = str(ObjectId())
+        key = file_key(project.id, file_id)
+        minutes = self.config["files"]["direct_upload_minutes"]
+        with self.storage():
+            url = self.blobs.presigned_put_url(key, minutes * 60)
+        if url is None:
+            raise Conflict("Direct transfer needs S3 storage; this server keeps files on local disk. Upload through "
+                           "POST /v1/files or tus instead.")
+        entry = self._pending_insert({"_id": secrets.token_hex(UPLOAD_ID_BYTES), "kind": "direct",
+                                      "project_id": project.id, "file_id": file_id, "key": key, "fields": fields,
+                                      "declared_type": body.get("content_type"), "creator": _creator(principal),
+                                      "owner": principal.user_id}, minutes * 60)
+        content_type = body.get("content_type") or "application/octet-stream"
+        return {"id": entry["_id"], "file_id": file_id, "url": url, "method": "PUT",
+                "headers": {"Content-Type": content_type},
+                "expires_at": datetime.fromtimestamp(entry["expires_ts"], timezone.utc)}
+
+    def direct_complete(self, principal, upload_id: str) -> dict:
+        principal.require_scope("files:write")
+        project = self._project(principal)
+        entry = self.pending.find_one({"_id": upload_id, "kind": "direct", "project_id": project.id}) \
+            if isinstance(upload_id, str) else None
+        if entry is None or not (principal.is_server or entry["creator"] == _creator(principal)) \
+                or entry["expires_ts"] < time.time():
+            raise NotFound(f"No pending upload '{upload_id}'.")
+        try:
+            with self.storage():
+                self.blobs.stat(entry["key"])
+        except BlobNotFound:
+            raise Conflict("Nothing was uploaded to the presigned URL yet; PUT the file there first.") from None
+        return self._adopt(principal, entry, self.settings(project))
+
+    # --- settings, usage, users, projects --------------------------------------------------------------------
+
+    def get_settings(self, principal) -> dict:
+        principal.require_server()
+        return self._describe_settings(self._project(principal))
+
+    def _describe_settings(self, project) -> dict:
+        settings = self.settings(project)
+        return {"max_file_bytes": settings.max_file_bytes, "allowed_types": settings.allowed_types,
+                "rules": settings.rules, "presigned_downloads": settings.presigned_downloads,
+                "delete_with_user": settings.delete_with_user}
+
+    def update_settings(self, principal, changes: dict) -> dict:
+        principal.require_server()
+        project = self._project(principal)
+        if "rules" in changes:
+            changes = {**changes, "rules": check_file_rules(changes["rules"])}
+        current = dict((self.projects.get(project.id).get("settings") or {}).get("files") or {})
+        current.update(changes)
+        self.projects.update(project.id, settings={"files": current})
+        return self._describe_settings(self.projects.info(project.id))
+
+    def usage(self, project_id: str) -> dict:
+        self.projects.get(project_id)
+        doc = self.usage_collection.find_one({"_id": project_id}) or {}
+        return {"project_id": project_id, "bytes": int(doc.get("bytes", 0)), "count": int(doc.get("count", 0))}
+
+    def delete_user_files(self, project_id: str, user_id: str) -> int:
+        """Called when a user is deleted: their files go too when the project says so."""
+        settings = FileSettings.of(self.projects.info(project_id), self.config)
+        if not settings.delete_with_user:
+            return 0
+        removed = 0
+        for doc in list(self._files(project_id).find({"_owner": user_id})):
+            removed += self._remove(project_id, doc)
+        return removed
+
+    def forget_project(self, project_id: str) -> None:
+        """After a project was deleted (its database and objects are gone): its uploads under way and its usage."""
+        for entry in self.pending.find({"project_id": project_id, "kind": "tus"}):
+            try:
+                self.blobs.abort_append(entry["key"], entry["state"])
+            except self.blobs.errors as exc:
+                log.warning("could not abort upload %s of deleted project %s: %s", entry["_id"], project_id, exc)
+        self.pending.delete_many({"project_id": project_id})
+        self.usage_collection.delete_one({"_id": project_id})
+
+    # --- the sweep -------------------------------------------------------------------------------------------
+
+    def sweep(self, now: datetime | None = None) -> dict:
+        """Remove what expired or dead uploads and interrupted deletes left; safe to run in several processes."""
+        now = now or datetime.now(timezone.utc)
+        now_ts = now.timestamp()
+        report = {"entries": 0, "stale_uploads": 0}
+        for entry in list(self.pending.find({"expires_ts": {"$lt": now_ts}}).limit(500)):
+            try:
+                self._sweep_entry(entry)
+                report["entries"] += 1
+            except self.blobs.errors as exc:
+                log.warning("sweep: storage failed on %s; next time: %s", entry["_id"], exc)
+        live = {entry["key"] for entry in self.pending.find({"kind": "tus"}, {"key": 1})}
+        grace = timedelta(minutes=self.config["files"]["pending_grace_minutes"])
+        try:
+            report["stale_uploads"] = self.blobs.abort_stale("projects/", now - grace, keep=live)
+        except self.blobs.errors as exc:
+            log.warning("sweep: could not list half-written uploads: %s", exc)
+        return report
+
+    def _sweep_entry(self, entry: dict) -> None:
+        project_id, key = entry["project_id"], entry["key"]
+        recorded = self._files(project_id).find_one({"_id": entry["file_id"]}, {"_id": 1}) is not None
+        if entry["kind"] == "delete":
+            if not recorded:
+                self._delete_objects(project_id, entry["file_id"], key)
+        elif not recorded:
+            if entry["kind"] == "tus":
+                self.blobs.abort_append(key, entry["state"])
+            self.blobs.delete(key)
+        self.pending.delete_one({"_id": entry["_id"]})
+
+    def take_lease(self, name: str, holder: str, seconds: float, now_ts: float | None = None) -> bool:
+        """A lease in MongoDB: only one process at a time runs the job `name`."""
+        now_ts = time.time() if now_ts is None else now_ts
+        taken = self.leases.update_one({"_id": name, "$or": [{"until_ts": {"$lt": now_ts}}, {"holder": holder}]},
+                                       {"$set": {"holder": holder, "until_ts": now_ts + seconds}})
+        if taken.matched_count:
+            return True
+        try:
+            self.leases.insert_one({"_id": name, "holder": holder, "until_ts": now_ts + seconds})
+            return True
+        except DuplicateKeyError:
+            return False

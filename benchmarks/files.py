@@ -1,0 +1,147 @@
+"""File throughput through the API beside the same transfer done directly with the minio SDK, in one run.
+
+    .venv/bin/python benchmarks/files.py [--sizes 1,100,1024]   (MB; moto keeps objects in RAM: keep <= 100 on it)
+
+Starts nx-27017, a moto S3 server (or uses BAAS_TEST_S3_ENDPOINT) and `baas serve`; prints MB/s for upload and
+download of each size through the API and directly, and the server's peak RSS growth (VmHWM of its processes).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from baas.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
+from baas.testing import ADMIN_TOKEN, ServerProcess, wait_until  # noqa: E402
+
+CHUNK = 1024 * 1024
+
+
+def _tree(pid: int) -> list:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += _tree(int(child))
+    return out + [pid]
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    total = 0
+    for proc in _tree(pid):
+        for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                total += int(line.split()[1])
+    return total
+
+
+def _body(size: int):
+    block = os.urandom(CHUNK)
+    sent = 0
+    while sent < size:
+        piece = block[:min(CHUNK, size - sent)]
+        sent += len(piece)
+        yield piece
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,100")
+    sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="baas-files-bench-"))
+    mongo = EmbeddedMongo(work / "db").start()
+    moto = None
+    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
+    access, secret = os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "test"), os.environ.get("BAAS_TEST_S3_SECRET_KEY", "test")
+    if not endpoint:
+        port = free_port()
+        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        endpoint = f"127.0.0.1:{port}"
+        wait_until(lambda: _up(f"http://{endpoint}/"), timeout=30, message="moto")
+    bucket = "bench-" + secrets.token_hex(4)
+    config = {"data_dir": str(work / "data"), "admin_token": ADMIN_TOKEN, "mongodb": {"uri": mongo.uri},
+              "storage": {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret, "secure": False,
+                                 "bucket": bucket}},
+              "files": {"max_file_bytes": max(sizes) + 1, "sweep_interval_seconds": 0},
+              "rate_limits": {"enabled": False}}
+    server = ServerProcess(config, work).start()
+    try:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        requests.post(f"{server.url}/admin/v1/projects", json={"id": "bench"}, headers=admin).raise_for_status()
+        key = requests.post(f"{server.url}/admin/v1/projects/bench/keys", json={"kind": "server"},
+                            headers=admin).json()["key"]
+        headers = {"X-API-Key": key, "Content-Type": "application/octet-stream"}
+        from minio import Minio
+
+        direct = Minio(endpoint, access_key=access, secret_key=secret, secure=False)
+        base_rss = _rss_kib(server.process.pid, "VmRSS")
+        print(f"{'size':>8} {'API up MB/s':>12} {'direct up':>10} {'API down':>9} {'direct down':>12}")
+        for size in sizes:
+            mb = size / 1024 / 1024
+            start = time.perf_counter()
+            doc = requests.post(f"{server.url}/v1/files", data=_body(size), headers=headers).json()
+            api_up = mb / (time.perf_counter() - start)
+            start = time.perf_counter()
+            with requests.get(f"{server.url}/v1/files/{doc['_id']}/content", headers=headers, stream=True) as got:
+                for _ in got.iter_content(CHUNK):
+                    pass
+            api_down = mb / (time.perf_counter() - start)
+            stream = io.BufferedReader(_GenReader(_body(size)))
+            start = time.perf_counter()
+            direct.put_object(bucket, f"direct/{size}", stream, -1, part_size=10 * 1024 * 1024)
+            direct_up = mb / (time.perf_counter() - start)
+            start = time.perf_counter()
+            response = direct.get_object(bucket, f"direct/{size}")
+            for _ in response.stream(CHUNK):
+                pass
+            response.close()
+            response.release_conn()
+            direct_down = mb / (time.perf_counter() - start)
+            print(f"{mb:>6.0f}MB {api_up:>12.1f} {direct_up:>10.1f} {api_down:>9.1f} {direct_down:>12.1f}")
+        peak = _rss_kib(server.process.pid, "VmHWM")
+        print(f"server peak RSS growth: {(peak - base_rss) / 1024:.1f} MB (VmHWM over all server processes minus "
+              f"RSS before the transfers)")
+    finally:
+        server.stop()
+        if moto:
+            moto.terminate()
+        mongo.stop()
+
+
+class _GenReader(io.RawIOBase):
+    def __init__(self, gen):
+        self.gen, self.rest = gen, b""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self.rest:
+            try:
+                self.rest = next(self.gen)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self.rest))
+        buffer[:n], self.rest = self.rest[:n], self.rest[n:]
+        return n
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=0.5).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+if __name__ == "__main__":
+    main()

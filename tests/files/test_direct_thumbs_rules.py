@@ -1,0 +1,136 @@
+"""Presigned direct transfer, thumbnails, access rules, isolation, usage, user and project deletion."""
+import io
+
+import requests
+from PIL import Image
+
+from baas.testing import create_project
+from files_helpers import OPEN_RULES, open_rules, png_bytes, random_bytes, stored_keys, upload
+
+
+def test_direct_transfer(project, backend, blobs, files):
+    started = project.server.post("/v1/files/uploads", json={"name": "big.png", "content_type": "image/png"})
+    if backend == "local":
+        assert started.status_code == 409 and "S3" in started.get_json()["message"]
+        return
+    assert started.status_code == 201, started.get_json()
+    body = started.get_json()
+    early = project.server.post(f"/v1/files/uploads/{body['id']}/complete")
+    assert early.status_code == 409
+    image = png_bytes(64, 64)
+    put = requests.put(body["url"], data=image, headers=body["headers"], timeout=30)
+    assert put.status_code == 200
+    done = project.server.post(f"/v1/files/uploads/{body['id']}/complete")
+    assert done.status_code == 201, done.get_json()
+    doc = done.get_json()
+    assert doc["_id"] == body["file_id"] and doc["content_type"] == "image/png" and doc["size"] == len(image)
+    assert project.server.get(f"/v1/files/{doc['_id']}/content").data == image
+    # Refused type and too big: the object is deleted.
+    assert project.server.patch("/v1/files/settings", json={"max_file_bytes": 1000}).status_code == 200
+    for payload, status in ((b"\x7fELF\x02\x01\x01" + b"\x00" * 100, 415), (random_bytes(2000), 413)):
+        pending = project.server.post("/v1/files/uploads", json={"name": "x"}).get_json()
+        requests.put(pending["url"], data=payload, headers=pending["headers"], timeout=30)
+        refused = project.server.post(f"/v1/files/uploads/{pending['id']}/complete")
+        assert refused.status_code == status, refused.get_json()
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{doc['_id']}"]
+    # Uncompleted uploads are removed after their timeout.
+    forgotten = project.server.post("/v1/files/uploads", json={"name": "y"}).get_json()
+    requests.put(forgotten["url"], data=b"abc", headers=forgotten["headers"], timeout=30)
+    from datetime import datetime, timedelta, timezone
+
+    files.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{doc['_id']}"]
+    # Presigned download redirects, when the project asks for them.
+    assert project.server.patch("/v1/files/settings", json={"presigned_downloads": True}).status_code == 200
+    redirect = project.server.get(f"/v1/files/{doc['_id']}/content")
+    assert redirect.status_code == 302
+    assert requests.get(redirect.headers["Location"], timeout=30).content == image
+
+
+def test_thumbnails(project, blobs):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the thumbnail must come out upright
+    exif[0x010F] = "SecretCam"
+    photo = png_bytes(300, 100, exif=exif)
+    doc = upload(project.server, photo, name="p.jpg").get_json()
+    assert doc["content_type"] == "image/jpeg"
+    url = f"/v1/files/{doc['_id']}/content"
+    thumb = project.server.get(url, query_string={"thumb": "64x64", "fit": "contain"})
+    assert thumb.status_code == 200 and thumb.headers["Content-Type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(thumb.data))
+    assert image.size[1] == 64 and image.size[0] in (21, 22)  # 300x100 turned upright is 100x300
+    assert not image.getexif()  # metadata stripped
+    cover = project.server.get(url, query_string={"thumb": "64x64"})
+    assert Image.open(io.BytesIO(cover.data)).size == (64, 64)
+    assert project.server.get(url, query_string={"thumb": "64x64"}).data == cover.data  # served from the cache
+    assert len([k for k in stored_keys(blobs, project.id) if "/thumbs/" in k]) == 2
+    assert project.server.get(url, query_string={"thumb": "65x65"}).status_code == 400
+    assert project.server.get(url, query_string={"thumb": "64x64", "fit": "stretch"}).status_code == 400
+    text = upload(project.server, b"hello").get_json()
+    assert project.server.get(f"/v1/files/{text['_id']}/content", query_string={"thumb": "64x64"}).status_code == 400
+    assert project.server.delete(f"/v1/files/{doc['_id']}").status_code == 204
+    assert [k for k in stored_keys(blobs, project.id) if doc["_id"] in k] == []
+
+
+def test_decompression_bomb_is_400(project):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(out, "PNG")  # 100 Mpixels in a few kB
+    doc = upload(project.server, out.getvalue(), name="bomb.png").get_json()
+    response = project.server.get(f"/v1/files/{doc['_id']}/content", query_string={"thumb": "200x200"})
+    assert response.status_code == 400 and "pixels" in response.get_json()["message"]
+
+
+def test_rules_secure_by_default_public_and_owner(project, make_user):
+    doc = upload(project.server, b"secret").get_json()
+    user = make_user(project)
+    assert upload(user, b"x").status_code == 403
+    assert user.get(f"/v1/files/{doc['_id']}").status_code == 404
+    assert project.client.get("/v1/files").status_code == 403
+    open_rules(project)
+    mine = upload(user, b"mine").get_json()
+    assert mine["_owner"] == user.user_id
+    other = make_user(project)
+    assert other.get(f"/v1/files/{mine['_id']}/content").status_code == 404
+    assert other.delete(f"/v1/files/{mine['_id']}").status_code == 404
+    assert [f["_id"] for f in other.get("/v1/files").get_json()["items"]] == []
+    assert user.patch(f"/v1/files/{mine['_id']}", json={"public": True}).status_code == 200
+    assert other.get(f"/v1/files/{mine['_id']}/content").data == b"mine"
+    assert project.client.get(f"/v1/files/{mine['_id']}/content").data == b"mine"  # public: no user needed
+    assert other.patch(f"/v1/files/{mine['_id']}", json={"name": "pwned"}).status_code == 403
+    assert user.delete(f"/v1/files/{mine['_id']}").status_code == 204
+
+
+def test_invalid_rules_are_refused(project):
+    bad = project.server.patch("/v1/files/settings", json={"rules": {"read": "everyone"}})
+    assert bad.status_code == 422
+    assert project.server.patch("/v1/files/settings", json={"rules": {"aggregate": "public"}}).status_code == 422
+    assert project.client.patch("/v1/files/settings", json={"rules": OPEN_RULES}).status_code == 403
+
+
+def test_cross_project_isolation_usage_and_project_delete(admin, client, project, blobs):
+    other = create_project(admin, client)
+    doc = upload(project.server, b"12345", public="true").get_json()
+    assert other.server.get(f"/v1/files/{doc['_id']}").status_code == 404
+    assert other.server.get(f"/v1/files/{doc['_id']}/content").status_code == 404
+    assert other.server.delete(f"/v1/files/{doc['_id']}").status_code == 404
+    assert other.server.get("/v1/files").get_json()["items"] == []
+    upload(project.server, b"678")
+    usage = admin.get(f"/admin/v1/projects/{project.id}/files/usage").get_json()
+    assert usage == {"project_id": project.id, "bytes": 8, "count": 2}
+    project.server.delete(f"/v1/files/{doc['_id']}")
+    assert admin.get(f"/admin/v1/projects/{project.id}/files/usage").get_json()["bytes"] == 3
+    assert admin.delete(f"/admin/v1/projects/{project.id}", json={"confirm": project.id}).status_code == 204
+    assert stored_keys(blobs, project.id) == []
+    assert admin.get(f"/admin/v1/projects/{project.id}/files/usage").status_code == 404
+
+
+def test_user_delete_can_delete_their_files(project, make_user, blobs):
+    open_rules(project)
+    assert project.server.patch("/v1/files/settings", json={"delete_with_user": True}).status_code == 200
+    user = make_user(project)
+    upload(user, b"a")
+    kept = upload(project.server, b"b").get_json()
+    assert project.server.delete(f"/v1/users/{user.user_id}").status_code == 204
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{kept['_id']}"]
