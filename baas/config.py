@@ -100,7 +100,8 @@ SCHEMA: dict[str, Any] = {
                                  maximum=604_800),
         "pending_grace_minutes": Key(int, 360, "An upload still unfinished after this long belongs to a dead "
                                      "process: the sweep removes what it left.", minimum=1),
-        "sweep_interval_seconds": Key(int, 60, "How often a serving process sweeps expired uploads and orphans "
+        "sweep_interval_seconds": Key(int, 60, "How often background work (`baas worker`, or `baas serve` on the "
+                                      "embedded default) sweeps expired uploads and orphans "
                                       "(one process at a time, by a lease in MongoDB); 0 turns it off.",
                                       minimum=0),
     },

@@ -1,14 +1,6 @@
 """File storage: streaming, resumable (tus) and direct uploads, metadata with rules, downloads, thumbnails."""
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-import threading
-import time
-
-log = logging.getLogger("baas.files")
-
 SWEEP_LEASE = "files.sweep"
 
 
@@ -24,57 +16,35 @@ def init_app(app, api) -> None:
         svc.auth.on_user_deleted.append(files.delete_user_files)
     api.register_blueprint(files_api.blp)
     api.register_blueprint(files_api.admin_blp)
-    interval = svc.config["files"]["sweep_interval_seconds"]
-    if interval:
-        starter = _LazySweeper(files, interval)
-        app.before_request(lambda: starter.start_once(app))
 
 
 class SweepRunner:
-    """The files sweep as a periodic job: `run_once(now)` sweeps when this process holds the lease."""
+    """The files sweep as background work (baas.worker): it sweeps when this process holds the lease, so one
+    process sweeps at a time however many run."""
 
     name = SWEEP_LEASE
 
-    def __init__(self, files, lease_seconds: float = 300):
-        self.files = files
-        self.lease_seconds = lease_seconds
-        self.holder = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+    def __init__(self, files, leases, interval: float):
+        from baas.worker.lease import worker_id
 
-    def run_once(self, now=None):
-        if not self.files.take_lease(self.name, self.holder, self.lease_seconds):
+        self.files = files
+        self.leases = leases
+        self.interval = interval
+        self.lease_seconds = max(interval * 3, 60)
+        self.holder = worker_id()
+
+    def run_once(self, now: float | None = None):
+        from datetime import datetime, timezone
+
+        if not self.leases.acquire(self.name, self.holder, self.lease_seconds, now=now):
             return None
-        return self.files.sweep(now)
+        return self.files.sweep(datetime.fromtimestamp(now, timezone.utc) if now is not None else None)
 
 
 def background_runners(svc) -> list:
-    """Periodic jobs of this feature, for a worker to run (each has .name and .run_once(now))."""
-    return [SweepRunner(svc.extra["files"])]
+    from baas.worker.lease import Leases
 
-
-class _LazySweeper:
-    """Until baas/worker runs the sweep: a daemon thread, started by the first request a serving process takes
-    (never at import or app creation, so tests and the CLI start none), sweeping every `interval` seconds when
-    it holds the MongoDB lease, so one process sweeps at a time however many serve."""
-
-    def __init__(self, files, interval: float):
-        self.runner = SweepRunner(files, lease_seconds=max(interval * 3, 60))
-        self.interval = interval
-        self._started = False
-        self._lock = threading.Lock()
-
-    def start_once(self, app) -> None:
-        if self._started or app.testing:
-            return
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-            threading.Thread(target=self._loop, name="baas-files-sweep", daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self.interval)
-            try:
-                self.runner.run_once()
-            except Exception:  # the database or storage being down must not end the thread
-                log.exception("files sweep failed; retrying in %ss", self.interval)
+    interval = svc.config["files"]["sweep_interval_seconds"]
+    if not interval or "files" not in svc.extra:
+        return []
+    return [SweepRunner(svc.extra["files"], Leases(svc.mongo.platform["leases"]), interval)]

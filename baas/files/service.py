@@ -43,7 +43,6 @@ log = logging.getLogger("baas.files")
 FILES = "_files"                 # per project database: one metadata document per file
 PENDING = "file_pending"         # platform database: uploads and deletes under way
 USAGE = "file_usage"             # platform database: bytes and count per project
-LEASES = "leases"                # platform database: which process runs a background job
 UPLOAD_ID_BYTES = 16
 MAX_METADATA_BYTES = 16_384
 BUSY_SECONDS = 600               # a PATCH holding an upload longer than this is taken to be dead
@@ -131,7 +130,6 @@ class FileService:
         self.cursors = CursorCodec(config["jwt"]["secret"])
         self.pending = mongo.platform[PENDING]
         self.usage_collection = mongo.platform[USAGE]
-        self.leases = mongo.platform[LEASES]
         self._prepared: dict = {}
         self.on_storage_error = None  # tests watch storage failures through this
 
@@ -731,16 +729,3 @@ class FileService:
                 self.blobs.abort_append(key, entry["state"])
             self.blobs.delete(key)
         self.pending.delete_one({"_id": entry["_id"]})
-
-    def take_lease(self, name: str, holder: str, seconds: float, now_ts: float | None = None) -> bool:
-        """A lease in MongoDB: only one process at a time runs the job `name`."""
-        now_ts = time.time() if now_ts is None else now_ts
-        taken = self.leases.update_one({"_id": name, "$or": [{"until_ts": {"$lt": now_ts}}, {"holder": holder}]},
-                                       {"$set": {"holder": holder, "until_ts": now_ts + seconds}})
-        if taken.matched_count:
-            return True
-        try:
-            self.leases.insert_one({"_id": name, "holder": holder, "until_ts": now_ts + seconds})
-            return True
-        except DuplicateKeyError:
-            return False

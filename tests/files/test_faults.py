@@ -1,6 +1,7 @@
 """Storage down answers 503; a process dying between the object and its metadata leaves nothing after the sweep."""
 import os
 import signal
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -65,12 +66,16 @@ def test_sweep_keeps_files_whose_metadata_was_written(project, files, blobs):
     assert project.server.get(f"/v1/files/{doc['_id']}/content").data == b"kept"
 
 
-def test_sweep_lease_lets_one_process_sweep(files):
-    now = 1_000_000.0
-    assert files.take_lease("test.lease", "a", 60, now)
-    assert not files.take_lease("test.lease", "b", 60, now + 1)
-    assert files.take_lease("test.lease", "a", 60, now + 2)  # the holder renews
-    assert files.take_lease("test.lease", "b", 60, now + 100)  # expired: another process takes over
+def test_sweep_lease_lets_one_process_sweep(app, files):
+    from baas.files import background_runners
+
+    svc = app.extensions["baas"]
+    first, second = background_runners(svc)[0], background_runners(svc)[0]  # as two processes would build them
+    now = time.time()
+    assert isinstance(first.run_once(now), dict)
+    assert second.run_once(now + 1) is None  # the first holds the lease
+    assert isinstance(first.run_once(now + 2), dict)  # the holder renews
+    assert isinstance(second.run_once(now + first.lease_seconds + 3), dict)  # expired: another takes over
 
 
 def _process_tree(pid: int) -> list:
