@@ -1,0 +1,66 @@
+"""POST /v1/functions/{name}; each registered function gets its own operation in the OpenAPI document."""
+from flask import Blueprint, jsonify, request
+
+from baas.context import current_principal, services
+from baas.errors import Invalid
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+bp = Blueprint("functions", __name__, url_prefix="/v1/functions")
+
+
+@bp.post("/<name>")
+def call_function(name):
+    principal = current_principal()
+    args = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(args, dict):
+        raise Invalid("Send the function's arguments as a JSON object.")
+    return jsonify({"result": services().extra["functions"].call(principal, name, args)})
+
+
+ACCESS_TEXT = {
+    "public": "Any API key of the project.",
+    "authenticated": "A signed-in user (Authorization: Bearer), or a server key.",
+    "role": "A signed-in user with one of the roles {roles}, or a server key.",
+    "server": "Server keys only.",
+}
+
+
+def document(api, functions: dict) -> None:
+    from baas.functions.service import input_schema
+
+    for spec in sorted(functions.values(), key=lambda f: f.name):
+        body_schema = input_schema(spec)
+        if body_schema is None and spec.schema is not None:
+            body_schema = spec.schema  # a marshmallow schema: apispec turns it into a component
+        security = [{"apiKey": []}] if spec.access in ("public", "server") else [{"apiKey": [], "bearer": []}]
+        responses = {
+            "200": {"description": "The function's result.",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {"result": {}},
+                                                                "required": ["result"]}}}},
+            "400": {"description": "The arguments do not match the function's input schema.",
+                    "content": {"application/json": {"schema": ERROR_REF}}},
+            "401": {"description": "A signed-in user is needed.", "content": {"application/json": {"schema": ERROR_REF}}},
+            "403": {"description": "The caller may not call this function.",
+                    "content": {"application/json": {"schema": ERROR_REF}}},
+            "404": {"description": "The function is not enabled in this project.",
+                    "content": {"application/json": {"schema": ERROR_REF}}},
+            "422": {"description": "The function refused (Rejected).",
+                    "content": {"application/json": {"schema": ERROR_REF}}},
+            "500": {"description": "The function failed; details are in the server log.",
+                    "content": {"application/json": {"schema": ERROR_REF}}},
+        }
+        if spec.rate_limit:
+            responses["429"] = {"description": f"More than {spec.rate_limit} calls per caller.",
+                                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                                "content": {"application/json": {"schema": ERROR_REF}}}
+        operation = {
+            "tags": ["functions"], "operationId": f"function_{spec.name.replace('.', '_').replace('-', '_')}",
+            "summary": (spec.description.splitlines() or [f"Call {spec.name}"])[0],
+            "description": f"Plugin `{spec.plugin}`. Who may call: " + ACCESS_TEXT[spec.access].format(
+                roles=", ".join(spec.roles)),
+            "security": security, "responses": responses,
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": body_schema if body_schema is not None else {"type": "object"}}}},
+        }
+        api.spec.path(path=f"/v1/functions/{spec.name}", operations={"post": operation})
