@@ -4,7 +4,7 @@ from __future__ import annotations
 from pymongo import ASCENDING
 
 from baas.storage.mongo import ensure_index
-from baas.util import TTLCache, utcnow
+from baas.util import TTLCache
 
 
 class Enablements:
@@ -40,11 +40,10 @@ class Enablements:
         return sorted(d["project_id"] for d in self.collection.find({"plugin": plugin}, {"project_id": 1}))
 
     def enable(self, project_id: str, plugin: str, settings: dict) -> tuple[dict, bool]:
-        now = utcnow()
         existed = self.collection.find_one({"_id": f"{project_id}:{plugin}"}, {"_id": 1}) is not None
         self.collection.update_one({"_id": f"{project_id}:{plugin}"},
-                                   {"$set": {"project_id": project_id, "plugin": plugin, "settings": settings,
-                                             "updated_at": now}}, upsert=True)
+                                   {"$set": {"project_id": project_id, "plugin": plugin, "settings": settings},
+                                    "$currentDate": {"updated_at": True}}, upsert=True)
         self._cache.discard(project_id)
         return self._project(project_id)[plugin], not existed
 

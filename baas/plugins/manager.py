@@ -159,7 +159,9 @@ class HookManager:
         registered = self.pm.register(plugin, name=name)
         name = self.pm.get_name(plugin)
         self.pm.check_pending()
-        self.plugins[name] = PluginInfo(name, "registered", module=plugin, global_enabled=True,
+        # baas's own listeners register as "baas.<feature>": listed as core, never as a project's plugin.
+        source = "core" if name.startswith("baas.") else "registered"
+        self.plugins[name] = PluginInfo(name, source, module=plugin, global_enabled=True,
                                         settings_schema=settings_schema(plugin),
                                         functions=collect_functions(name, plugin), jobs=collect_jobs(name, plugin))
         self._global.add(name)

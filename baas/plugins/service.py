@@ -30,7 +30,8 @@ class PluginAdmin:
     def for_project(self, project_id: str) -> list[dict]:
         self.projects.info(project_id)
         own = {e["plugin"]: e for e in self.enablements.list(project_id)}
-        names = sorted(set(own) | {n for n, i in self.hooks.plugins.items() if i.global_enabled and not i.error})
+        names = sorted(set(own) | {n for n, i in self.hooks.plugins.items()
+                                    if i.global_enabled and not i.error and i.source != "core"})
         return [self._describe(project_id, n, own.get(n)) for n in names if n in self.hooks.plugins]
 
     def get(self, project_id: str, name: str) -> dict:
