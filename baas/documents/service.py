@@ -308,7 +308,7 @@ class DocumentService:
                 from None
         self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
                          action="create", document=doc, previous=None)
-        return defn.output(doc)
+        return self._after_read(defn, principal, [defn.output(copy.deepcopy(doc))])[0]
 
     def get(self, principal, collection: str, doc_id: str) -> dict:
         principal.require_scope("documents:read")
@@ -384,7 +384,7 @@ class DocumentService:
             if result.matched_count:
                 self.hooks.after("baas_after_document_write", principal=principal, collection=defn.name,
                                  action=action, document=doc, previous=previous)
-                return defn.output(doc)
+                return self._after_read(defn, principal, [defn.output(copy.deepcopy(doc))])[0]
             if if_match is not None:
                 raise PreconditionFailed("The document changed since you read it; read it again and retry.")
         raise Conflict("The document kept changing while it was being updated; retry.")
@@ -440,11 +440,13 @@ class DocumentService:
         compiled = [compile_filter(f, defn.query_date_fields) for f in extra if f]
         return and_filters(*compiled) if compiled else None
 
-    def _after_read(self, defn: Definition, principal, docs: list) -> None:
+    def _after_read(self, defn: Definition, principal, docs: list) -> list:
+        """Let plugins redact what a response shows (reads, and the documents writes answer with)."""
         if docs and self.hooks.has("baas_after_document_read", principal.project_id):
             # Redaction must happen, so a failing read hook fails the read (like a before-hook).
             self.hooks.before("baas_after_document_read", principal=principal, collection=defn.name,
                               documents=docs)
+        return docs
 
     # --- queries ---------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """POST /v1/functions/{name}; each registered function gets its own operation in the OpenAPI document."""
 from flask import Blueprint, jsonify, request
+from werkzeug.routing import Rule
 
 from baas.context import current_principal, services
 from baas.errors import Invalid
@@ -63,4 +64,5 @@ def document(api, functions: dict) -> None:
             "requestBody": {"required": False, "content": {"application/json": {
                 "schema": body_schema if body_schema is not None else {"type": "object"}}}},
         }
-        api.spec.path(path=f"/v1/functions/{spec.name}", operations={"post": operation})
+        # flask-smorest's spec plugin derives paths from werkzeug rules: give it the function's own path as one.
+        api.spec.path(rule=Rule(f"/v1/functions/{spec.name}"), operations={"post": operation})
