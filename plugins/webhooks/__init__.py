@@ -49,6 +49,8 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 def verify(secret: str, header: str, body: bytes, tolerance: int = 300, now: float | None = None) -> bool:
     """What a receiver does: recompute the HMAC and refuse old timestamps (replays)."""
+    if not header:
+        return False
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
         timestamp = int(parts["t"])
