@@ -8,4 +8,5 @@ def init_app(app, api) -> None:
     svc = app.extensions["baas"]
     svc.extra["functions"] = FunctionService(svc)
     app.register_blueprint(functions_api.bp)
+    api.register_blueprint(functions_api.admin_blp)
     functions_api.document(api, svc.hooks.functions())

@@ -1,9 +1,13 @@
 """POST /v1/functions/{name}; each registered function gets its own operation in the OpenAPI document."""
 from flask import Blueprint, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint as ApiBlueprint
+from marshmallow import Schema, fields
 from werkzeug.routing import Rule
 
 from baas.context import current_principal, services
 from baas.errors import Invalid
+from baas.schemas import StrictSchema
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -17,6 +21,35 @@ def call_function(name):
     if not isinstance(args, dict):
         raise Invalid("Send the function's arguments as a JSON object.")
     return jsonify({"result": services().extra["functions"].call(principal, name, args)})
+
+
+admin_blp = ApiBlueprint("admin-functions", __name__, url_prefix="/admin/v1/functions",
+                         description="Cloud functions of the loaded plugins (platform admin token).")
+
+
+class FunctionSchema(Schema):
+    name = fields.String()
+    plugin = fields.String()
+    access = fields.String(metadata={"description": "public, authenticated, role or server"})
+    roles = fields.List(fields.String())
+    rate_limit = fields.String(allow_none=True)
+    description = fields.String()
+    input_schema = fields.Dict(allow_none=True)
+
+
+class FunctionQuerySchema(StrictSchema):
+    project = fields.String(load_default=None, metadata={"description": "Only functions enabled in this project."})
+
+
+@admin_blp.route("")
+class Functions(MethodView):
+    @admin_blp.arguments(FunctionQuerySchema, location="query")
+    @admin_blp.response(200, FunctionSchema(many=True))
+    def get(self, query):
+        """List cloud functions"""
+        if query["project"]:
+            services().projects.info(query["project"])
+        return services().extra["functions"].list(query["project"])
 
 
 ACCESS_TEXT = {
