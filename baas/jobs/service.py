@@ -184,6 +184,10 @@ class JobService:
 
     def prune(self, now: float) -> None:
         self.runs.delete_many({"status": {"$in": ["ok", "error"]}, "finished": {"$lt": now - self.history_seconds}})
+        for spec in self.hooks.jobs().values():
+            if spec.frequent:
+                # A job every few seconds would fill the history with successes: keep an hour of those.
+                self.runs.delete_many({"job": spec.name, "status": "ok", "finished": {"$lt": now - 3600}})
 
 
 class JobRunner:
@@ -204,7 +208,7 @@ class JobRunner:
         while (run := self.jobs.claim(time.time(), self.owner)) is not None:
             self.jobs.execute(run, self.owner)
             count += 1
-        if now - self._last_prune > 3600:
+        if now - self._last_prune > 300:
             self._last_prune = now
             self.jobs.prune(now)
         return count

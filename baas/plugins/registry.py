@@ -44,6 +44,14 @@ class JobSpec:
                                timezone=timezone.utc)
 
     @property
+    def frequent(self) -> bool:
+        """Runs more often than every five minutes."""
+        if self.cron:
+            return self.cron.split()[0] in ("*", "*/1", "*/2", "*/3", "*/4")
+        units = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+        return sum(units.get(k, 0) * v for k, v in self.interval.items()) < 300
+
+    @property
     def schedule(self) -> str:
         return f"cron {self.cron}" if self.cron else "every " + ", ".join(f"{v} {k}" for k, v in self.interval.items())
 

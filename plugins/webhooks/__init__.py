@@ -14,12 +14,15 @@ import uuid
 import orjson
 
 from baas.plugins import hookimpl, job
+from baas.worker.lease import claim_one
 from baas_plugins.webhooks.delivery import SafeSender, TargetRefused
 
 EVENTS = ["documents.create", "documents.replace", "documents.update", "documents.delete", "users.signup",
           "users.delete"]
 BACKOFF_SECONDS = [10, 60, 300, 1800, 7200]
 BATCH = 50
+LEASE_SECONDS = 60
+KEEP_SECONDS = 7 * 86400  # delivered and failed deliveries stay this long, for inspection
 
 baas_plugin_settings = {
     "type": "object",
@@ -103,7 +106,12 @@ def deliver(ctx):
                         timeout=float(ctx.config.get("timeout_seconds", 5)))
     queue = ctx.collection("deliveries")
     now = time.time()
-    for delivery in list(queue.find({"status": "pending", "next_attempt": {"$lte": now}}).limit(BATCH)):
+    owner = f"webhooks-{uuid.uuid4().hex[:8]}"
+    for _ in range(BATCH):
+        # A leased claim: a manual run beside the scheduled one never sends the same delivery twice at once.
+        delivery = claim_one(queue, {"status": "pending", "next_attempt": {"$lte": now}}, owner, LEASE_SECONDS)
+        if delivery is None:
+            break
         endpoint = endpoints[delivery["endpoint"]] if delivery["endpoint"] < len(endpoints) else None
         if endpoint is None or endpoint["url"] != delivery["url"]:
             queue.update_one({"_id": delivery["_id"]}, {"$set": {"status": "dropped",
@@ -131,4 +139,5 @@ def deliver(ctx):
         queue.update_one({"_id": delivery["_id"]}, {"$set": {
             "status": "failed" if permanent else "pending", "attempts": attempts, "error": error,
             "response_status": status,
-            "next_attempt": now + (0 if permanent else BACKOFF_SECONDS[attempts - 1])}})
+            "next_attempt": now + (0 if permanent else BACKOFF_SECONDS[attempts - 1]), "lease_until": 0.0}})
+    queue.delete_many({"status": {"$in": ["delivered", "failed", "dropped"]}, "created": {"$lt": now - KEEP_SECONDS}})
