@@ -1,4 +1,5 @@
 """POST /v1/functions/{name}; each registered function gets its own operation in the OpenAPI document."""
+import orjson
 from flask import Blueprint, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint as ApiBlueprint
@@ -17,7 +18,11 @@ bp = Blueprint("functions", __name__, url_prefix="/v1/functions")
 @bp.post("/<name>")
 def call_function(name):
     principal = current_principal()
-    args = request.get_json(silent=True) if request.get_data() else {}
+    data = request.get_data(cache=False)  # size and content type were checked before the view (baas.http)
+    try:
+        args = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError as exc:  # NaN, Infinity and absurd nesting included
+        raise Invalid(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(args, dict):
         raise Invalid("Send the function's arguments as a JSON object.")
     return jsonify({"result": services().extra["functions"].call(principal, name, args)})

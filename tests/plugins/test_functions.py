@@ -26,6 +26,12 @@ def test_functions_answer_results_and_check_input(fn_app):
     assert project.client.post("/v1/functions/functions_plugin.add", data="[1]",
                                content_type="application/json").status_code == 400
     assert project.client.post("/v1/functions/nope.nothing", json={}).status_code == 404
+    for body in ('{"a": NaN, "b": 1}', "[" * 5000, '{"a": 1'):
+        refused = project.client.post("/v1/functions/functions_plugin.add", data=body,
+                                      content_type="application/json")
+        assert refused.status_code == 400 and refused.get_json()["code"] == 400
+    assert project.client.post("/v1/functions/functions_plugin.add", data="a=1",
+                               content_type="application/x-www-form-urlencoded").status_code == 415
 
 
 def test_function_permissions(fn_app):
