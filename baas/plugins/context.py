@@ -89,13 +89,17 @@ class PluginContext:
     def __init__(self, svc, plugin: str, project_id: str | None, principal: Principal | None = None):
         self._svc = svc
         self.plugin = plugin
-        self.project = svc.projects.info(project_id) if project_id else None
+        self.project_id = project_id
+        self._project = None
         self.log = logging.getLogger(f"baas.plugin.{plugin}")
         self._principal = principal
 
     @property
-    def project_id(self) -> str | None:
-        return self.project.id if self.project else None
+    def project(self):
+        # Looked up on first use: most hooks never need it, and after a project delete it is gone.
+        if self._project is None and self.project_id is not None:
+            self._project = self._svc.projects.info(self.project_id)
+        return self._project
 
     @property
     def settings(self) -> dict:
