@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from baas.testing import ADMIN_TOKEN, ApiClient, create_project, sign_up_user
+from baas.testing import admin_client, create_project, project_with_plugin, sign_up_user
 
 
 @pytest.fixture
 def fn_app(make_app, monkeypatch):
     monkeypatch.syspath_prepend(__file__.rsplit("/", 1)[0])
     app = make_app({"plugins.modules": ["functions_plugin"]})
-    client = app.test_client()
-    admin = ApiClient(client, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    project = create_project(admin, client)
-    assert admin.post(f"/admin/v1/projects/{project.id}/plugins/functions_plugin").status_code == 201
-    return app, admin, project
+    return app, admin_client(app), project_with_plugin(app, "functions_plugin")
 
 
 def test_functions_answer_results_and_check_input(fn_app):

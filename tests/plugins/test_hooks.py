@@ -7,20 +7,16 @@ import pytest
 
 import hook_plugin
 from baas.plugins import hookimpl
+from baas.testing import admin_client, create_project, project_with_plugin
 
 SCHEMA = {"type": "object", "properties": {"stars": {"type": "integer"}, "title": {"type": "string"}}}
 
 
 @pytest.fixture
 def hooked(make_app, monkeypatch):
-    from baas.testing import ADMIN_TOKEN, ApiClient, create_project
-
     monkeypatch.syspath_prepend(__file__.rsplit("/", 1)[0])
     app = make_app({"plugins.modules": ["hook_plugin"]})
-    client = app.test_client()
-    admin = ApiClient(client, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    project = create_project(admin, client)
-    assert admin.post(f"/admin/v1/projects/{project.id}/plugins/hook_plugin").status_code == 201
+    project = project_with_plugin(app, "hook_plugin")
     assert project.server.put("/v1/collections/notes", json={
         "schema": SCHEMA, "rules": {r: "public" for r in ("list", "read", "create", "update", "delete")}}
     ).status_code in (200, 201)
@@ -129,13 +125,10 @@ class SlowPlugin:
         time.sleep(0.05)  # the slowness under test, not a wait for work
 
 
-def test_slow_hooks_are_logged_with_plugin_and_duration(make_app, project, caplog):
+def test_slow_hooks_are_logged_with_plugin_and_duration(make_app, caplog):
     app = make_app({"plugins.slow_hook_ms": 10})
-    from baas.testing import ADMIN_TOKEN, ApiClient, create_project
-
     app.extensions["baas"].hooks.register(SlowPlugin(), name="slowpoke")
-    admin = ApiClient(app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    own = create_project(admin, app.test_client())
+    own = create_project(admin_client(app), app.test_client())
     with caplog.at_level("WARNING", logger="baas.plugins"):
         assert own.server.post("/v1/collections/things/documents", json={"a": 1}).status_code == 201
     assert "slowpoke" in caplog.text and "baas_after_document_write" in caplog.text and " ms" in caplog.text

@@ -4,16 +4,13 @@ from __future__ import annotations
 import time
 
 from baas.jobs.service import JobRunner
-from baas.testing import ADMIN_TOKEN, ApiClient, create_project, sign_up_user
+from baas.testing import project_with_plugin, sign_up_user
 from baas_plugins.audit_log import diff
 
 
 def test_writes_are_audited_with_a_diff_and_only_the_server_key_reads_them(make_app):
     app = make_app()
-    admin = ApiClient(app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    project = create_project(admin, app.test_client())
-    assert admin.post(f"/admin/v1/projects/{project.id}/plugins/audit_log",
-                      json={"settings": {"retention_days": 30}}).status_code == 201
+    project = project_with_plugin(app, "audit_log", {"retention_days": 30})
     project.server.put("/v1/collections/notes", json={"rules": {"create": "authenticated", "update": "owner",
                                                                 "read": "authenticated", "list": "authenticated"}})
     user = sign_up_user(project)

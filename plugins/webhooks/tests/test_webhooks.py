@@ -8,7 +8,7 @@ import time
 import pytest
 
 from baas.jobs.service import JobRunner
-from baas.testing import ADMIN_TOKEN, ApiClient, create_project, wait_until
+from baas.testing import admin_client, create_project, project_with_plugin, wait_until
 from baas_plugins import webhooks
 from baas_plugins.webhooks.delivery import SafeSender, TargetRefused
 
@@ -59,11 +59,8 @@ def receiver():
 def setup_project(make_app, url, allow=True):
     overrides = {"plugins.settings": {"webhooks": {"allow_networks": ["127.0.0.0/8"]}}} if allow else {}
     app = make_app(overrides)
-    admin = ApiClient(app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    project = create_project(admin, app.test_client())
-    enabled = admin.post(f"/admin/v1/projects/{project.id}/plugins/webhooks", json={"settings": {"endpoints": [
-        {"url": url, "secret": SECRET, "events": ["documents.create", "documents.delete"]}]}})
-    assert enabled.status_code == 201, enabled.get_json()
+    project = project_with_plugin(app, "webhooks", {"endpoints": [
+        {"url": url, "secret": SECRET, "events": ["documents.create", "documents.delete"]}]})
     jobs = app.extensions["baas"].extra["jobs"]
     return app, project, jobs
 
@@ -81,7 +78,7 @@ def queue(app, project):
 
 def test_settings_are_checked_at_enable_time(make_app):
     app = make_app()
-    admin = ApiClient(app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    admin = admin_client(app)
     project = create_project(admin, app.test_client())
     bad = admin.post(f"/admin/v1/projects/{project.id}/plugins/webhooks",
                      json={"settings": {"endpoints": [{"url": "ftp://x", "secret": "short"}]}})
