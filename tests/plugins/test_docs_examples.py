@@ -28,6 +28,13 @@ def doc_plugin(tmp_path, monkeypatch):
     sys.modules.pop("my_rules", None)
 
 
+def test_the_guides_own_test_passes(make_app, doc_plugin):
+    test_module = next(b for b in python_blocks() if b.startswith("# tests/test_my_rules.py"))
+    namespace: dict = {}
+    exec(compile(test_module, "docs/plugins.md", "exec"), namespace)  # the guide's test, as written
+    namespace["test_negative_totals_are_refused"](make_app)
+
+
 def test_the_guide_plugin_works_as_documented(make_app, doc_plugin):
     app = make_app({"plugins.modules": [doc_plugin]})
     admin = ApiClient(app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
