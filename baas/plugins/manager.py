@@ -25,8 +25,12 @@ from baas.plugins.registry import collect_functions, collect_jobs, settings_sche
 log = logging.getLogger("baas.plugins")
 
 ENTRY_POINT_GROUP = "baas.plugins"
-BUNDLED_FOLDER = Path(__file__).resolve().parents[2] / "plugins"
-BUNDLED_PACKAGE = "baas_plugins"
+BUNDLED_PACKAGE = "baas_plugins"  # the checkout's plugins/ folder, installed under this name (setup.cfg)
+NOT_PLUGINS = ("conftest", "tests", "setup")
+
+
+def bundled_folder() -> Path:
+    return Path(importlib.import_module(BUNDLED_PACKAGE).__file__).resolve().parent
 
 
 @dataclass
@@ -98,14 +102,14 @@ class HookManager:
             if ep.name not in seen:
                 seen.add(ep.name)
                 yield ep.name, "entry point", ep.load
-        for folder in ([str(BUNDLED_FOLDER)] if folders is None else folders):
+        for folder in ([str(bundled_folder())] if folders is None else folders):
             path = Path(folder)
             if not path.is_dir():
                 yield path.name or folder, "folder", _missing(f"plugin folder {folder} does not exist")
                 continue
             for child in sorted(path.iterdir()):
                 name = child.stem
-                if name.startswith(("_", ".")) or name in seen or name == "tests":
+                if name.startswith(("_", ".", "test_")) or name in seen or name in NOT_PLUGINS:
                     continue
                 if child.is_dir() and (child / "__init__.py").exists() or child.suffix == ".py":
                     seen.add(name)
@@ -265,7 +269,7 @@ def _module_loader(name: str):
 
 def _folder_loader(child: Path, folder: Path):
     def load():
-        if folder.resolve() == BUNDLED_FOLDER:
+        if folder.resolve() == bundled_folder():
             return importlib.import_module(f"{BUNDLED_PACKAGE}.{child.stem}")
         # Other folders get their own namespace, so a plugin named like an installed module never shadows it.
         module_name = f"baas_folder_plugins.{child.stem}"

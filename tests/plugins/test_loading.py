@@ -73,6 +73,7 @@ def test_bundled_plugins_are_discovered_by_default():
     for name in ("audit_log", "webhooks", "cleanup"):
         assert hooks.available(name) is not None, hooks.plugins.get(name)
         assert hooks.plugins[name].source == "folder"
+    assert set(hooks.plugins) == {"audit_log", "webhooks", "cleanup"}  # not plugins/conftest.py
     assert "audit_log.entries" in hooks.functions()
     assert {"webhooks.deliver", "audit_log.retention", "cleanup.expire"} <= set(hooks.jobs())
 
