@@ -301,6 +301,9 @@ def validate(config: dict) -> dict:
         raise ConfigError("config key 'mongodb.db_prefix' may hold only letters, digits, '_' and '-' "
                           "(at most 20 characters)")
     _validate_auth(config)
+    for plugin, settings in config["plugins"]["settings"].items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"config key 'plugins.settings.{plugin}' must be a mapping of that plugin's settings")
     token = config["admin_token"]
     if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
         # The admin token opens every project; a short one can be guessed.

@@ -112,3 +112,8 @@ def test_admin_api_lists_plugins_and_enables_with_checked_settings(make_app, tmp
     assert admin.delete(url).status_code == 204
     assert admin.delete(url).status_code == 404
     assert project.server.post("/v1/collections/notes/documents", json={"title": "long title"}).status_code == 201
+
+
+def test_operator_settings_must_be_mappings_per_plugin(make_app):
+    with pytest.raises(ConfigError, match="plugins.settings.webhooks"):
+        make_app({"plugins.settings": {"webhooks": ["10.0.0.0/8"]}})
