@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from baas.testing import ADMIN_TOKEN
+from baas.testing import ADMIN_TOKEN, wait_until
 from baas_cli.main import cli
 from click.testing import CliRunner
 
@@ -18,7 +16,7 @@ def run(server, *args):
 
 
 def test_plugins_functions_and_jobs_commands(server_process):
-    server = server_process({"worker": {"run_in_serve": "never"}})
+    server = server_process({"worker": {"run_in_serve": "always"}})  # `baas serve` runs the jobs itself
     assert run(server, "projects", "create", "cli-plugins").exit_code == 0
     listed = run(server, "plugins", "list")
     assert listed.exit_code == 0 and "audit_log" in listed.output and "loaded" in listed.output
@@ -40,8 +38,11 @@ def test_plugins_functions_and_jobs_commands(server_process):
     assert "audit_log.retention" in jobs.output and "cron 17 3 * * *" in jobs.output
     queued = run(server, "jobs", "run", "audit_log.retention", "--project", "cli-plugins")
     assert queued.exit_code == 0 and "queued" in queued.output
-    history = json.loads(run(server, "jobs", "history", "audit_log.retention", "--json").output)
-    assert history[0]["status"] == "queued" and history[0]["project_id"] == "cli-plugins"
+    history = wait_until(lambda: [r for r in json.loads(run(server, "jobs", "history", "audit_log.retention",
+                                                            "--json").output) if r["status"] == "ok"],
+                         timeout=30, message="the serve process to run the queued job")
+    assert history[0]["project_id"] == "cli-plugins" and history[0]["worker"]
+    assert "ok" in run(server, "jobs", "history", "audit_log.retention").output
     assert run(server, "plugins", "disable", "audit_log", "--project", "cli-plugins").exit_code == 0
     assert "audit_log.entries" not in run(server, "functions", "list", "--project", "cli-plugins").output
     missing = run(server, "jobs", "run", "nope.job")
