@@ -308,7 +308,7 @@ class DocumentService:
                 from None
         self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
                          action="create", document=doc, previous=None)
-        return self._after_read(defn, principal, [defn.output(copy.deepcopy(doc))])[0]
+        return self._after_read(defn, principal, [defn.output(doc)])[0]
 
     def get(self, principal, collection: str, doc_id: str) -> dict:
         principal.require_scope("documents:read")
@@ -384,7 +384,7 @@ class DocumentService:
             if result.matched_count:
                 self.hooks.after("baas_after_document_write", principal=principal, collection=defn.name,
                                  action=action, document=doc, previous=previous)
-                return self._after_read(defn, principal, [defn.output(copy.deepcopy(doc))])[0]
+                return self._after_read(defn, principal, [defn.output(doc)])[0]
             if if_match is not None:
                 raise PreconditionFailed("The document changed since you read it; read it again and retry.")
         raise Conflict("The document kept changing while it was being updated; retry.")
