@@ -22,7 +22,7 @@ def create_app(config: dict | None = None):
     from baas import errors, health, http, runtime
     from baas.flask_app import BaasFlask
     from baas.context import Services
-    from baas.plugins.manager import HookManager
+    from baas.plugins import manager as plugin_manager
     from baas.projects import api as projects_api
     from baas.projects.admin import AdminTokens
     from baas.projects.keys import KeyService
@@ -55,7 +55,7 @@ def create_app(config: dict | None = None):
                             s3["region"], s3["timeout_seconds"])
     else:
         blobs = LocalBlobStore(Path(cfg["data_dir"]) / "files")
-    hooks = HookManager(cfg["plugins"]["enabled"], cfg["plugins"]["blocked"])
+    hooks = plugin_manager.from_config(cfg["plugins"])
     cache_seconds = cfg["keys"]["cache_seconds"]
     svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded)
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
@@ -85,7 +85,7 @@ def _features():
     """Feature packages that plug their services and blueprints in (each has init_app(app, api))."""
     import importlib
 
-    names = ("baas.auth", "baas.documents", "baas.files")
+    names = ("baas.plugins", "baas.auth", "baas.documents", "baas.files", "baas.functions", "baas.jobs")
     modules = []
     for name in names:
         module = importlib.import_module(name)

@@ -154,14 +154,30 @@ SCHEMA: dict[str, Any] = {
         "lockout_minutes": Key(int, 15, "... for this many minutes.", minimum=1),
     },
     "plugins": {
-        "enabled": Key(list, [], "Plugins to load: entry point names or module paths."),
+        "enabled": Key(list, [], "Plugins that run for every project: entry point, folder plugin or module names."),
         "blocked": Key(list, [], "Plugins never to load, even when installed."),
+        "modules": Key(list, [], "Importable modules to offer as plugins (enabled per project through the admin "
+                       "API)."),
+        "folders": Key(list, None, "Folders whose modules and packages are plugins. Unset: the bundled plugins "
+                       "(audit_log, webhooks, cleanup).", nullable=True),
+        "strict": Key(bool, False, "Fail start-up when a plugin fails to import or validate (default: log it, "
+                      "list it with its error and leave it out)."),
+        "slow_hook_ms": Key(int, 200, "Log a hook, function or job step slower than this (with plugin and "
+                            "duration).", minimum=1),
+        "settings": Key(dict, {}, "Operator settings per plugin ({plugin: {...}}), e.g. networks webhooks may "
+                        "reach."),
     },
     "worker": {
         "run_in_serve": Key(str, "auto", "Where background work (push delivery, plugin jobs, file sweeps) runs: "
                             "'auto' runs it inside `baas serve` on the embedded default and leaves it to "
                             "`baas worker` processes when mongodb.uri is set; 'always' or 'never' decide outright.",
                             choices=("auto", "always", "never")),
+    },
+    "jobs": {
+        "lease_seconds": Key(int, 60, "How long a job run's lease lasts; a worker renews it while the job runs, "
+                             "so a killed worker's run is taken over this long after its last renewal.",
+                             minimum=2),
+        "history_days": Key(int, 14, "How long finished job runs are kept in the run history.", minimum=1),
     },
     "logging": {
         "level": Key(str, "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -203,7 +219,8 @@ def get(config: dict, path: str) -> Any:
 
 
 def _type_name(expected) -> str:
-    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number",
+             dict: "a mapping"}
     if isinstance(expected, tuple):
         return "a number"
     return names.get(expected, expected.__name__)
@@ -248,6 +265,9 @@ def _from_env_string(path: str, key: Key, raw: str) -> Any:
             return int(raw)
         if expected == (int, float):
             return float(raw)
+        if expected is dict:
+            import json
+            return json.loads(raw)
         if expected is list:
             return [item.strip() for item in raw.split(",") if item.strip()]
     except ValueError:
@@ -320,6 +340,9 @@ def validate(config: dict) -> dict:
                           "(at most 20 characters)")
     _validate_auth(config)
     _validate_files(config)
+    for plugin, settings in config["plugins"]["settings"].items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"config key 'plugins.settings.{plugin}' must be a mapping of that plugin's settings")
     token = config["admin_token"]
     if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
         # The admin token opens every project; a short one can be guessed.

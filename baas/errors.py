@@ -59,8 +59,23 @@ class UnsupportedMediaType(BaasError):
 
 
 class Rejected(BaasError):
-    """A plugin hook refused the operation."""
+    """A plugin refused the operation: the client gets `status` (a 4xx, 422 by default) and the message."""
     status = 422
+
+    def __init__(self, message: str, *, status: int = 422, **kwargs):
+        super().__init__(message, **kwargs)
+        if not isinstance(status, int) or not 400 <= status <= 499:
+            raise ValueError("Rejected takes a 4xx status")
+        self.status = status
+
+
+class PluginFailed(BaasError):
+    """A plugin crashed in a before-hook or a function: the operation stopped; details are in the log only."""
+    status = 500
+
+    def __init__(self, message: str = "A server-side plugin failed; nothing was changed. The request id in "
+                                      "X-Request-ID identifies it in the logs.", **kwargs):
+        super().__init__(message, **kwargs)
 
 
 class TooManyRequests(BaasError):

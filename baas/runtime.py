@@ -120,7 +120,7 @@ def ensure_indexes(svc) -> None:
     svc.projects.ensure_indexes()
     svc.keys.ensure_indexes()
     svc.admin.ensure_indexes()
-    for feature in (svc.auth, svc.limiter, svc.documents, svc.extra.get("files")):
+    for feature in (svc.auth, svc.limiter, svc.documents, *svc.extra.values()):
         if feature is not None and hasattr(feature, "ensure_indexes"):
             feature.ensure_indexes()
 

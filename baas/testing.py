@@ -23,7 +23,7 @@ ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 
 __all__ = ["mongo_uri", "s3_settings", "base_config", "make_app", "app", "client", "admin", "project",
            "ApiClient", "ProjectKeys", "wait_until", "wait_ready", "ServerProcess", "server_process", "ADMIN_TOKEN",
-           "make_user", "sign_up_user"]
+           "make_user", "sign_up_user", "admin_client", "create_project", "project_with_plugin"]
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
@@ -227,6 +227,21 @@ def create_project(admin: ApiClient, client, project_id: str | None = None, sett
 @pytest.fixture
 def project(admin, client):
     return create_project(admin, client)
+
+
+def admin_client(app) -> ApiClient:
+    """A test client of `app` that sends the platform admin token."""
+    return ApiClient(app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+def project_with_plugin(app, plugin: str, settings: dict | None = None) -> ProjectKeys:
+    """A new project of `app` with `plugin` enabled (and its settings checked) through the admin API."""
+    admin = admin_client(app)
+    project = create_project(admin, app.test_client())
+    body = {"settings": settings} if settings is not None else {}
+    response = admin.post(f"/admin/v1/projects/{project.id}/plugins/{plugin}", json=body)
+    assert response.status_code == 201, response.get_json()
+    return project
 
 
 class ServerProcess:

@@ -31,6 +31,6 @@ class _ProjectListener:
     def __init__(self, auth):
         self.auth = auth
 
-    @hookimpl
+    @hookimpl(trylast=True)  # core behaviour runs after the plugins' implementations
     def baas_project_deleted(self, project_id):
         self.auth.forget_project(project_id)

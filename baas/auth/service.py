@@ -446,6 +446,7 @@ class AuthService:
         if settings["require_verified_email"] and not user.get("email_verified"):
             raise Forbidden("Confirm your email address before logging in; POST /v1/auth/verify-email/request "
                             "sends a new link.")
+        self.hooks.before("baas_before_user_login", project_id=project.id, user=public(user))
         self._clear_failures(project.id, account)
         changes: dict = {"$currentDate": {"last_login_at": True}}
         if self.passwords.needs_rehash(user["password_hash"]):
@@ -569,6 +570,7 @@ class AuthService:
             {"_id": user.id}, {"$set": {"password_hash": self.passwords.hash(new)},
                                "$currentDate": {"updated_at": True}})
         self._revoke_sessions(project.id, {"user_id": user.id, "_id": {"$ne": user.session_id}})
+        self.hooks.after("baas_after_password_change", project_id=project.id, user_id=user.id, reason="change")
 
     def delete_me(self, project: ProjectInfo, user: UserInfo, password=None, ip: str = "") -> None:
         current = self._find_user(project.id, user.id)
@@ -580,6 +582,9 @@ class AuthService:
         self._delete(project.id, user.id)
 
     def _delete(self, project_id: str, user_id: str) -> None:
+        if self.hooks.has("baas_before_user_delete", project_id):
+            self.hooks.before("baas_before_user_delete", project_id=project_id,
+                              user=public(self._find_user(project_id, user_id)))
         result = self._col(project_id, USERS).delete_one({"_id": user_id})
         if result.deleted_count == 0:
             raise NotFound(f"No user '{user_id}' in this project.")
@@ -588,6 +593,7 @@ class AuthService:
         self._col(project_id, USER_TOKENS).delete_many({"user_id": user_id})
         for forget in self.on_user_deleted:  # other features' data of the user (files)
             forget(project_id, user_id)
+        self.hooks.after("baas_after_user_delete", project_id=project_id, user_id=user_id)
 
     # ---- mailed tokens: email verification and password reset
 
@@ -692,6 +698,7 @@ class AuthService:
         self._revoke_sessions(project.id, {"user_id": user["_id"]})
         self._mark_user(project.id, user["_id"], "changed")
         self._clear_failures(project.id, email_key(user["email"]))
+        self.hooks.after("baas_after_password_change", project_id=project.id, user_id=user["_id"], reason="reset")
 
     # ---- administration (server keys and the admin API)
 

@@ -354,8 +354,7 @@ class DocumentService:
                "_owner": principal.user_id if owner is _UNSET else owner, "_rev": _rev(), **data}
         if access.filter and not rules_module.matches(access.filter, doc):
             raise Forbidden("The new document does not satisfy this collection's 'create' rule.")
-        self.hooks.before("baas_before_document_write", principal=principal, collection=collection,
-                          action="create", document=doc, previous=None)
+        doc = self._before_write(defn, principal, "create", doc, None, access.filter)
         doc["_shape"] = shape_of(doc)
         try:
             defn.collection.insert_one(doc)
@@ -366,7 +365,7 @@ class DocumentService:
             raise write_refused(exc) from None
         self.hooks.after("baas_after_document_write", principal=principal, collection=collection,
                          action="create", document=doc, previous=None)
-        return defn.output(doc)
+        return self._after_read(defn, principal, [defn.output(doc)])[0]
 
     def get(self, principal, collection: str, doc_id: str) -> dict:
         principal.require_scope("documents:read")
@@ -377,10 +376,13 @@ class DocumentService:
         query = {"_id": doc_id}
         if access.filter or defn.ttl:
             query = and_filters(query, access.filter, defn.expiry_filter())
+        query = and_filters(query, self._plugin_filter(defn, principal, "read"))
         doc = find_one(defn.collection, query)
         if doc is None:
             raise NotFound(f"No document '{doc_id}' in '{collection}'.")
-        return defn.output(doc)
+        doc = defn.output(doc)
+        self._after_read(defn, principal, [doc])
+        return doc
 
     def _load_for_write(self, defn: Definition, principal, action: str, doc_id: str):
         access = self._allowed(defn, principal, action)
@@ -440,9 +442,9 @@ class DocumentService:
             if access.filter and not rules_module.matches(access.filter, doc):
                 raise Forbidden("The changed document would no longer satisfy this collection's 'update' rule.")
             plan = atomic(access, previous) if atomic else None
-            checked = copy.deepcopy(doc) if plan and self.hooks.implemented("baas_before_document_write") else None
-            self.hooks.before("baas_before_document_write", principal=principal, collection=defn.name,
-                              action=action, document=doc, previous=previous)
+            checked = copy.deepcopy(doc) if plan and self.hooks.has("baas_before_document_write",
+                                                                      principal.project_id) else None
+            doc = self._before_write(defn, principal, action, doc, previous, access.filter)
             unchanged_by_plugins = checked is None or rules_module.same_value(checked, doc)
             doc["_shape"] = shape_of(doc)
             if plan and unchanged_by_plugins:
@@ -454,7 +456,7 @@ class DocumentService:
             if stored is not None:
                 self.hooks.after("baas_after_document_write", principal=principal, collection=defn.name,
                                  action=action, document=stored, previous=previous)
-                return defn.output(stored)
+                return self._after_read(defn, principal, [defn.output(stored)])[0]
             if if_match is not None:
                 raise PreconditionFailed("The document changed since you read it; read it again and retry.")
         raise Conflict("The document kept changing while it was being updated; retry.")
@@ -511,6 +513,47 @@ class DocumentService:
                 raise PreconditionFailed("The document changed since you read it.")
         raise Conflict("The document kept changing while it was being deleted; retry.")
 
+    # --- plugin hooks (baas/plugins/hookspecs.py) --------------------------------------------------------------
+
+    def _before_write(self, defn: Definition, principal, action: str, doc: dict, previous, rule_filter) -> dict:
+        """Run the before-write hook; what a plugin changed is checked again as strictly as a client's body."""
+        if not self.hooks.has("baas_before_document_write", principal.project_id):
+            return doc
+        system = {k: doc.get(k) for k in SYSTEM_FIELDS if k in doc}
+        self.hooks.before("baas_before_document_write", principal=principal, collection=defn.name,
+                          action=action, document=doc, previous=previous)
+        if not isinstance(doc, dict):
+            raise Invalid("A plugin turned the document into something that is not an object.")
+        for key in doc:
+            if key.startswith("_") and (key not in system or doc[key] != system[key]):
+                raise Invalid(f"A plugin set the reserved field '{key}'; fields starting with '_' are the "
+                              f"server's.", errors={key: ["Reserved field."]})
+        data = {k: v for k, v in doc.items() if k not in system}
+        check_document_keys(data)
+        data = defn.validate(defn.json_form(copy.deepcopy(data)))
+        checked = {**system, **data}
+        if rule_filter and not rules_module.matches(rule_filter, checked):
+            raise Forbidden(f"After a plugin's change the document would not satisfy this collection's "
+                            f"'{'create' if action == 'create' else 'update'}' rule.")
+        return checked
+
+    def _plugin_filter(self, defn: Definition, principal, action: str) -> dict | None:
+        """Constraints plugins add to a read; ANDed with the rules, so they can only narrow it."""
+        if not self.hooks.has("baas_before_document_query", principal.project_id):
+            return None
+        extra = self.hooks.before("baas_before_document_query", principal=principal, collection=defn.name,
+                                  action=action)
+        compiled = [compile_filter(f, defn.query_date_fields) for f in extra if f]
+        return and_filters(*compiled) if compiled else None
+
+    def _after_read(self, defn: Definition, principal, docs: list) -> list:
+        """Let plugins redact what a response shows (reads, and the documents writes answer with)."""
+        if docs and self.hooks.has("baas_after_document_read", principal.project_id):
+            # Redaction must happen, so a failing read hook fails the read (like a before-hook).
+            self.hooks.before("baas_after_document_read", principal=principal, collection=defn.name,
+                              documents=docs)
+        return docs
+
     # --- queries ---------------------------------------------------------------------------------------------
 
     def find(self, principal, collection: str, params: FindParams) -> dict:
@@ -524,7 +567,7 @@ class DocumentService:
         offset = parse_int(params.offset, "offset", 0, 0, MAX_OFFSET)
         fields = parse_fields(params.fields)
         expand = self._parse_expand(project, defn, params.expand) if params.expand else None
-        base = and_filters(query, rule_filter)
+        base = and_filters(query, rule_filter, self._plugin_filter(defn, principal, "list"))
         page = base
         # A cursor belongs to one collection, sort and filter; replaying it elsewhere is refused.
         scope = f"{project.id}/{collection}/{hashlib.sha256((params.filter or '').encode()).hexdigest()[:16]}"
@@ -558,6 +601,7 @@ class DocumentService:
             for item in items:
                 for field in hidden:
                     item.pop(field, None)
+        self._after_read(defn, principal, items)
         result = {"items": items, "next_cursor": next_cursor}
         if parse_bool(params.count, "count"):
             # Counting scans every match, which is why totals are opt-in.
@@ -651,7 +695,7 @@ class DocumentService:
             else:
                 check_path(field, "metrics")
                 group[f"m{position}"] = {f"${kind}": f"${field}"}
-        match = and_filters(query, rule_filter)
+        match = and_filters(query, rule_filter, self._plugin_filter(defn, principal, "aggregate"))
         pipeline = ([{"$match": equality_as_in(match)}] if match else []) + [
             {"$group": group}, {"$sort": {"_id": 1}}, {"$limit": MAX_GROUPS}]
         try:

@@ -44,13 +44,13 @@ CONTENT_HEADERS = {"ETag": _STRING, "Last-Modified": _STRING, "Content-Length": 
                    "Content-Security-Policy": _STRING, "X-Content-Type-Options": _STRING}
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(.*)$", re.I)
 _RANGE_SPEC = re.compile(r"^([0-9]{0,19})-([0-9]{0,19})$")
-_UPLOAD_BODY = {"content": {
+_UPLOAD_BODY = {"required": True, "description": "multipart/form-data with a `file` part, or the raw file as the "
+                 "body with any Content-Type (name, public and metadata then go in the query).", "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"},
         "name": {"type": "string"}, "public": {"type": "boolean"},
         "metadata": {"type": "string", "description": "A JSON object, as text."}}}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
-                                 "description": "Any Content-Type: the raw file; name, public, metadata in the query."},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
 }}
 _UPLOAD_PARAMETERS = [
     {"in": "query", "name": "name", "schema": {"type": "string"}, "description": "File name (raw bodies)."},

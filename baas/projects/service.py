@@ -53,7 +53,7 @@ class ProjectService:
             self.collection.insert_one(doc)
         except DuplicateKeyError:
             raise Conflict(f"A project with id '{project_id}' already exists.") from None
-        self.hooks.after("baas_project_created", project=doc)
+        self.hooks.after("baas_project_created", project_id=project_id, project=doc)
         return doc
 
     def list(self) -> list[dict]:

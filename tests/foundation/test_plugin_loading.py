@@ -31,6 +31,6 @@ def test_blocked_plugin_is_not_loaded(make_app):
     assert not app.extensions["baas"].hooks.pm.has_plugin("sample_plugin")
 
 
-def test_unknown_plugin_is_a_config_error_naming_it(make_app):
+def test_unknown_plugin_is_a_config_error_naming_it_when_strict(make_app):
     with pytest.raises(ConfigError, match="no_such_plugin_xyz"):
-        make_app({"plugins.enabled": ["no_such_plugin_xyz"]})
+        make_app({"plugins.enabled": ["no_such_plugin_xyz"], "plugins.strict": True})

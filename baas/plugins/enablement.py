@@ -1,0 +1,57 @@
+"""Which plugins each project enabled, with their settings: one document per (project, plugin), cached briefly."""
+from __future__ import annotations
+
+from pymongo import ASCENDING
+
+from baas.storage.mongo import ensure_index
+from baas.util import TTLCache
+
+
+class Enablements:
+    def __init__(self, mongo, cache_seconds: float = 2):
+        self.collection = mongo.platform["plugin_enablements"]
+        # Other processes see an enable/disable when their entry expires (keys.cache_seconds).
+        self._cache = TTLCache(cache_seconds)
+
+    def ensure_indexes(self) -> None:
+        ensure_index(self.collection, [("project_id", ASCENDING)], name="project_id")
+
+    def _project(self, project_id: str) -> dict:
+        found = self._cache.get(project_id)
+        if found is None:
+            found = {d["plugin"]: d for d in self.collection.find({"project_id": project_id})}
+            self._cache.set(project_id, found)
+        return found
+
+    def enabled_for(self, project_id: str) -> frozenset:
+        return frozenset(self._project(project_id))
+
+    def settings(self, project_id: str, plugin: str) -> dict | None:
+        entry = self._project(project_id).get(plugin)
+        return entry["settings"] if entry else None
+
+    def get(self, project_id: str, plugin: str) -> dict | None:
+        return self._project(project_id).get(plugin)
+
+    def list(self, project_id: str) -> list[dict]:
+        return sorted(self._project(project_id).values(), key=lambda d: d["plugin"])
+
+    def projects_with(self, plugin: str) -> list[str]:
+        return sorted(d["project_id"] for d in self.collection.find({"plugin": plugin}, {"project_id": 1}))
+
+    def enable(self, project_id: str, plugin: str, settings: dict) -> tuple[dict, bool]:
+        existed = self.collection.find_one({"_id": f"{project_id}:{plugin}"}, {"_id": 1}) is not None
+        self.collection.update_one({"_id": f"{project_id}:{plugin}"},
+                                   {"$set": {"project_id": project_id, "plugin": plugin, "settings": settings},
+                                    "$currentDate": {"updated_at": True}}, upsert=True)
+        self._cache.discard(project_id)
+        return self._project(project_id)[plugin], not existed
+
+    def disable(self, project_id: str, plugin: str) -> bool:
+        deleted = self.collection.delete_one({"_id": f"{project_id}:{plugin}"}).deleted_count
+        self._cache.discard(project_id)
+        return bool(deleted)
+
+    def forget_project(self, project_id: str) -> None:
+        self.collection.delete_many({"project_id": project_id})
+        self._cache.discard(project_id)
