@@ -37,6 +37,7 @@ class BaasFlask(Flask):
         super().__init__(*args, **kwargs)
         self._sync_checked: dict = {}
         self._raw_body_views: dict = {}
+        self._body_required_views: dict = {}
         self.request_ids = RequestIds()
 
     def ensure_sync(self, func):
@@ -57,3 +58,23 @@ class BaasFlask(Flask):
                 view = getattr(view_class, method.lower(), None) or view_class
             accepts = self._raw_body_views[key] = bool(getattr(view, "accepts_raw_body", False))
         return accepts
+
+    def requires_json_body(self, endpoint: str, method: str) -> bool:
+        """Whether the view of `endpoint` for `method` declares a required JSON request body in its OpenAPI
+        operation (flask-smorest's @arguments, or a requestBody given with @doc)."""
+        key = (endpoint, method)
+        required = self._body_required_views.get(key)
+        if required is None:
+            view = self.view_functions.get(endpoint)
+            view_class = getattr(view, "view_class", None)
+            if view_class is not None:
+                view = getattr(view_class, method.lower(), None)
+            apidoc = getattr(view, "_apidoc", None) or {}
+            parameters = (apidoc.get("arguments") or {}).get("parameters") or []
+            required = any(p.get("in") == "json" and p.get("required", True) for p in parameters
+                           if isinstance(p, dict))
+            manual = (apidoc.get("manual_doc") or {}).get("requestBody")
+            if manual is not None:
+                required = required or bool(manual.get("required", True))
+            self._body_required_views[key] = required
+        return required

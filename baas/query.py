@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 
 import orjson
 
+from baas import strictjson
 from baas.errors import Invalid
 
 MAX_DEPTH = 8              # nesting of operators and sub-filters in one filter
@@ -71,10 +72,7 @@ def check_path(path, where: str = "filter") -> str:
 def parse_json_param(text: str, name: str):
     if len(text) > MAX_FILTER_BYTES:
         raise Invalid(f"'{name}' is longer than {MAX_FILTER_BYTES} bytes.", errors={name: ["Too long."]})
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"'{name}' is not valid JSON: {exc}", errors={name: ["Not valid JSON."]}) from None
+    return strictjson.loads(text, where=f"'{name}' parameter")
 
 
 def parse_iso_datetime(value: str) -> datetime | None:

@@ -16,6 +16,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from baas import rules as rules_module
+from baas import strictjson
 from baas.errors import Invalid
 from baas.query import SYSTEM_DATE_FIELDS, check_collection_name, check_path, parse_iso_datetime
 from baas.util import iso_utc, utcnow
@@ -65,8 +66,7 @@ def _pointer_resolves(root, pointer: str) -> bool:
     return True
 
 
-def _check_local_references(root, node=None, path: str = "") -> None:
-    node = root if node is None else node
+def _check_local_references(root, node, path: str = "") -> None:
     if isinstance(node, dict):
         for keyword in _REFERENCE_KEYWORDS:
             target = node.get(keyword)
@@ -92,12 +92,14 @@ def check_schema(schema):
         return None
     if not isinstance(schema, dict):
         raise Invalid("'schema' must be a JSON Schema object or null.", errors={"schema": ["Must be an object."]})
+    # NaN would be stored as null (and break every later write); the body parser refuses it, callers in Python too.
+    strictjson.check_value(schema, "schema")
     if len(orjson.dumps(schema)) > MAX_SCHEMA_BYTES:
         raise Invalid(f"'schema' is larger than {MAX_SCHEMA_BYTES} bytes.", errors={"schema": ["Too large."]})
     if schema.get("type", "object") != "object":
         raise Invalid("A collection schema describes objects: its 'type' must be 'object'.",
                       errors={"schema": ["type must be 'object'."]})
-    _check_local_references(schema)
+    _check_local_references(schema, schema)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
