@@ -54,6 +54,10 @@ SCHEMA: dict[str, Any] = {
                                    "before the database stops it and the client gets a 400.", minimum=1),
         "timeout_ms": Key(int, 5000, "How long to wait for MongoDB before reporting it unreachable.", minimum=1),
     },
+    "query": {
+        "max_regex_length": Key(int, 256, "Longest '$regex' pattern a client filter may hold, in characters.",
+                                minimum=1, maximum=4096),
+    },
     "storage": {
         "s3": {
             "endpoint": Key(str, None, "S3/MinIO endpoint host:port. Unset: files are kept under data_dir/files.",

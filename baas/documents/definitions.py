@@ -16,7 +16,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from baas import rules as rules_module
-from baas import strictjson
+from baas import safe_regex, strictjson
 from baas.errors import Invalid
 from baas.query import SYSTEM_DATE_FIELDS, check_collection_name, check_path, parse_iso_datetime
 from baas.util import iso_utc, utcnow
@@ -86,6 +86,27 @@ def _check_local_references(root, node, path: str = "") -> None:
             _check_local_references(root, value, f"{path}/{index}")
 
 
+_DATA_KEYWORDS = ("const", "enum", "default", "examples")  # values, not schemas: a "pattern" key there is data
+
+
+def _check_patterns(node, path: str = "") -> None:
+    """jsonschema runs `pattern` and `patternProperties` with Python's backtracking engine on every write."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            safe_regex.check_pattern(pattern, what=f"'pattern' at {path or '(root)'}", where="schema")
+        properties = node.get("patternProperties")
+        if isinstance(properties, dict):
+            for key in properties:
+                safe_regex.check_pattern(key, what=f"'patternProperties' at {path or '(root)'}", where="schema")
+        for key, value in node.items():
+            if key not in _DATA_KEYWORDS:
+                _check_patterns(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_patterns(value, f"{path}/{index}")
+
+
 def check_schema(schema):
     """Validate an admin's JSON Schema (or None); return it unchanged."""
     if schema is None:
@@ -100,6 +121,7 @@ def check_schema(schema):
         raise Invalid("A collection schema describes objects: its 'type' must be 'object'.",
                       errors={"schema": ["type must be 'object'."]})
     _check_local_references(schema, schema)
+    _check_patterns(schema)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
