@@ -167,6 +167,10 @@ class _Checker:
         self.refuse = refuse
         self.sample = sorted(set(_SAMPLE) | set(pattern) | set(pattern.lower()) | set(pattern.upper()))
         self.ambiguous_paths = 1
+        # The rules ask about the same nodes many times; nodes live as long as the tree, so ids are stable.
+        self._chars: dict = {}
+        self._first: dict = {}
+        self._width: dict = {}
 
     # --- what a node can match ---------------------------------------------------------------------------
 
@@ -197,8 +201,26 @@ class _Checker:
             return lambda ch: any(test(ch) for test in tests) != negate
         return lambda ch: False
 
+    def _memo(self, cache: dict, compute, items):
+        key = tuple(map(id, items))
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = compute(items)
+        return value
+
     def chars(self, items) -> frozenset:
         """Every sample character some position of `items` can consume."""
+        return self._memo(self._chars, self._compute_chars, items)
+
+    def first(self, items) -> frozenset:
+        """The sample characters a match of `items` can start with."""
+        return self._memo(self._first, self._compute_first, items)
+
+    def width(self, items) -> tuple[int, float]:
+        """The shortest and longest text `items` can match."""
+        return self._memo(self._width, self._compute_width, items)
+
+    def _compute_chars(self, items) -> frozenset:
         found = set()
         for op, av in items:
             if op in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
@@ -213,8 +235,7 @@ class _Checker:
                 found |= self.chars(av[2])
         return frozenset(found)
 
-    def first(self, items) -> frozenset:
-        """The sample characters a match of `items` can start with."""
+    def _compute_first(self, items) -> frozenset:
         found = set()
         for item in items:
             op, av = item
@@ -231,7 +252,7 @@ class _Checker:
                 break
         return frozenset(found)
 
-    def width(self, items) -> tuple[int, float]:
+    def _compute_width(self, items) -> tuple[int, float]:
         low, high = 0, 0.0
         for op, av in items:
             if op in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
