@@ -71,7 +71,7 @@ def check_path(path, where: str = "filter") -> str:
 def parse_json_param(text: str, name: str):
     if len(text) > MAX_FILTER_BYTES:
         raise Invalid(f"'{name}' is longer than {MAX_FILTER_BYTES} bytes.", errors={name: ["Too long."]})
-    return strictjson.loads(text, where=f"'{name}' parameter")
+    return strictjson.loads(text, where=f"'{name}' parameter", location=name)
 
 
 def parse_iso_datetime(value: str) -> datetime | None:

@@ -29,7 +29,7 @@ def fits_int64(value: int) -> bool:
     return INT64_MIN <= value <= INT64_MAX
 
 
-def check_number(value, path: str, where: str = "body") -> None:
+def check_number(value, path: str, where: str = "body", location: str = "json") -> None:
     """Refuse a number MongoDB cannot store: an integer outside int64 or a non-finite float.
 
     The one range check for every input, and for results computed from inputs (`$inc`, `$mul`).
@@ -39,10 +39,10 @@ def check_number(value, path: str, where: str = "body") -> None:
     if isinstance(value, int):
         if not fits_int64(value):
             raise Invalid(f"The number at '{path}' in the {where} is out of range: numbers are {NUMBER_RANGE}.",
-                          errors={path: ["Integer out of the 64-bit range."]})
+                          errors={location: {path: ["Integer out of the 64-bit range."]}})
     elif isinstance(value, float) and value - value != 0.0:  # inf - inf and nan - nan are nan
         raise Invalid(f"The number at '{path}' in the {where} is not finite: numbers are {NUMBER_RANGE}.",
-                      errors={path: ["Not a finite number."]})
+                      errors={location: {path: ["Not a finite number."]}})
 
 
 def _join(path: str, key) -> str:
@@ -51,7 +51,7 @@ def _join(path: str, key) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _walk(value, where: str, max_depth: int) -> tuple[int, bool]:
+def _walk(value, where: str, location: str, max_depth: int) -> tuple[int, bool]:
     """Check depth and numbers; return (keys seen, whether a float could be an integer orjson widened)."""
     keys = 0
     widened = False
@@ -65,29 +65,29 @@ def _walk(value, where: str, max_depth: int) -> tuple[int, bool]:
             items = enumerate(node)
         if depth > max_depth:
             raise Invalid(f"The {where} is nested deeper than {max_depth} levels.",
-                          errors={where: ["Nested too deeply."]})
+                          errors={location: ["Nested too deeply."]})
         for key, item in items:
             kind = type(item)
             if kind is dict or kind is list:
                 stack.append((item, _join(path, key), depth + 1))
             elif kind is int:
                 if not INT64_MIN <= item <= INT64_MAX:
-                    check_number(item, _join(path, key), where)
+                    check_number(item, _join(path, key), where, location)
             elif kind is float and not -9.2e18 < item < 9.2e18:
-                check_number(item, _join(path, key), where)  # NaN and infinities: only in values built in Python
+                check_number(item, _join(path, key), where, location)  # NaN and infinities: only in values built in Python
                 widened = True
     return keys, widened
 
 
-def check_value(value, where: str = "body", max_depth: int = MAX_DEPTH) -> None:
+def check_value(value, where: str = "body", location: str = "json", max_depth: int = MAX_DEPTH) -> None:
     """The checks of loads() on a value that did not come from text (a schema built by a plugin or the CLI)."""
     if type(value) is dict or type(value) is list:
-        _walk(value, where, max_depth)
+        _walk(value, where, location, max_depth)
     else:
-        check_number(value, where, where)
+        check_number(value, where, where, location)
 
 
-def _refuse_duplicates(where: str):
+def _refuse_duplicates(where: str, location: str):
     def hook(pairs):
         result = dict(pairs)
         if len(result) != len(pairs):
@@ -95,29 +95,34 @@ def _refuse_duplicates(where: str):
             for key, _ in pairs:
                 if key in seen:
                     raise Invalid(f"The {where} has the key '{key}' twice in one object.",
-                                  errors={key: ["Duplicate key."]})
+                                  errors={location: {key: ["Duplicate key."]}})
                 seen.add(key)
         return result
     return hook
 
 
-def loads(data: bytes | str, where: str = "body", max_depth: int = MAX_DEPTH):
-    """Parse client JSON strictly; a 400 in the one error format names what is wrong."""
+def loads(data: bytes | str, where: str = "body", location: str = "json", max_depth: int = MAX_DEPTH):
+    """Parse client JSON strictly; a 400 in the one error format names what is wrong.
+
+    `where` names the input in messages ("body", "'filter' parameter"); `location` is the key of `errors`
+    ("json" for bodies, as flask-smorest's validation errors have it; the parameter's name otherwise).
+    """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise Invalid(f"The {where} is not valid JSON: {exc}", errors={where: ["Not valid JSON."]}) from None
+        message = "Invalid JSON body." if location == "json" else "Not valid JSON."
+        raise Invalid(f"The {where} is not valid JSON: {exc}", errors={location: [message]}) from None
     if type(value) is not dict and type(value) is not list:
         if type(value) is float and not -9.2e18 < value < 9.2e18:
             value = json.loads(data)
-        check_number(value, where, where)
+        check_number(value, where, where, location)
         return value
-    keys, widened = _walk(value, where, max_depth)
+    keys, widened = _walk(value, where, location, max_depth)
     raw = data.encode() if isinstance(data, str) else data
     if widened or raw.count(b":") > keys:
         # Either a colon inside a string (common: times, URLs) or a duplicate key; or an integer literal beyond
         # 64 bits that orjson made a float. The standard library keeps integers exact and shows every key.
-        exact = json.loads(raw, object_pairs_hook=_refuse_duplicates(where))
+        exact = json.loads(raw, object_pairs_hook=_refuse_duplicates(where, location))
         if widened:
-            _walk(exact, where, max_depth)
+            _walk(exact, where, location, max_depth)
     return value

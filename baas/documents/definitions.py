@@ -114,7 +114,7 @@ def check_schema(schema):
     if not isinstance(schema, dict):
         raise Invalid("'schema' must be a JSON Schema object or null.", errors={"schema": ["Must be an object."]})
     # NaN would be stored as null (and break every later write); the body parser refuses it, callers in Python too.
-    strictjson.check_value(schema, "schema")
+    strictjson.check_value(schema, "schema", "schema")
     if len(orjson.dumps(schema)) > MAX_SCHEMA_BYTES:
         raise Invalid(f"'schema' is larger than {MAX_SCHEMA_BYTES} bytes.", errors={"schema": ["Too large."]})
     if schema.get("type", "object") != "object":

@@ -112,6 +112,16 @@ def test_bad_options_are_refused(names, options):
     assert "$options" in body["message"]
 
 
+@pytest.mark.parametrize("query", [
+    {"name": {"$in": [{"$regex": "^(a+)+$"}]}}, {"name": {"$nin": [{"$regex": "^(a+)+$"}]}},
+    {"tags": {"$all": [{"$regex": "^(a+)+$"}]}}, {"name": {"$regularExpression": {"pattern": "^(a+)+$"}}},
+    {"name": {"$eq": {"$regex": "^(a+)+$"}}},
+])
+def test_regexes_cannot_hide_in_values(names, query):
+    body = assert_error(_find(names, query), 400)
+    assert "$regex" in body["message"] or "$regularExpression" in body["message"], body
+
+
 def test_options_need_a_regex(names):
     assert "$regex" in assert_error(_find(names, {"name": {"$options": "i"}}), 400)["message"]
 

@@ -1,6 +1,7 @@
 """One strict JSON parser on every route: NaN, infinities, overflowing and out-of-int64 numbers, duplicate keys,
 lone surrogates, deep nesting, missing and non-object bodies all answer 4xx in the one error format, and change
 nothing. The routes come from the OpenAPI document, so a route added later is swept too."""
+import json
 import re
 
 import pytest
@@ -239,3 +240,15 @@ def test_batch_items_and_signup_data_are_range_checked(target):
     assert_error(project.client.post("/v1/auth/signup", data=signup, content_type="application/json"), 400)
     assert project.client.post("/v1/auth/login", json={"email": "big@example.com",
                                                         "password": "correct horse battery"}).status_code == 401
+
+
+def test_the_number_range_example_in_the_docs_is_true(target):
+    from pathlib import Path
+
+    project, admin, user, client = target
+    docs = Path(__file__).resolve().parents[2] / "docs" / "data-api.md"
+    section = docs.read_text().split("## JSON and numbers", 1)[1].split("\n## ", 1)[0]
+    example = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    response = project.server.post("/v1/collections/notes/documents", data='{"stats": {"views": %d}}' % 2 ** 63,
+                                   content_type="application/json")
+    assert response.get_json() == example
