@@ -8,12 +8,14 @@ OverflowError). Floats are IEEE doubles, as in BSON.
 
 orjson does the parsing (it already refuses NaN, Infinity, overflowing numbers, lone surrogates and invalid
 UTF-8); one walk over the result checks depth and integer range and counts keys. orjson keeps the last of
-duplicate keys and turns integers beyond 64 bits into floats, so when the text could hold either (more ':'
-than keys, or a float at integer magnitude) the standard library parses it again, exactly, to find them.
+duplicate keys and turns integers beyond 64 bits into floats, so when the text could hold either (more key
+endings '":' than keys, or a float at integer magnitude) the standard library parses it again, exactly, to
+find them.
 """
 from __future__ import annotations
 
 import json
+import re
 
 import orjson
 
@@ -22,6 +24,9 @@ from baas.errors import Invalid
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1
 MAX_DEPTH = 64            # nesting of objects and arrays in one JSON value
+# Every key of the text ends like this (a closing quote, blanks, a colon); inside a string only an escaped quote
+# or a string starting with ':' can look the same, so counting these never finds fewer than the keys.
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
 NUMBER_RANGE = f"integers from {INT64_MIN} to {INT64_MAX} (64-bit, as MongoDB stores them) or finite doubles"
 
 
@@ -119,9 +124,9 @@ def loads(data: bytes | str, where: str = "body", location: str = "json", max_de
         return value
     keys, widened = _walk(value, where, location, max_depth)
     raw = data.encode() if isinstance(data, str) else data
-    if widened or raw.count(b":") > keys:
-        # Either a colon inside a string (common: times, URLs) or a duplicate key; or an integer literal beyond
-        # 64 bits that orjson made a float. The standard library keeps integers exact and shows every key.
+    if widened or len(_KEY_END.findall(raw)) > keys:
+        # Either a duplicate key or a string that holds '":' (rare), or an integer literal beyond 64 bits
+        # that orjson made a float. The standard library keeps integers exact and shows every key.
         exact = json.loads(raw, object_pairs_hook=_refuse_duplicates(where, location))
         if widened:
             _walk(exact, where, location, max_depth)
