@@ -252,3 +252,24 @@ def test_the_number_range_example_in_the_docs_is_true(target):
     response = project.server.post("/v1/collections/notes/documents", data='{"stats": {"views": %d}}' % 2 ** 63,
                                    content_type="application/json")
     assert response.get_json() == example
+
+
+@pytest.mark.parametrize("text, refused", [
+    ('{"a" : 1, "b": {"a": 1, "a"\t: 2}}', True),       # duplicates with blanks before the colon
+    ('{"a\\\\": 1, "a\\\\": 2}', True),                   # duplicate keys that end in an escaped backslash
+    ('{"a": ":x", "b": "\\":", "c": "10:30:00"}', False),  # strings that look like key endings
+    ('{"a": 1.5e300, "b": -9223372036854775808}', False),
+    ('{"a": 9223372036854775807.5}', False),              # a double, however large, is a double
+    ('[%d]' % 2 ** 64, True),
+    ('%d' % -2 ** 63, False),
+    ('{"a": "\\ud83d\\ude00"}', False),                   # a surrogate pair is one character
+])
+def test_the_parser_finds_every_duplicate_and_every_widened_integer(text, refused):
+    from baas.errors import Invalid
+    from baas.strictjson import loads
+
+    if refused:
+        with pytest.raises(Invalid):
+            loads(text)
+    else:
+        assert loads(text) == json.loads(text)
