@@ -56,7 +56,7 @@ SCHEMA: dict[str, Any] = {
     },
     "query": {
         "max_regex_length": Key(int, 256, "Longest '$regex' pattern a client filter may hold, in characters.",
-                                minimum=1, maximum=4096),
+                                minimum=1, maximum=1024),
     },
     "storage": {
         "s3": {
