@@ -66,6 +66,10 @@ SCHEMA: dict[str, Any] = {
                                          minimum=0.1),
         },
     },
+    "query": {
+        "max_regex_length": Key(int, 256, "Longest '$regex' pattern a client filter may hold, in characters.",
+                                minimum=1, maximum=1024),
+    },
     "storage": {
         "s3": {
             "endpoint": Key(str, None, "S3/MinIO endpoint host:port. Unset: files are kept under data_dir/files.",

@@ -29,14 +29,14 @@ class BaasResponse(FlaskResponse):
 
 class BaasFlask(Flask):
     """Flask, minus work it would repeat on every request: coroutine checks of hooks and views (every baas view
-    is synchronous) and the lookup of whether a view takes raw bodies."""
+    is synchronous) and the lookup of what body a view takes (raw, or JSON and whether it is required)."""
 
     response_class = BaasResponse
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._sync_checked: dict = {}
-        self._raw_body_views: dict = {}
+        self._body_rules_of_views: dict = {}
         self.request_ids = RequestIds()
 
     def ensure_sync(self, func):
@@ -48,12 +48,27 @@ class BaasFlask(Flask):
 
     def accepts_raw_body(self, endpoint: str, method: str) -> bool:
         """Whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads)."""
+        return self._body_rules(endpoint, method)[0]
+
+    def requires_json_body(self, endpoint: str, method: str) -> bool:
+        """Whether the view of `endpoint` for `method` declares a required JSON request body in its OpenAPI
+        operation (flask-smorest's @arguments, or a requestBody given with @doc)."""
+        return self._body_rules(endpoint, method)[1]
+
+    def _body_rules(self, endpoint: str, method: str) -> tuple[bool, bool]:
         key = (endpoint, method)
-        accepts = self._raw_body_views.get(key)
-        if accepts is None:
+        rules = self._body_rules_of_views.get(key)
+        if rules is None:
             view = self.view_functions.get(endpoint)
             view_class = getattr(view, "view_class", None)
             if view_class is not None:
                 view = getattr(view_class, method.lower(), None) or view_class
-            accepts = self._raw_body_views[key] = bool(getattr(view, "accepts_raw_body", False))
-        return accepts
+            apidoc = getattr(view, "_apidoc", None) or {}
+            parameters = (apidoc.get("arguments") or {}).get("parameters") or []
+            required = any(p.get("in") == "json" and p.get("required", True) for p in parameters
+                           if isinstance(p, dict))
+            manual = (apidoc.get("manual_doc") or {}).get("requestBody")
+            if manual is not None:
+                required = required or bool(manual.get("required", True))
+            rules = self._body_rules_of_views[key] = (bool(getattr(view, "accepts_raw_body", False)), required)
+        return rules

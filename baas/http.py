@@ -13,8 +13,9 @@ from flask.json.provider import JSONProvider
 from flask.sessions import SessionInterface
 from werkzeug.wsgi import get_content_length
 
+from baas import strictjson
 from baas.context import services
-from baas.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from baas.errors import Invalid, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from baas.principal import Principal
 from baas.util import iso_utc
 
@@ -41,7 +42,7 @@ class OrjsonProvider(JSONProvider):
         return orjson.dumps(obj, default=json_default, option=self._options).decode()
 
     def loads(self, s, **kwargs):
-        return orjson.loads(s)
+        return strictjson.loads(s)
 
     def response(self, *args, **kwargs):
         obj = self._prepare_response_obj(args, kwargs)
@@ -65,6 +66,11 @@ def json_default(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)  # ObjectId, Decimal128 and other BSON values
+
+
+def json_body():
+    """The request's JSON body, parsed once and strictly before the view ran (None when there is none)."""
+    return g.get("json_body")
 
 
 def raw_body(view):
@@ -156,16 +162,37 @@ def _before_request():
     if content_length is not None and content_length > limit and not raw:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     # Unknown routes and wrong methods answer 404/405 whatever the body is.
-    if url_rule is not None and method in _BODY_METHODS \
-            and (content_length or environ.get("HTTP_TRANSFER_ENCODING")) and not raw:
+    json_request = url_rule is not None and method in _BODY_METHODS and not raw
+    data = b""
+    if json_request and (content_length or environ.get("HTTP_TRANSFER_ENCODING")):
         if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
+        data = request.get_data(cache=True)
         # werkzeug ends a chunked body (no Content-Length) silently at the limit, so the view would see it cut
-        # short; read it here and refuse it whole instead.
-        if content_length is None and len(request.get_data(cache=True)) >= limit:
+        # short; refuse it whole instead.
+        if content_length is None and len(data) >= limit:
             raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     if url_rule is not None and (is_client or path.startswith(ADMIN_PREFIX)):
         g.principal = resolve_principal(environ, svc)
+    if json_request:
+        _parse_json_body(data, method, app.requires_json_body(url_rule.endpoint, method))
+
+
+def _parse_json_body(data: bytes, method: str, required: bool) -> None:
+    """The one place a JSON body is parsed: strictly (baas.strictjson), for every route, before its view.
+
+    Views read the result with json_body(); flask-smorest views parse the same bytes again with webargs,
+    which can no longer differ, as only strict JSON gets this far.
+    """
+    if not data.strip():
+        if required:
+            raise Invalid("This request needs a JSON object as its body (Content-Type: application/json).",
+                          errors={"json": ["Missing body."]})
+        return
+    body = g.json_body = strictjson.loads(data)
+    if method == "PATCH" and body == {}:
+        raise Invalid("A PATCH must change something: send a JSON object with at least one field.",
+                      errors={"json": ["Empty PATCH."]})
 
 
 def _after_request(response):
@@ -184,6 +211,9 @@ def _after_request(response):
         if allowed:
             headers["Access-Control-Allow-Origin"] = origin
             headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+    if response.status_code in (204, 304):
+        # No body, so no type: werkzeug gives every response text/html by default.
+        headers.pop("Content-Type", None)
     if "X-Content-Type-Options" not in headers:  # add() appends; setdefault() rescans the list to set
         headers.add("X-Content-Type-Options", "nosniff")
     return response

@@ -15,12 +15,13 @@ from datetime import date, datetime, timezone
 
 import orjson
 
+from baas import safe_regex, strictjson
 from baas.errors import Invalid
 
 MAX_DEPTH = 8              # nesting of operators and sub-filters in one filter
 MAX_NODES = 500            # values visited in one filter
 MAX_LIST = 1000            # items in $in / $nin / $all
-MAX_REGEX = 256            # characters in a $regex pattern
+MAX_REGEX = safe_regex.MAX_LENGTH  # characters in a $regex pattern (config: query.max_regex_length)
 MAX_FILTER_BYTES = 16_384
 MAX_SORT_FIELDS = 8
 MAX_FIELDS = 100
@@ -33,7 +34,6 @@ COMPARISON = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 FIELD_OPERATORS = COMPARISON | {"$in", "$nin", "$exists", "$regex", "$options", "$not", "$all", "$elemMatch",
                                 "$size"}
 LOGICAL = {"$and", "$or", "$nor"}
-REGEX_OPTIONS = set("imsx")
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 DOCUMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -71,10 +71,7 @@ def check_path(path, where: str = "filter") -> str:
 def parse_json_param(text: str, name: str):
     if len(text) > MAX_FILTER_BYTES:
         raise Invalid(f"'{name}' is longer than {MAX_FILTER_BYTES} bytes.", errors={name: ["Too long."]})
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"'{name}' is not valid JSON: {exc}", errors={name: ["Not valid JSON."]}) from None
+    return strictjson.loads(text, where=f"'{name}' parameter", location=name)
 
 
 def parse_iso_datetime(value: str) -> datetime | None:
@@ -97,9 +94,10 @@ def parse_iso_datetime(value: str) -> datetime | None:
 class FilterCompiler:
     """Validates one client filter and returns its MongoDB form."""
 
-    def __init__(self, date_fields=frozenset(), where: str = "filter"):
+    def __init__(self, date_fields=frozenset(), where: str = "filter", max_regex: int = MAX_REGEX):
         self.date_fields = date_fields
         self.where = where
+        self.max_regex = max_regex
         self.nodes = 0
 
     def _fail(self, message: str, detail: str):
@@ -174,19 +172,12 @@ class FilterCompiler:
                     self._fail(f"'$size' on '{path}' takes a non-negative integer.", "$size needs an integer.")
                 out[op] = operand
             elif op == "$regex":
-                if not isinstance(operand, str) or len(operand) > MAX_REGEX:
-                    self._fail(f"'$regex' on '{path}' takes a string of at most {MAX_REGEX} characters.",
-                               "Regex too long or not a string.")
-                try:
-                    re.compile(operand)
-                except re.error as exc:
-                    self._fail(f"'$regex' on '{path}' is not a valid pattern: {exc}", "Invalid regex.")
-                out[op] = operand
+                out[op] = safe_regex.check_pattern(operand, ops.get("$options", ""), what=f"'$regex' on '{path}'",
+                                                   where=self.where, max_length=self.max_regex)
             elif op == "$options":
-                if "$regex" not in ops or not isinstance(operand, str) or not set(operand) <= REGEX_OPTIONS \
-                        or len(operand) > 4:
-                    self._fail(f"'$options' on '{path}' needs '$regex' and only the letters i, m, s, x.",
-                               "Invalid $options.")
+                if "$regex" not in ops:
+                    self._fail(f"'$options' on '{path}' needs '$regex'.", "$options without $regex.")
+                safe_regex.check_options(operand, self.where)
                 out[op] = operand
             elif op == "$elemMatch":
                 if not isinstance(operand, dict) or not operand:
@@ -232,10 +223,10 @@ class FilterCompiler:
 _NOTHING = object()
 
 
-def compile_filter(query, date_fields=frozenset(), where: str = "filter") -> dict:
+def compile_filter(query, date_fields=frozenset(), where: str = "filter", max_regex: int = MAX_REGEX) -> dict:
     if query is None:
         return {}
-    return FilterCompiler(date_fields, where).compile(query)
+    return FilterCompiler(date_fields, where, max_regex).compile(query)
 
 
 def check_document_keys(value, where: str = "document", depth: int = 0, max_depth: int = 32) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from baas import safe_regex
 from baas.errors import Invalid
 from baas.query import compile_filter
 
@@ -301,10 +302,7 @@ def _field_matches(doc, path: str, condition) -> bool:
         elif op == "$size":
             ok = any(isinstance(v, list) and len(v) == operand for v in values)
         elif op == "$regex":
-            flags = 0
-            for letter in condition.get("$options", ""):
-                flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
-            pattern = re.compile(operand, flags)
+            pattern = re.compile(operand, safe_regex.check_options(condition.get("$options", "")))
             ok = any(isinstance(c, str) and pattern.search(c) for c in _candidates(values))
         elif op == "$options":
             continue

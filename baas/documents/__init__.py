@@ -8,6 +8,7 @@ def init_app(app, api) -> None:
     svc = app.extensions["baas"]
     config = svc.config
     svc.documents = DocumentService(svc.mongo, svc.projects, svc.hooks, config["jwt"]["secret"],
-                                    config["keys"]["cache_seconds"], config["mongodb"]["query_time_limit_ms"])
+                                    config["keys"]["cache_seconds"], config["mongodb"]["query_time_limit_ms"],
+                                    config["query"]["max_regex_length"])
     api.register_blueprint(documents_api.blp)
     api.register_blueprint(documents_api.admin_blp)

@@ -10,7 +10,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.datastructures import Headers
 from werkzeug.urls import iri_to_uri
-from werkzeug.wsgi import get_content_length
 
 from baas.context import current_principal, services
 from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSchema, CollectionPutSchema,
@@ -18,7 +17,7 @@ from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSche
 from baas.documents.service import FindParams, etag_matches
 from baas.errors import Invalid
 from baas.flask_app import BaasResponse as Response
-from baas.http import json_default
+from baas.http import json_body, json_default
 
 blp = Blueprint("documents", __name__, url_prefix="/v1",
                 description="Collections and documents (X-API-Key; rules apply to client keys).")
@@ -70,19 +69,10 @@ def _document_response(doc: dict, status: int = 200, headers: list | None = None
 
 
 def _body():
-    environ = request.environ
-    length = get_content_length(environ)
-    if length is not None:
-        # The length is known and within the limit (checked before the view), so the body is read directly.
-        data = environ["wsgi.input"].read(length) if length else b""
-    else:
-        data = request.get_data(cache=False)
-    if not data:
-        raise Invalid("Send a JSON object as the request body.")
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"The request body is not valid JSON: {exc}") from None
+    body = json_body()
+    if body is None:
+        raise Invalid("Send a JSON object as the request body.", errors={"json": ["Missing body."]})
+    return body
 
 
 # --- collection definitions ----------------------------------------------------------------------------------

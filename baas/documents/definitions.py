@@ -19,6 +19,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from baas import rules as rules_module
+from baas import safe_regex, strictjson
 from baas.errors import Invalid
 from baas.query import SYSTEM_DATE_FIELDS, check_collection_name, check_path, parse_iso_datetime
 from baas.util import iso_utc, utcnow
@@ -63,7 +64,11 @@ _REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 _NO_REMOTE_SCHEMAS = Registry()
 
 
-def _pointer_resolves(root, pointer: str) -> bool:
+_UNRESOLVED = object()
+
+
+def _resolve_pointer(root, pointer: str):
+    """The part of `root` a JSON pointer ('/a/0/b', '' for the root) names, or _UNRESOLVED."""
     node = root
     for token in pointer.split("/")[1:]:
         token = token.replace("~1", "/").replace("~0", "~")
@@ -72,12 +77,71 @@ def _pointer_resolves(root, pointer: str) -> bool:
         elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
             node = node[int(token)]
         else:
-            return False
-    return True
+            return _UNRESOLVED
+    return node
 
 
-def _check_local_references(root, node=None, path: str = "") -> None:
-    node = root if node is None else node
+def _pointer_resolves(root, pointer: str) -> bool:
+    return _resolve_pointer(root, pointer) is not _UNRESOLVED
+
+
+# Keywords whose subschemas apply to the same value (they do not step into the document).
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_SCHEMAS = ("not", "if", "then", "else")
+
+
+def _in_place_parts(root, node: dict):
+    for keyword in _IN_PLACE_LISTS:
+        parts = node.get(keyword)
+        if isinstance(parts, list):
+            yield from (part for part in parts if isinstance(part, dict))
+    for keyword in _IN_PLACE_SCHEMAS:
+        if isinstance(node.get(keyword), dict):
+            yield node[keyword]
+    dependent = node.get("dependentSchemas")
+    if isinstance(dependent, dict):
+        yield from (part for part in dependent.values() if isinstance(part, dict))
+    for keyword in _REFERENCE_KEYWORDS:
+        target = node.get(keyword)
+        if isinstance(target, str) and target.startswith("#"):
+            resolved = _resolve_pointer(root, target[1:])
+            if isinstance(resolved, dict):
+                yield resolved
+
+
+def _check_reference_cycles(root) -> None:
+    """A `$ref` that leads back to itself without stepping into the document (`{"$ref": "#"}` at the root,
+    two definitions referring to each other) makes every validation recurse forever."""
+    done: set = set()
+
+    def visit(node: dict, path: list):
+        if id(node) in done:
+            return
+        if any(node is ancestor for ancestor in path):
+            raise Invalid("'schema' refers to itself without stepping into the document (a $ref cycle through "
+                          "allOf/anyOf/oneOf/not/if or $ref alone), so no document could ever be checked.",
+                          errors={"schema": ["$ref cycle"]})
+        path.append(node)
+        for part in _in_place_parts(root, node):
+            visit(part, path)
+        path.pop()
+        done.add(id(node))
+
+    def every_schema(node):
+        if isinstance(node, dict):
+            yield node
+            for key, value in node.items():
+                if key not in _DATA_KEYWORDS:
+                    yield from every_schema(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from every_schema(value)
+
+    for schema in every_schema(root):
+        visit(schema, [])
+
+
+def _check_local_references(root, node, path: str = "") -> None:
     if isinstance(node, dict):
         for keyword in _REFERENCE_KEYWORDS:
             target = node.get(keyword)
@@ -97,18 +161,43 @@ def _check_local_references(root, node=None, path: str = "") -> None:
             _check_local_references(root, value, f"{path}/{index}")
 
 
+_DATA_KEYWORDS = ("const", "enum", "default", "examples")  # values, not schemas: a "pattern" key there is data
+
+
+def _check_patterns(node, path: str = "") -> None:
+    """jsonschema runs `pattern` and `patternProperties` with Python's backtracking engine on every write."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            safe_regex.check_pattern(pattern, what=f"'pattern' at {path or '(root)'}", where="schema")
+        properties = node.get("patternProperties")
+        if isinstance(properties, dict):
+            for key in properties:
+                safe_regex.check_pattern(key, what=f"'patternProperties' at {path or '(root)'}", where="schema")
+        for key, value in node.items():
+            if key not in _DATA_KEYWORDS:
+                _check_patterns(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_patterns(value, f"{path}/{index}")
+
+
 def check_schema(schema):
     """Validate an admin's JSON Schema (or None); return it unchanged."""
     if schema is None:
         return None
     if not isinstance(schema, dict):
         raise Invalid("'schema' must be a JSON Schema object or null.", errors={"schema": ["Must be an object."]})
+    # NaN would be stored as null (and break every later write); the body parser refuses it, callers in Python too.
+    strictjson.check_value(schema, "schema", "schema")
     if len(orjson.dumps(schema)) > MAX_SCHEMA_BYTES:
         raise Invalid(f"'schema' is larger than {MAX_SCHEMA_BYTES} bytes.", errors={"schema": ["Too large."]})
     if schema.get("type", "object") != "object":
         raise Invalid("A collection schema describes objects: its 'type' must be 'object'.",
                       errors={"schema": ["type must be 'object'."]})
-    _check_local_references(schema)
+    _check_local_references(schema, schema)
+    _check_patterns(schema)
+    _check_reference_cycles(schema)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
@@ -285,6 +374,9 @@ class Definition:
         except Unresolvable as exc:
             raise Invalid(f"The collection's schema refers to a part it does not have ({exc.ref}); an admin must "
                           f"fix the schema.", errors={"schema": [f"unresolvable reference {exc.ref}"]}) from None
+        except RecursionError:  # a definition stored before cycles were refused at definition time
+            raise Invalid("The collection's schema refers to itself in a loop; an admin must fix the schema.",
+                          errors={"schema": ["$ref cycle"]}) from None
         if errors:
             first = next(iter(errors.items()))
             raise Invalid(f"The document does not match the collection's schema: {first[0]}: {first[1][0]}",

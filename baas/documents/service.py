@@ -23,7 +23,7 @@ from baas.documents.definitions import (DEFINITIONS, OWNER_INDEX, SYSTEM_FIELDS,
                                         check_schema, storage_name)
 from baas.documents.updates import apply_patch, filter_fields, parse_patch, plan_atomic, shape_of
 from baas.errors import BaasError, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
-from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, CursorCodec, and_filters,
+from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_REGEX, CursorCodec, and_filters,
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
                         equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
@@ -108,14 +108,13 @@ def _ensure_owner_index(collection) -> None:
     ensure_index(collection, [("_owner", 1)], name=OWNER_INDEX)
 
 
-def _client_filter(defn: Definition, text: str | None) -> dict:
-    return compile_filter(parse_json_param(text, "filter"), defn.query_date_fields) if text else {}
 
 
 class DocumentService:
     def __init__(self, mongo, projects, hooks, secret: str, cache_seconds: float = 2,
-                 query_time_limit_ms: int = 10_000):
+                 query_time_limit_ms: int = 10_000, max_regex_length: int = MAX_REGEX):
         self.mongo = mongo
+        self.max_regex_length = max_regex_length
         # Client filters may hold costly regexes or match huge sets: the database stops them at this limit.
         self.query_time_limit_ms = query_time_limit_ms
         self.projects = projects
@@ -123,6 +122,12 @@ class DocumentService:
         self.cursors = CursorCodec(secret)
         self._definitions = TTLCache(cache_seconds)
         self._databases: dict = {}
+
+    def _client_filter(self, defn: Definition, text: str | None) -> dict:
+        if not text:
+            return {}
+        return compile_filter(parse_json_param(text, "filter"), defn.query_date_fields,
+                              max_regex=self.max_regex_length)
 
     # --- definitions -----------------------------------------------------------------------------------------
 
@@ -561,7 +566,7 @@ class DocumentService:
         project = principal.project
         defn = self.definition(project, collection)
         rule_filter = self._read_access(defn, principal, "list")
-        query = _client_filter(defn, params.filter)
+        query = self._client_filter(defn, params.filter)
         sort = parse_sort(params.sort)
         limit = parse_int(params.limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = parse_int(params.offset, "offset", 0, 0, MAX_OFFSET)
@@ -678,7 +683,7 @@ class DocumentService:
         principal.require_scope("documents:read")
         defn = self.definition(principal.project, collection)
         rule_filter = self._read_access(defn, principal, "aggregate")
-        query = _client_filter(defn, filter_text)
+        query = self._client_filter(defn, filter_text)
         if group_by:
             check_path(group_by, "group_by")
         labels = [m.strip() for m in (metrics or "count").split(",") if m.strip()]

@@ -51,3 +51,28 @@ def test_no_outbound_connection_is_attempted(project):
         project.server.post("/v1/collections/posts/documents", json={"a": 1})
         with pytest.raises(socket.timeout):
             listener.accept()
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "$ref": "#"},
+    {"type": "object", "$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"x": {"$ref": "#/$defs/a"}}},
+    {"type": "object", "$defs": {"a": {"allOf": [{"$ref": "#/$defs/b"}]}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}},
+     "properties": {"x": {"$ref": "#/$defs/a"}}},
+    {"type": "object", "properties": {"x": {"not": {"$ref": "#/properties/x"}}}},
+])
+@pytest.mark.parametrize("admin_route", [False, True])
+def test_reference_cycles_are_refused_at_definition_time(project, admin, schema, admin_route):
+    caller, prefix = (admin, f"/admin/v1/projects/{project.id}") if admin_route else (project.server, "/v1")
+    response = caller.put(f"{prefix}/collections/loops", json={"schema": schema})
+    assert response.status_code == 400, response.get_json()
+    assert "$ref cycle" in response.get_json()["message"] or "itself" in response.get_json()["message"]
+    assert project.server.get("/v1/collections/loops").status_code == 404
+    # a recursive schema that steps into the document on each turn is fine
+    tree = {"type": "object", "properties": {"name": {"type": "string"}, "children": {
+        "type": "array", "items": {"$ref": "#"}}}}
+    assert caller.put(f"{prefix}/collections/trees", json={"schema": tree}).status_code in (200, 201)
+    created = project.server.post("/v1/collections/trees/documents",
+                                  json={"name": "a", "children": [{"name": "b", "children": []}]})
+    assert created.status_code == 201, created.get_json()
+    assert project.server.post("/v1/collections/trees/documents",
+                               json={"name": "a", "children": [{"name": 1}]}).status_code == 400
