@@ -127,6 +127,17 @@ SCHEMA: dict[str, Any] = {
     },
     "logging": {
         "level": Key(str, "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        "format": Key(str, "text", "Log line format: 'json' (one JSON object a line, for log shippers) or 'text'.",
+                      choices=("json", "text")),
+        "access": Key(bool, True, "Write one access log line per request (request id, project, route template, "
+                      "status, duration, user id; never keys, tokens, paths or bodies)."),
+    },
+    "metrics": {
+        "enabled": Key(bool, True, "Serve Prometheus metrics at /metrics."),
+        "token": Key(str, None, "Bearer token that may read /metrics (for the scraper), besides the admin token. "
+                     "At least 16 characters.", nullable=True),
+        "dir": Key(str, None, "Folder where `baas serve` workers share metric values (emptied at start). Unset: "
+                   "data_dir/metrics.", nullable=True),
     },
 }
 
