@@ -32,8 +32,11 @@ def compose():
 def test_compose_file_follows_the_compose_specification(compose):
     schema = json.loads(resources.files("check_jsonschema.builtin_schemas.vendor")
                         .joinpath("compose-spec.json").read_text())
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=str)
+    validator = jsonschema.validators.validator_for(schema)(schema)  # the schema names its draft (2020-12)
+    errors = sorted(validator.iter_errors(compose), key=str)
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+    misspelt = {**compose, "services": {**compose["services"], "api": {**compose["services"]["api"], "helthcheck": {}}}}
+    assert list(validator.iter_errors(misspelt)), "the schema check must catch an unknown service key"
     # The schema accepts an empty file: check that it is really ours, not just well-formed.
     assert {"mongo", "minio", "api", "worker"} <= set(compose["services"])
 
