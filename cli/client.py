@@ -12,7 +12,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import click
 import requests
@@ -276,6 +276,48 @@ class AdminClient:
     def rotate_key(self, project_id: str, key_id: str, grace_seconds: int = 0) -> dict:
         return self.request("POST", self._key_path(project_id, key_id, "/rotate"),
                             {"grace_seconds": grace_seconds})
+
+    # users
+    def _user_path(self, project_id: str, user_id: str | None = None, rest: str = "") -> str:
+        tail = "/users" if user_id is None else f"/users/{_segment(user_id, 'user id')}"
+        return self._project_path(project_id, tail + rest)
+
+    def list_users(self, project_id: str, limit: int = 50, after: str | None = None,
+                   email: str | None = None) -> dict:
+        query = {"limit": limit, **({"after": after} if after else {}), **({"email": email} if email else {})}
+        return self.request("GET", self._user_path(project_id) + "?" + urlencode(query))
+
+    def get_user(self, project_id: str, user_id: str) -> dict:
+        return self.request("GET", self._user_path(project_id, user_id))
+
+    def create_user(self, project_id: str, body: dict) -> dict:
+        return self.request("POST", self._user_path(project_id), body)
+
+    def update_user(self, project_id: str, user_id: str, body: dict) -> dict:
+        return self.request("PATCH", self._user_path(project_id, user_id), body)
+
+    def delete_user(self, project_id: str, user_id: str) -> None:
+        self.request("DELETE", self._user_path(project_id, user_id))
+
+    def revoke_user_sessions(self, project_id: str, user_id: str) -> dict:
+        return self.request("POST", self._user_path(project_id, user_id, "/revoke-sessions"))
+
+    # collections
+    def _collection_path(self, project_id: str, name: str | None = None) -> str:
+        tail = "/collections" if name is None else f"/collections/{_segment(name, 'collection name')}"
+        return self._project_path(project_id, tail)
+
+    def list_collections(self, project_id: str) -> list:
+        return self.request("GET", self._collection_path(project_id))
+
+    def get_collection(self, project_id: str, name: str) -> dict:
+        return self.request("GET", self._collection_path(project_id, name))
+
+    def put_collection(self, project_id: str, name: str, definition: dict) -> dict:
+        return self.request("PUT", self._collection_path(project_id, name), definition)
+
+    def delete_collection(self, project_id: str, name: str) -> None:
+        self.request("DELETE", self._collection_path(project_id, name))
 
 
 # -- the options every management command takes ----------------------------------------------------------------
