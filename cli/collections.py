@@ -20,6 +20,7 @@ import json
 import click
 import yaml
 
+from baas.rules import ACTIONS
 from baas_cli.client import ApiError, CliError, admin_command
 from baas_cli.output import format_time
 
@@ -27,6 +28,7 @@ DEFINITION_KEYS = ("schema", "indexes", "rules")
 # What the server fills in for an index that leaves these out; compared with them so a short entry in the file
 # is not a change.
 INDEX_DEFAULTS = {"unique": False, "expire_after_seconds": None}
+RULE_DEFAULT = "none"  # an action the rules leave out is refused
 
 COLLECTION_COLUMNS = [
     ("NAME", "name"),
@@ -64,6 +66,8 @@ def _normal(key: str, value):
     if key == "indexes":
         return sorted(({**INDEX_DEFAULTS, **index} if isinstance(index, dict) else index for index in value or []),
                       key=lambda index: json.dumps(index, sort_keys=True, default=str))
+    if key == "rules" and isinstance(value, dict):
+        return {**{action: RULE_DEFAULT for action in ACTIONS}, **value}
     return value
 
 
@@ -143,7 +147,7 @@ def diff(project_id, path, api, out):
         out.json([{"name": name, "action": "create" if current is None else ("update" if changed else "none"),
                    "changes": changed} for name, current, changed in steps])
         return
-    pending = [(name, current, changed) for name, current, changed in steps if changed]
+    pending = [(name, current, changed) for name, current, changed in steps if changed or current is None]
     if not pending:
         click.echo(f"No changes: project {project_id} matches {path}.")
         return
@@ -160,7 +164,7 @@ def apply(project_id, path, api, out):
     results = []
     for name, current, changed in plan(api, project_id, load_file(path)):
         action = "create" if current is None else ("update" if changed else "none")
-        if changed or current is None:
+        if action != "none":
             api.put_collection(project_id, name, changed)
         results.append({"name": name, "action": action, "changed": sorted(changed)})
     if out.as_json:

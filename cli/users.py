@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -48,7 +49,7 @@ class JsonObject(click.ParamType):
 def _read_password(from_stdin: bool, prompt: bool) -> str | None:
     # Never an option value: command lines show up in `ps` and shell history.
     if from_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise click.UsageError("--password-stdin read an empty line.")
         return password
