@@ -27,6 +27,7 @@ def create_app(config: dict | None = None):
     from baas.projects.admin import AdminTokens
     from baas.projects.keys import KeyService
     from baas.projects.service import ProjectService
+    from baas.projects.transfer import ProjectTransfer
     from baas.storage.blobs_local import LocalBlobStore
     from baas.storage.blobs_s3 import S3BlobStore
     from baas.storage.mongo import MongoStore
@@ -59,6 +60,7 @@ def create_app(config: dict | None = None):
     svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded, metrics=Metrics())
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
+    svc.transfer = ProjectTransfer(mongo, svc.projects, cfg["projects"]["max_import_bytes"])
     svc.admin = AdminTokens(mongo, cfg["admin_token"], cache_seconds)
     app.extensions["baas"] = svc
     if embedded is not None:

@@ -91,6 +91,10 @@ SCHEMA: dict[str, Any] = {
         "cache_seconds": Key((int, float), 2, "How long a process trusts a looked-up API key before asking MongoDB "
                              "again; bounds how fast a revocation reaches every process.", minimum=0),
     },
+    "projects": {
+        "max_import_bytes": Key(int, 1_073_741_824, "Largest project archive POST /admin/v1/projects/import "
+                                "accepts, in bytes.", minimum=1),
+    },
     "cors": {
         "allowed_origins": Key(list, [], "Origins allowed for every project (each project may add its own)."),
     },

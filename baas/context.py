@@ -16,6 +16,7 @@ class Services:
     projects: Any = None           # baas.projects.service.ProjectService
     keys: Any = None               # baas.projects.keys.KeyService
     admin: Any = None              # baas.projects.admin.AdminTokens
+    transfer: Any = None           # baas.projects.transfer.ProjectTransfer (export and import)
     auth: Any = None               # baas.auth.service.AuthService (resolves bearer tokens to users)
     documents: Any = None          # baas.documents.service.DocumentService
     limiter: Any = None            # baas.ratelimit.RateLimiter (general per-key limit and auth limits)

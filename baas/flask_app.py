@@ -46,6 +46,25 @@ class BaasFlask(Flask):
             is_sync = self._sync_checked[key] = not inspect.iscoroutinefunction(func)
         return func if is_sync else super().ensure_sync(func)
 
+    def body_limit(self, url_rule, method: str, default: int, config: dict) -> int:
+        """The largest body the view of `url_rule` takes (see baas.http.body_limit); only asked for big bodies."""
+        if url_rule is None:
+            return default
+        view = self._view_method(url_rule.endpoint, method)
+        key = getattr(view, "body_limit_key", None)
+        if key is None:
+            return default
+        from baas.config import get
+
+        return get(config, key)
+
+    def _view_method(self, endpoint: str, method: str):
+        view = self.view_functions.get(endpoint)
+        view_class = getattr(view, "view_class", None)
+        if view_class is not None:
+            view = getattr(view_class, method.lower(), None) or view_class
+        return view
+
     def accepts_raw_body(self, endpoint: str, method: str) -> bool:
         """Whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads)."""
         key = (endpoint, method)

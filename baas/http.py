@@ -68,6 +68,16 @@ def raw_body(view):
     return view
 
 
+def body_limit(config_key: str):
+    """Let a raw-body view take bodies up to the config key's bytes instead of server.max_body_bytes.
+
+    The view itself must set `request.max_content_length` to the same limit before reading the body."""
+    def mark(view):
+        view.body_limit_key = config_key
+        return view
+    return mark
+
+
 def bearer_token(environ) -> str | None:
     scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -145,7 +155,8 @@ def _before_request():
         return preflight
     limit = svc.config["server"]["max_body_bytes"]
     content_length = get_content_length(environ)
-    if content_length is not None and content_length > limit:
+    if content_length is not None and content_length > limit \
+            and content_length > app.body_limit(request.url_rule, method, limit, svc.config):
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     url_rule = request.url_rule
     # Unknown routes and wrong methods answer 404/405 whatever the body is.

@@ -192,13 +192,23 @@ class AdminClient:
         self.session.headers["Accept"] = "application/json"
 
     def request(self, method: str, path: str, body=None):
+        response = self.send(method, path, json=body)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(f"{self.url} answered with something other than JSON; is it a baas server?") from None
+
+    def send(self, method: str, path: str, *, timeout=None, **kwargs) -> requests.Response:
+        """One admin API request, its failures turned into one-line CLI errors; the caller reads the body."""
         if not self.token:
             raise CliError(f"no admin token for {self.url}: " + (
                 self.missing_token_hint or "pass --token, set BAAS_ADMIN_TOKEN, or save one with `baas login`"))
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         try:
-            response = self.session.request(method, self.url + path, json=body, headers=headers,
-                                            timeout=self.timeout, allow_redirects=False)
+            response = self.session.request(method, self.url + path, headers=headers,
+                                            timeout=timeout or self.timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError:
             raise ConnectionFailed(self.url, "TLS handshake or certificate check failed") from None
         except requests.exceptions.Timeout:
@@ -215,12 +225,7 @@ class AdminClient:
         if response.status_code >= 400:
             hint = "Check --token / BAAS_ADMIN_TOKEN or run `baas login`." if response.status_code == 401 else ""
             raise ApiError(response.status_code, error_message(response), hint)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CliError(f"{self.url} answered with something other than JSON; is it a baas server?") from None
+        return response
 
     @staticmethod
     def _project_path(project_id: str, rest: str = "") -> str:
@@ -318,6 +323,17 @@ class AdminClient:
 
     def delete_collection(self, project_id: str, name: str) -> None:
         self.request("DELETE", self._collection_path(project_id, name))
+
+    # export and import
+    def export_project(self, project_id: str) -> requests.Response:
+        """The streaming response of a project export (read it with iter_content)."""
+        return self.send("GET", self._project_path(project_id, "/export"), stream=True, timeout=(TIMEOUT[0], 300))
+
+    def import_project(self, archive, project_id: str | None = None) -> dict:
+        query = "?" + urlencode({"project_id": project_id}) if project_id else ""
+        response = self.send("POST", "/admin/v1/projects/import" + query, data=archive, timeout=(TIMEOUT[0], 3600),
+                             headers={"Content-Type": "application/gzip"})
+        return response.json()
 
 
 # -- the options every management command takes ----------------------------------------------------------------
