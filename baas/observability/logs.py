@@ -36,13 +36,28 @@ def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def configure_access_log(config: dict, stream=None) -> logging.Logger:
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (test runners and daemons replace it)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def configure_access_log(config: dict) -> logging.Logger:
     """Give the access logger its own stderr handler in the configured format (idempotent per process)."""
     logger = logging.getLogger(ACCESS_LOGGER)
     for handler in list(logger.handlers):
         if getattr(handler, "baas_access", False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _StderrHandler()
     handler.baas_access = True
     handler.setFormatter(formatter(config["logging"]["format"]))
     logger.addHandler(handler)
