@@ -45,6 +45,8 @@ def create_app(config: dict | None = None):
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=f"/{swagger_ui.STATIC_PREFIX}/",  # served from the installed package: works offline
+        # Swagger UI would otherwise send the spec's URL to validator.swagger.io for a badge on every public host.
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         JSON_SORT_KEYS=False,
     )
 

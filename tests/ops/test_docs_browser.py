@@ -51,3 +51,10 @@ def test_docs_assets_refuse_path_tricks(client):
     # werkzeug first redirects a doubled slash to the merged path, which serves nothing either.
     doubled = client.get("/docs/static//etc/passwd", follow_redirects=True)
     assert doubled.status_code == 404 and b"root:" not in doubled.data
+
+
+def test_docs_page_sends_nothing_to_third_parties(client):
+    page = client.get("/docs").get_data(as_text=True)
+    # Off localhost, Swagger UI would load a badge from validator.swagger.io unless told not to.
+    assert '"validatorUrl":null' in page.replace(' ', '')
+    assert "http://" not in page and "https://" not in page
