@@ -187,10 +187,7 @@ def delete(project_id, name, yes, api, out):
         click.confirm(f"Delete collection '{name}' of project '{project_id}' with all its documents? This cannot "
                       "be undone", abort=True, err=True)
     api.delete_collection(project_id, name)
-    if out.as_json:
-        out.json({"deleted": name})
-    else:
-        click.echo(f"Deleted collection {name}.")
+    out.result({"deleted": name}, f"Deleted collection {name}.")
 
 
 def register(cli: click.Group) -> None:

@@ -66,10 +66,8 @@ def export(project_id, output, api, out):
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-    if out.as_json:
-        out.json({"project_id": project_id, "file": str(target), "bytes": written})
-    else:
-        click.echo(f"Exported project {project_id} to {target} ({written} bytes).")
+    out.result({"project_id": project_id, "file": str(target), "bytes": written},
+               f"Exported project {project_id} to {target} ({written} bytes).")
 
 
 @click.command("import")

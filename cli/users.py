@@ -174,10 +174,7 @@ def revoke_sessions(project_id, user_id, yes, api, out):
     """Sign a user out on every device (its refresh and access tokens stop working)."""
     _confirm(yes, f"Sign user {user_id} of project '{project_id}' out everywhere?")
     result = api.revoke_user_sessions(project_id, user_id)
-    if out.as_json:
-        out.json(result)
-    else:
-        click.echo(f"Signed user {user_id} out: {result['revoked']} open session(s) revoked.")
+    out.result(result, f"Signed user {user_id} out: {result['revoked']} open session(s) revoked.")
 
 
 @users.command("delete")
@@ -189,10 +186,7 @@ def delete(project_id, user_id, yes, api, out):
     """Delete a user for good."""
     _confirm(yes, f"Delete user {user_id} of project '{project_id}'? This cannot be undone")
     api.delete_user(project_id, user_id)
-    if out.as_json:
-        out.json({"deleted": user_id})
-    else:
-        click.echo(f"Deleted user {user_id}.")
+    out.result({"deleted": user_id}, f"Deleted user {user_id}.")
 
 
 def register(cli: click.Group) -> None:

@@ -41,6 +41,7 @@ VERSION = 1
 # Per-session state: meaningless on another server, and a security risk to carry over.
 SKIPPED_COLLECTIONS = frozenset({"_sessions", "_refresh_tokens", "_revoked", "_user_tokens", "_login_failures"})
 SPOOL_BYTES = 8 * 1024 * 1024
+INSERT_BATCH = 500
 
 
 def _dumps(value) -> str:
@@ -187,8 +188,10 @@ class ProjectTransfer:
                     continue
                 name = path[len("db/"):-len(".jsonl")]
                 documents = [_loads(line) for line in data.decode().splitlines() if line]
-                if documents:
-                    db[name].insert_many(documents, ordered=True)
+                # Small batches: the embedded database runs one command at a time, and other projects' requests
+                # get their turn between batches.
+                for start in range(0, len(documents), INSERT_BATCH):
+                    db[name].insert_many(documents[start:start + INSERT_BATCH], ordered=True)
                 counts[name] = len(documents)
                 for index in _loads(contents.get(f"db/{name}.indexes.json", b"[]").decode()):
                     options = {key: index[key] for key in ("unique", "sparse", "expireAfterSeconds",
