@@ -19,14 +19,18 @@ def create_app(config: dict | None = None):
     from flask_smorest import Api
 
     from baas import config as config_module
-    from baas import errors, health, http, runtime
+    from baas import errors, health, http, runtime, swagger_ui
     from baas.flask_app import BaasFlask
     from baas.context import Services
+    from baas import observability
+    from baas.observability.logs import configure_access_log
+    from baas.observability.metrics import Metrics
     from baas.plugins import manager as plugin_manager
     from baas.projects import api as projects_api
     from baas.projects.admin import AdminTokens
     from baas.projects.keys import KeyService
     from baas.projects.service import ProjectService
+    from baas.projects.transfer import ProjectTransfer
     from baas.storage.blobs_local import LocalBlobStore
     from baas.storage.blobs_s3 import S3BlobStore
     from baas.storage.mongo import MongoStore
@@ -43,7 +47,9 @@ def create_app(config: dict | None = None):
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",  # the browser loads it; the server needs no network
+        OPENAPI_SWAGGER_UI_URL=f"/{swagger_ui.STATIC_PREFIX}/",  # served from the installed package: works offline
+        # Swagger UI would otherwise send the spec's URL to validator.swagger.io for a badge on every public host.
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         JSON_SORT_KEYS=False,
     )
 
@@ -57,20 +63,24 @@ def create_app(config: dict | None = None):
         blobs = LocalBlobStore(Path(cfg["data_dir"]) / "files")
     hooks = plugin_manager.from_config(cfg["plugins"])
     cache_seconds = cfg["keys"]["cache_seconds"]
-    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded)
+    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded, metrics=Metrics())
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
+    svc.transfer = ProjectTransfer(mongo, svc.projects, cfg["projects"]["max_import_bytes"])
     svc.admin = AdminTokens(mongo, cfg["admin_token"], cache_seconds)
     app.extensions["baas"] = svc
     if embedded is not None:
         atexit.register(svc.close)
 
+    configure_access_log(cfg)
     errors.init_app(app)
-    http.init_app(app)
     api = Api(app, spec_kwargs={"info": {"description": "Client API under /v1 (X-API-Key), admin API under "
                                                         "/admin/v1 (admin token)."}})
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    observability.init_app(app, api)  # before baas.http, so requests it refuses are timed and logged too
+    http.init_app(app)
+    swagger_ui.init_app(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(projects_api.blp)
     api.register_blueprint(projects_api.client_blp)

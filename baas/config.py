@@ -133,6 +133,10 @@ SCHEMA: dict[str, Any] = {
         "cache_seconds": Key((int, float), 2, "How long a process trusts a looked-up API key before asking MongoDB "
                              "again; bounds how fast a revocation reaches every process.", minimum=0),
     },
+    "projects": {
+        "max_import_bytes": Key(int, 1_073_741_824, "Largest project archive POST /admin/v1/projects/import "
+                                "accepts, in bytes.", minimum=1),
+    },
     "cors": {
         "allowed_origins": Key(list, [], "Origins allowed for every project (each project may add its own)."),
     },
@@ -185,6 +189,17 @@ SCHEMA: dict[str, Any] = {
     },
     "logging": {
         "level": Key(str, "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        "format": Key(str, "text", "Log line format: 'json' (one JSON object a line, for log shippers) or 'text'.",
+                      choices=("json", "text")),
+        "access": Key(bool, True, "Write one access log line per request (request id, project, route template, "
+                      "status, duration, user id; never keys, tokens, paths or bodies)."),
+    },
+    "metrics": {
+        "enabled": Key(bool, True, "Serve Prometheus metrics at /metrics."),
+        "token": Key(str, None, "Bearer token that may read /metrics (for the scraper), besides the admin token. "
+                     "At least 16 characters.", nullable=True),
+        "dir": Key(str, None, "Folder where `baas serve` workers share metric values (emptied at start). Unset: "
+                   "data_dir/metrics.", nullable=True),
     },
 }
 

@@ -16,9 +16,11 @@ class Services:
     projects: Any = None           # baas.projects.service.ProjectService
     keys: Any = None               # baas.projects.keys.KeyService
     admin: Any = None              # baas.projects.admin.AdminTokens
+    transfer: Any = None           # baas.projects.transfer.ProjectTransfer (export and import)
     auth: Any = None               # baas.auth.service.AuthService (resolves bearer tokens to users)
     documents: Any = None          # baas.documents.service.DocumentService
     limiter: Any = None            # baas.ratelimit.RateLimiter (general per-key limit and auth limits)
+    metrics: Any = None            # baas.observability.metrics.Metrics (count events with its named methods)
     extra: dict = field(default_factory=dict)  # features added later (files, push, ...) register here
     embedded: Any = None           # an EmbeddedMongo this app started itself, stopped on close()
 

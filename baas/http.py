@@ -79,7 +79,7 @@ def raw_body(view):
     return view
 
 
-def _bearer_token(environ) -> str | None:
+def bearer_token(environ) -> str | None:
     scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -93,7 +93,7 @@ def resolve_principal(environ=None, svc=None) -> Principal:
     if svc is None:
         svc = current_app.extensions["baas"]
     if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
-        token = _bearer_token(environ)
+        token = bearer_token(environ)
         if token is None and environ.get("HTTP_AUTHORIZATION"):
             raise Unauthorized("The admin API needs 'Authorization: Bearer <admin token>'.")
         svc.admin.verify(token)
@@ -105,7 +105,7 @@ def resolve_principal(environ=None, svc=None) -> Principal:
     if svc.limiter is not None:
         svc.limiter.hit_api_key(project.id, key.id)
     user = None
-    token = _bearer_token(environ)
+    token = bearer_token(environ)
     if token is not None:
         if svc.auth is None:
             raise Unauthorized("User tokens are not accepted by this server.")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from baas import runtime
 from baas.config import ConfigError
+from baas.observability.metrics import prepare_multiprocess_dir
 from baas.wsgi import MAIN_PID_ENV, RESOLVED_CONFIG_ENV
 
 
@@ -93,6 +94,9 @@ def serve(config: dict, *, dev: bool = False, reset_admin_token: bool = False, e
     with data_dir_lock(config):
         resolved, embedded = runtime.resolve(config)
         try:
+            if not dev:
+                # Before the first app: prometheus_client chooses per-process files at import (see metrics.py).
+                prepare_multiprocess_dir(resolved)
             app = create_app(resolved)
             svc = app.extensions["baas"]
             runtime.check_services(svc)

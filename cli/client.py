@@ -12,7 +12,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import click
 import requests
@@ -192,13 +192,23 @@ class AdminClient:
         self.session.headers["Accept"] = "application/json"
 
     def request(self, method: str, path: str, body=None):
+        response = self.send(method, path, json=body)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(f"{self.url} answered with something other than JSON; is it a baas server?") from None
+
+    def send(self, method: str, path: str, *, timeout=None, **kwargs) -> requests.Response:
+        """One admin API request, its failures turned into one-line CLI errors; the caller reads the body."""
         if not self.token:
             raise CliError(f"no admin token for {self.url}: " + (
                 self.missing_token_hint or "pass --token, set BAAS_ADMIN_TOKEN, or save one with `baas login`"))
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         try:
-            response = self.session.request(method, self.url + path, json=body, headers=headers,
-                                            timeout=self.timeout, allow_redirects=False)
+            response = self.session.request(method, self.url + path, headers=headers,
+                                            timeout=timeout or self.timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError:
             raise ConnectionFailed(self.url, "TLS handshake or certificate check failed") from None
         except requests.exceptions.Timeout:
@@ -215,12 +225,7 @@ class AdminClient:
         if response.status_code >= 400:
             hint = "Check --token / BAAS_ADMIN_TOKEN or run `baas login`." if response.status_code == 401 else ""
             raise ApiError(response.status_code, error_message(response), hint)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CliError(f"{self.url} answered with something other than JSON; is it a baas server?") from None
+        return response
 
     @staticmethod
     def _project_path(project_id: str, rest: str = "") -> str:
@@ -276,6 +281,59 @@ class AdminClient:
     def rotate_key(self, project_id: str, key_id: str, grace_seconds: int = 0) -> dict:
         return self.request("POST", self._key_path(project_id, key_id, "/rotate"),
                             {"grace_seconds": grace_seconds})
+
+    # users
+    def _user_path(self, project_id: str, user_id: str | None = None, rest: str = "") -> str:
+        tail = "/users" if user_id is None else f"/users/{_segment(user_id, 'user id')}"
+        return self._project_path(project_id, tail + rest)
+
+    def list_users(self, project_id: str, limit: int = 50, after: str | None = None,
+                   email: str | None = None) -> dict:
+        query = {"limit": limit, **({"after": after} if after else {}), **({"email": email} if email else {})}
+        return self.request("GET", self._user_path(project_id) + "?" + urlencode(query))
+
+    def get_user(self, project_id: str, user_id: str) -> dict:
+        return self.request("GET", self._user_path(project_id, user_id))
+
+    def create_user(self, project_id: str, body: dict) -> dict:
+        return self.request("POST", self._user_path(project_id), body)
+
+    def update_user(self, project_id: str, user_id: str, body: dict) -> dict:
+        return self.request("PATCH", self._user_path(project_id, user_id), body)
+
+    def delete_user(self, project_id: str, user_id: str) -> None:
+        self.request("DELETE", self._user_path(project_id, user_id))
+
+    def revoke_user_sessions(self, project_id: str, user_id: str) -> dict:
+        return self.request("POST", self._user_path(project_id, user_id, "/revoke-sessions"))
+
+    # collections
+    def _collection_path(self, project_id: str, name: str | None = None) -> str:
+        tail = "/collections" if name is None else f"/collections/{_segment(name, 'collection name')}"
+        return self._project_path(project_id, tail)
+
+    def list_collections(self, project_id: str) -> list:
+        return self.request("GET", self._collection_path(project_id))
+
+    def get_collection(self, project_id: str, name: str) -> dict:
+        return self.request("GET", self._collection_path(project_id, name))
+
+    def put_collection(self, project_id: str, name: str, definition: dict) -> dict:
+        return self.request("PUT", self._collection_path(project_id, name), definition)
+
+    def delete_collection(self, project_id: str, name: str) -> None:
+        self.request("DELETE", self._collection_path(project_id, name))
+
+    # export and import
+    def export_project(self, project_id: str) -> requests.Response:
+        """The streaming response of a project export (read it with iter_content)."""
+        return self.send("GET", self._project_path(project_id, "/export"), stream=True, timeout=(TIMEOUT[0], 300))
+
+    def import_project(self, archive, project_id: str | None = None) -> dict:
+        query = "?" + urlencode({"project_id": project_id}) if project_id else ""
+        response = self.send("POST", "/admin/v1/projects/import" + query, data=archive, timeout=(TIMEOUT[0], 3600),
+                             headers={"Content-Type": "application/gzip"})
+        return response.json()
 
 
 # -- the options every management command takes ----------------------------------------------------------------

@@ -82,6 +82,13 @@ class Output:
             click.echo(title)
         click.echo(render_record(row, fields))
 
+    def result(self, data, text: str) -> None:
+        """The outcome of an action: `data` as JSON for scripts, one sentence for people."""
+        if self.as_json:
+            self.json(data)
+        else:
+            click.echo(text)
+
     def note(self, text: str) -> None:
         """A line for people: stdout with tables, stderr in JSON mode."""
         click.echo(text, err=self.as_json)

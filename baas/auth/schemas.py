@@ -94,6 +94,10 @@ class UserListQuerySchema(StrictSchema):
     email = fields.String(load_default=None, **_email)
 
 
+class SessionsRevokedSchema(Schema):
+    revoked = fields.Integer(metadata={"description": "Sessions that were still open and are now revoked."})
+
+
 class UserListSchema(Schema):
     users = fields.List(fields.Nested(UserSchema))
     next = fields.String(allow_none=True, metadata={"description": "Pass as `after` for the next page."})

@@ -758,5 +758,11 @@ class AuthService:
             self._mark_user(project_id, user_id, "changed")
         return public(updated)
 
+    def revoke_user_sessions(self, project_id: str, user_id: str) -> int:
+        """Sign a user out everywhere (admin action): its refresh tokens and access tokens stop working."""
+        self._find_user(project_id, user_id)
+        self._mark_user(project_id, user_id, "signed out by an administrator")
+        return self._revoke_sessions(project_id, {"user_id": user_id})
+
     def delete_user(self, project_id: str, user_id: str) -> None:
         self._delete(project_id, user_id)

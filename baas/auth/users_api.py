@@ -2,7 +2,8 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from baas.auth.schemas import UserCreateSchema, UserListQuerySchema, UserListSchema, UserSchema, UserUpdateSchema
+from baas.auth.schemas import (SessionsRevokedSchema, UserCreateSchema, UserListQuerySchema, UserListSchema, UserSchema,
+                               UserUpdateSchema)
 from baas.context import current_principal, services
 
 client_blp = Blueprint("users", __name__, url_prefix="/v1/users",
@@ -103,3 +104,11 @@ class AdminUser(MethodView):
     def delete(self, project_id, user_id):
         """Delete a user"""
         services().auth.delete_user(_admin_project(project_id).id, user_id)
+
+
+@admin_blp.route("/<user_id>/revoke-sessions")
+class AdminUserSessions(MethodView):
+    @admin_blp.response(200, SessionsRevokedSchema)
+    def post(self, project_id, user_id):
+        """Sign a user out everywhere: its refresh and access tokens stop working within seconds"""
+        return {"revoked": services().auth.revoke_user_sessions(_admin_project(project_id).id, user_id)}

@@ -1,9 +1,11 @@
 """Admin API for projects and their keys (platform admin token), and the client API's view of its own project."""
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from baas.context import current_principal, services
-from baas.projects.schemas import (CallerProjectSchema, KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema,
+from baas.http import raw_body
+from baas.projects.schemas import (CallerProjectSchema, ImportedSchema, ImportQuerySchema, KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema,
                                    KeyRotateSchema, KeySchema, ProjectCreateSchema, ProjectDeleteSchema, ProjectSchema,
                                    ProjectUpdateSchema)
 
@@ -54,6 +56,38 @@ class Project(MethodView):
     def delete(self, body, project_id):
         """Delete a project with its database and files; `confirm` must repeat the id"""
         services().projects.delete(project_id, (body or {}).get("confirm"))
+
+
+@blp.route("/<project_id>/export")
+class ProjectExport(MethodView):
+    @blp.doc(responses={"200": {"description": "A tar.gz archive streamed as it is made: project.json, keys.jsonl, "
+                                               "db/<collection>.jsonl and .indexes.json (canonical Extended JSON), "
+                                               "manifest.json last with each entry's SHA-256.",
+                                "content": {"application/gzip": {"schema": {"type": "string",
+                                                                            "format": "binary"}}}}})
+    @blp.alt_response(404, response="DEFAULT_ERROR")
+    def get(self, project_id):
+        """Export a project's collections, indexes, documents, users and keys as a tar.gz"""
+        chunks = services().transfer.export(project_id)
+        return Response(chunks, mimetype="application/gzip", headers={
+            "Content-Disposition": f'attachment; filename="{project_id}.baas.tar.gz"'})
+
+
+@blp.route("/import")
+class ProjectImport(MethodView):
+    @raw_body
+    @blp.arguments(ImportQuerySchema, location="query")
+    @blp.doc(requestBody={"required": True, "content": {"application/gzip": {"schema": {"type": "string",
+                                                                                        "format": "binary"}}}})
+    @blp.response(201, ImportedSchema)
+    @blp.alt_response(400, response="DEFAULT_ERROR")
+    @blp.alt_response(409, response="DEFAULT_ERROR")
+    @blp.alt_response(413, response="DEFAULT_ERROR")
+    def post(self, query):
+        """Import a project archive made by export; a damaged or truncated archive is refused with nothing written"""
+        svc = services()
+        request.max_content_length = svc.config["projects"]["max_import_bytes"]
+        return svc.transfer.import_archive(request.stream, query["project_id"])
 
 
 @blp.route("/<project_id>/keys")

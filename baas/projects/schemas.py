@@ -99,3 +99,15 @@ class KeyCreatedSchema(KeySchema):
 
 class KeyRotatedSchema(KeyCreatedSchema):
     previous = fields.Nested(KeySchema)
+
+
+class ImportQuerySchema(StrictSchema):
+    project_id = fields.String(load_default=None, metadata={"description": "Import under this id instead of the "
+                                                                          "archive's (its keys are not imported)."})
+
+
+class ImportedSchema(Schema):
+    project_id = fields.String()
+    collections = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                              metadata={"description": "Documents imported per stored collection."})
+    keys = fields.Integer(metadata={"description": "API keys imported (they keep working)."})

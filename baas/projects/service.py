@@ -13,7 +13,7 @@ from baas.util import TTLCache, utcnow
 
 log = logging.getLogger("baas.projects")
 
-RESERVED_IDS = {"admin", "local", "config", "platform", "api", "www"}
+RESERVED_IDS = {"admin", "local", "config", "platform", "api", "www", "import"}  # import: /admin/v1/projects/import
 
 
 def project_prefix(project_id: str) -> str:

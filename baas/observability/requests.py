@@ -1,0 +1,59 @@
+"""Per-request observability: time every request, count it by route template, write one access log line.
+
+The log line names the route template (`/v1/collections/<name>/documents/<doc_id>`), never the path or query
+string, and no header or body: paths and queries can carry tokens (verification links), headers carry keys.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, current_app, g, request
+
+from baas.observability.logs import ACCESS_LOGGER
+
+_STARTED = "baas.started"
+UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners cannot grow the series
+
+
+def _start_timer():
+    request.environ[_STARTED] = time.perf_counter()
+
+
+def _finish(response):
+    environ = request.environ
+    started = environ.get(_STARTED)
+    if started is None:
+        return response
+    seconds = time.perf_counter() - started
+    rule = request.url_rule
+    route = rule.rule if rule is not None else UNMATCHED_ROUTE
+    method = environ.get("REQUEST_METHOD", "")
+    status = response.status_code
+    app = current_app._get_current_object()
+    svc = app.extensions["baas"]
+    svc.metrics.observe_request(method, route, status, seconds)
+    log = app.extensions["baas.access_log"]
+    if log.isEnabledFor(logging.INFO):
+        principal = g.get("principal")
+        project = user = None
+        if principal is not None:
+            project = principal.project.id if principal.project is not None else None
+            user = principal.user.id if getattr(principal, "user", None) is not None else None
+        log.info("%s %s %s %.1fms", method, route, status, seconds * 1000, extra={"access": {
+            "request_id": g.get("request_id"),
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "project": project,
+            "user_id": user,
+            "admin": bool(principal is not None and getattr(principal, "admin", False)),
+        }})
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["baas.access_log"] = logging.getLogger(ACCESS_LOGGER)
+    app.before_request(_start_timer)
+    app.after_request(_finish)

@@ -1,0 +1,1 @@
+from baas.testing import *  # noqa: F401,F403

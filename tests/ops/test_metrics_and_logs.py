@@ -1,0 +1,117 @@
+"""/metrics across several granian workers, and access logs that never carry a secret."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from baas.testing import ADMIN_TOKEN
+
+METRICS_TOKEN = "metrics-scraper-token-" + "m" * 16
+PASSWORD = "Sup3r-secret-passphrase-for-logs"
+
+
+def samples(text: str) -> dict:
+    """{(sample name, frozenset(labels)): value} from a Prometheus exposition."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def request_count(found: dict, route: str, status: str, method: str = "GET") -> float:
+    return found.get(("baas_http_requests_total",
+                      frozenset({"method": method, "route": route, "status": status}.items())), 0)
+
+
+@pytest.fixture
+def served(server_process, tmp_path):
+    return server_process({"server.workers": 2, "logging.format": "json", "metrics.token": METRICS_TOKEN,
+                           "metrics.dir": str(tmp_path / "metrics")})
+
+
+def test_metrics_sum_every_worker_and_logs_hold_no_secret(served, tmp_path):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    created = requests.post(served.url + "/admin/v1/projects", json={"id": "obs", "name": "obs"}, headers=admin,
+                            timeout=10)
+    assert created.status_code == 201, created.text
+    key = requests.post(served.url + "/admin/v1/projects/obs/keys", json={"kind": "client", "name": "c"},
+                        headers=admin, timeout=10).json()["key"]
+    signup = requests.post(served.url + "/v1/auth/signup", json={"email": "ann@example.com", "password": PASSWORD},
+                           headers={"X-API-Key": key}, timeout=10)
+    assert signup.status_code == 201, signup.text
+    body = signup.json()
+    me = requests.get(served.url + "/v1/auth/me", timeout=10,
+                      headers={"X-API-Key": key, "Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+    # A fresh connection per request: SO_REUSEPORT spreads them over both workers.
+    for _ in range(40):
+        assert requests.get(served.url + "/healthz", timeout=10).status_code == 200
+    assert requests.get(served.url + "/no/such/path/secret-in-path", timeout=10).status_code == 404
+
+    assert requests.get(served.url + "/metrics", timeout=10).status_code == 401
+    wrong = requests.get(served.url + "/metrics", headers={"Authorization": "Bearer wrong-token-xxxxxxxxxxxx"},
+                         timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["code"] == 401
+    scraped = requests.get(served.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+    assert scraped.status_code == 200
+    assert scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    found = samples(scraped.text)
+    assert request_count(found, "/healthz", "200") == 40
+    assert request_count(found, "/v1/auth/signup", "201", "POST") == 1
+    assert request_count(found, "<unmatched>", "404") == 1
+    assert request_count(found, "/metrics", "401") == 2
+    assert found[("baas_http_request_duration_seconds_count",
+                  frozenset({"method": "GET", "route": "/healthz"}.items()))] == 40
+    # The admin token reads metrics too.
+    assert requests.get(served.url + "/metrics", headers=admin, timeout=10).status_code == 200
+    worker_files = list(Path(tmp_path / "metrics").glob("counter_*.db"))
+    assert len(worker_files) >= 2, worker_files  # both workers counted, and /metrics summed them
+
+    log = served.output()
+    for secret in (PASSWORD, key, ADMIN_TOKEN, METRICS_TOKEN, body["access_token"], body["refresh_token"],
+                   "secret-in-path"):
+        assert secret not in log, secret
+    access = [json.loads(line) for line in log.splitlines() if line.startswith("{") and '"baas.access"' in line]
+    by_route = {}
+    for line in access:
+        by_route.setdefault(line["route"], []).append(line)
+    signup_line = by_route["/v1/auth/signup"][0]
+    assert signup_line["status"] == 201 and signup_line["project"] == "obs"
+    assert signup_line["request_id"] == signup.headers["X-Request-ID"]
+    assert signup_line["duration_ms"] >= 0
+    me_line = by_route["/v1/auth/me"][0]
+    assert me_line["user_id"] == body["user"]["id"] and me_line["project"] == "obs"
+    assert len(by_route["/healthz"]) == 40
+
+
+def test_metrics_can_be_switched_off(make_app):
+    client = make_app({"metrics.enabled": False}).test_client()
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 404 and response.get_json()["code"] == 404
+
+
+def test_feature_counters_show_in_the_scrape(app, client):
+    metrics = app.extensions["baas"].metrics
+    metrics.push_delivery("delivered")
+    metrics.push_delivery("delivered")
+    metrics.job_run("failed")
+    metrics.file_bytes("in", 1500)
+    metrics.embedded_database_restart()
+    with pytest.raises(ValueError):
+        metrics.push_delivery("anything-a-caller-likes")
+    found = samples(client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_data(as_text=True))
+    assert found[("baas_push_deliveries_total", frozenset({"outcome": "delivered"}.items()))] == 2
+    assert found[("baas_job_runs_total", frozenset({"outcome": "failed"}.items()))] == 1
+    assert found[("baas_file_bytes_total", frozenset({"direction": "in"}.items()))] == 1500
+    assert found[("baas_embedded_database_restarts_total", frozenset())] == 1
+
+
+def test_metrics_endpoint_is_in_the_openapi_document(client):
+    operation = client.get("/openapi.json").get_json()["paths"]["/metrics"]["get"]
+    assert {"200", "401", "404"} <= set(operation["responses"])
+    assert operation["security"] == [{"bearer": []}]
