@@ -63,7 +63,8 @@ def create_app(config: dict | None = None):
         blobs = LocalBlobStore(Path(cfg["data_dir"]) / "files")
     hooks = plugin_manager.from_config(cfg["plugins"])
     cache_seconds = cfg["keys"]["cache_seconds"]
-    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded, metrics=Metrics())
+    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded, 
+                   metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo)))
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
     svc.transfer = ProjectTransfer(mongo, svc.projects, cfg["projects"]["max_import_bytes"])

@@ -9,7 +9,9 @@ Features count their events through named methods, so metric names and labels st
     services().metrics.push_delivery("delivered")
     services().metrics.job_run("failed")
     services().metrics.file_bytes("in", 1024)
-    services().metrics.embedded_database_restart()
+
+Restarts of the embedded database are counted by the watchdog in the platform database (it runs in the
+`baas serve` main process, which serves no scrapes), and read from there at scrape time.
 """
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ def prepare_multiprocess_dir(config: dict) -> Path:
 class Metrics:
     """The metrics of one app, in a registry of its own (no process-global registry)."""
 
-    def __init__(self):
+    def __init__(self, database_restarts=None):
+        """`database_restarts`: a callable giving how often the embedded database was restarted (None: no
+        embedded database, no such metric)."""
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV)
@@ -58,8 +62,9 @@ class Metrics:
         self.job_runs = Counter("baas_job_runs", "Background job runs, by outcome.", ["outcome"], registry=registry)
         self.file_bytes_total = Counter("baas_file_bytes", "File bytes uploaded (in) and downloaded (out).",
                                         ["direction"], registry=registry)
-        self.embedded_restarts = Counter("baas_embedded_database_restarts", "Restarts of the embedded database "
-                                         "after it stopped answering.", registry=registry)
+        self.restarts = _RestartsCollector(database_restarts) if database_restarts is not None else None
+        if self.restarts is not None:
+            registry.register(self.restarts)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -75,9 +80,6 @@ class Metrics:
         if count > 0:
             self.file_bytes_total.labels(_known(direction, FILE_DIRECTIONS)).inc(count)
 
-    def embedded_database_restart(self) -> None:
-        self.embedded_restarts.inc()
-
     def render(self) -> bytes:
         """The Prometheus text exposition of the whole server (all worker processes in multiprocess mode)."""
         from prometheus_client import CollectorRegistry, generate_latest
@@ -86,8 +88,32 @@ class Metrics:
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)
+            if self.restarts is not None:
+                registry.register(self.restarts)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _RestartsCollector:
+    """The embedded database's restart count, read when scraped; left out while the database is away."""
+
+    def __init__(self, read):
+        self.read = read
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        try:
+            count = self.read()
+        except Exception:  # the database being down must not break the scrape that would show it
+            return
+        family = CounterMetricFamily("baas_embedded_database_restarts", "Restarts of the embedded database "
+                                     "after it stopped answering or died.")
+        family.add_metric([], count)
+        yield family
 
 
 def _known(value: str, allowed: tuple) -> str:
