@@ -179,6 +179,8 @@ class JobService:
         result = {"status": outcome, "finished": finished, "duration": round(finished - started, 3),
                   "error": error, "lease_until": 0.0}
         self.runs.update_one(owned(run["_id"], owner), {"$set": result})
+        if self.svc.metrics is not None:
+            self.svc.metrics.job_run("succeeded" if outcome == "ok" else "failed")
         run.update(result)
         return run
 
