@@ -81,7 +81,7 @@ def _features():
     """Feature packages that plug their services and blueprints in (each has init_app(app, api))."""
     import importlib
 
-    names = ("baas.auth", "baas.documents")
+    names = ("baas.auth", "baas.documents", "baas.push")
     modules = []
     for name in names:
         module = importlib.import_module(name)

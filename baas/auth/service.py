@@ -160,6 +160,8 @@ class AuthService:
         self.refresh_lifetime = timedelta(days=config["jwt"]["refresh_token_days"])
         self.access_seconds = config["jwt"]["access_token_minutes"] * 60
         self._revocation_cache = TTLCache(config["auth"]["revocation_cache_seconds"], max_entries=50_000)
+        # Called after a user is deleted: features holding per-user data (push subscriptions) remove theirs.
+        self.on_user_deleted: list = []
         self._indexed: set[str] = set()
 
     # ---- storage helpers
@@ -585,6 +587,8 @@ class AuthService:
         self._mark_user(project_id, user_id, "deleted")
         self._revoke_sessions(project_id, {"user_id": user_id})
         self._col(project_id, USER_TOKENS).delete_many({"user_id": user_id})
+        for forget in self.on_user_deleted:
+            forget(project_id, user_id)
 
     # ---- mailed tokens: email verification and password reset
 
