@@ -44,7 +44,8 @@ def serve(config_path, data_dir, host, port, workers, dev, reset_admin_token):
 def _register_commands() -> None:
     import importlib
 
-    for module_name in ("baas_cli.projects", "baas_cli.keys", "baas_cli.login", "baas_cli.worker"):
+    for module_name in ("baas_cli.projects", "baas_cli.keys", "baas_cli.login", "baas_cli.worker",
+                        "baas_cli.push"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
