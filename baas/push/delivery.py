@@ -52,7 +52,7 @@ class PushDelivery:
         self.queue = service.queue
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
-        self.chunk_size = max(8, self.config["senders"] * 2)
+        self.chunk_size = max(8, self.config["senders"] * 4)
         self._pool = None
         self._pool_lock = threading.Lock()
         self._messages = TTLCache(60)
@@ -243,12 +243,18 @@ class PushDelivery:
         todo = [target for target in item["items"] if target["id"] not in recorded]
         retry, delay = [], 0.0
         max_attempts = self.config["max_attempts"]
-        for start in range(0, len(todo), self.chunk_size):
+        pending: list = []   # results of the previous chunk, saved with the next chunk's in-flight mark
+        for start in range(0, len(todo) + self.chunk_size, self.chunk_size):
             chunk = todo[start:start + self.chunk_size]
-            if not self._renew(item["_id"], {"inflight": [t["id"] for t in chunk]}):
+            # One write per chunk: the previous chunk's results, and this chunk marked in flight (which renews
+            # the lease). Once it is written, a worker taking over never sends this chunk again.
+            extra = {"$push": {"results": {"$each": encode(pending)}}} if pending else None
+            if (pending or chunk) and not self._renew(item["_id"], {"inflight": [t["id"] for t in chunk]}, extra):
                 return  # cancelled, or taken over after our lease ran out
+            if not chunk:
+                break
             outcomes = list(self.pool.map(lambda t: self._send_one(project_id, t, message), chunk))
-            results, removed = [], []
+            pending, removed = [], []
             for target, outcome in zip(chunk, outcomes):
                 kind = outcome.kind
                 reason = outcome.reason
@@ -260,13 +266,11 @@ class PushDelivery:
                         delay = max(delay, self._retry_delay(attempt, outcome.retry_after))
                 elif kind == REMOVED:
                     removed.append(target["id"])
-                results.append({"id": target["id"], "outcome": kind, "status": outcome.status, "reason": reason,
+                pending.append({"id": target["id"], "outcome": kind, "status": outcome.status, "reason": reason,
                                 "attempt": attempt})
             if removed:
                 # The push service says the device is gone (404/410): the subscription goes too.
                 self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})
-            if not self._renew(item["_id"], {"inflight": []}, {"$push": {"results": {"$each": encode(results)}}}):
-                return
         if retry:
             try:
                 self.queue.insert_one({
