@@ -33,6 +33,17 @@ ROUND_SECONDS = 5.0           # one run_once works at most this long, so the run
 RETENTION_EVERY_SECONDS = 3600
 
 
+def _chunks(iterable, size: int):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def encode(results: list) -> list:
     # Results are pushed as JSON text: the embedded server stores pushed objects as strings anyway, so one
     # encoding reads the same on MongoDB and on it.
@@ -120,35 +131,37 @@ class PushDelivery:
     # ---- planning: audience -> batches
 
     def _pages(self, project_id: str, audience: dict, after):
-        """Yield (subscriptions, next_after) pages; next_after is None after the last page."""
+        """Yield (subscriptions, resume_after) pages of push.batch_size; resume_after is None after the last page.
+
+        One cursor streams the audience in _id order (one query, never the whole audience in memory); a worker
+        taking over a half-planned message opens it again after the last saved id.
+        """
         size = self.config["batch_size"]
         subscriptions = self.service.subscriptions(project_id)
         fields = {"endpoint": 1, "keys": 1, "vapid_key": 1, "provider": 1, "user_id": 1}
+
+        def after_saved(query):
+            return {"$and": [query, {"_id": {"$gt": after}}]} if after is not None else query
+
         if "filter" in audience:
             users = self.service.mongo.project_db(project_id)[USERS]
             compiled = compile_user_filter(orjson.loads(audience["filter"]))
-            while True:
-                query = {"$and": [compiled, {"_id": {"$gt": after}}]} if after is not None else compiled
-                ids = [u["_id"] for u in users.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(size)]
-                after = ids[-1] if len(ids) == size else None
-                found = list(subscriptions.find({"user_id": {"$in": ids}}, fields).sort("_id", ASCENDING)) \
-                    if ids else []
-                yield found, after
-                if after is None:
-                    return
+            cursor = users.find(after_saved(compiled), {"_id": 1}).sort("_id", ASCENDING).batch_size(size)
+            for ids in _chunks((u["_id"] for u in cursor), size):
+                found = list(subscriptions.find({"user_id": {"$in": ids}}, fields).sort("_id", ASCENDING))
+                yield found, ids[-1]
+            yield [], None
+            return
         if "users" in audience:
             base = {"user_id": {"$in": audience["users"]}}
         elif "topics" in audience:
             base = {"topics": {"$in": audience["topics"]}}
         else:
             base = {}
-        while True:
-            query = {"$and": [base, {"_id": {"$gt": after}}]} if after is not None else base
-            found = list(subscriptions.find(query, fields).sort("_id", ASCENDING).limit(size))
-            after = found[-1]["_id"] if len(found) == size else None
-            yield found, after
-            if after is None:
-                return
+        cursor = subscriptions.find(after_saved(base), fields).sort("_id", ASCENDING).batch_size(size)
+        for found in _chunks(cursor, size):
+            yield found, found[-1]["_id"]
+        yield [], None
 
     def plan(self, item: dict) -> None:
         project_id, message_id = item["project_id"], item["message_id"]

@@ -237,3 +237,19 @@ def test_rotation_keeps_old_subscriptions_signed_with_their_key(project, admin, 
     delivery.drain()
     assert receiver.for_device(old_device)[0].public_key == old_key
     assert receiver.for_device(new_device)[0].public_key == rotated["public_key"]
+
+
+def test_openapi_declares_the_push_contract(client):
+    spec = client.get("/openapi.json").get_json()
+    paths = spec["paths"]
+    send = paths["/v1/push/messages"]["post"]
+    assert {"202", "400"} <= set(send["responses"]) and send["security"] == [{"apiKey": []}]
+    assert "audience" in spec["components"]["schemas"]["MessageIn"]["properties"]
+    subscribe = paths["/v1/push/subscriptions"]["post"]
+    assert {"200", "201", "400"} <= set(subscribe["responses"])
+    assert subscribe["security"] == [{"apiKey": [], "bearer": []}]
+    assert "/v1/push/vapid-public-key" in paths
+    assert "/admin/v1/projects/{project_id}/push/vapid/rotate" in paths
+    from openapi_spec_validator import validate
+
+    validate(spec)
