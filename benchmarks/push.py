@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--senders", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
