@@ -19,12 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "push"))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
@@ -32,38 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from baas.push.vapid import b64url  # noqa: E402
 from baas.storage.embedded import EmbeddedMongo  # noqa: E402
 from baas.util import new_id, utcnow  # noqa: E402
+from push_receiver import PushReceiver  # noqa: E402  (the tests' push service; here it accepts and counts)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class CountingPushService:
-    """Accepts every delivery with 201 and counts it; no decryption (the tests do that), so it costs little."""
-
-    def __init__(self):
-        self.count = 0
-        self.last = 0.0
-        self.lock = threading.Lock()
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(201)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                with service.lock:
-                    service.count += 1
-                    service.last = time.monotonic()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,7 +66,7 @@ def run(args) -> list[dict]:
 
     folder = Path(tempfile.mkdtemp(prefix="baas-push-bench-"))
     mongo = EmbeddedMongo(folder / "db").start()
-    receiver = CountingPushService()
+    receiver = PushReceiver(count_only=True)
     config = {"data_dir": str(folder / "data"), "mongodb": {"uri": mongo.uri},
               "jwt": {"secret": "bench-secret-" + "x" * 32}, "admin_token": "bench-admin-token-123456",
               "push": {"allow_http_hosts": ["127.0.0.1"], "senders": args.senders, "batch_size": args.batch_size,
@@ -123,7 +93,7 @@ def run(args) -> list[dict]:
         deadline = started + args.timeout
         while receiver.count < args.subscriptions and time.monotonic() < deadline:
             time.sleep(0.05)
-        elapsed = receiver.last - started
+        elapsed = receiver.last_at - started
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
         for process in processes:
             process.send_signal(signal.SIGTERM)
