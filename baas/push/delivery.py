@@ -21,7 +21,7 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from baas.auth.service import USERS
-from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome
+from baas.push.providers import FAILED, REMOVED, RETRY, OutgoingMessage, Outcome
 from baas.push.service import compile_user_filter, decode_results
 from baas.util import TTLCache
 from baas.worker.lease import Leases, claim_one, owned, worker_id

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from baas.errors import Forbidden, Invalid, NotFound
+from baas.errors import Invalid, NotFound
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
 from baas.query import LOGICAL, compile_filter, parse_iso_datetime

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from baas.errors import NotFound
 from baas.util import new_id, utcnow
 
 KEEP_KEYS = 4                 # current pair + the previous ones still serving older subscriptions

@@ -253,3 +253,19 @@ def test_openapi_declares_the_push_contract(client):
     from openapi_spec_validator import validate
 
     validate(spec)
+
+
+def test_vapid_admin_needs_the_admin_token(project, client):
+    assert client.get(f"/admin/v1/projects/{project.id}/push/vapid").status_code == 401
+    assert project.server.post(f"/admin/v1/projects/{project.id}/push/vapid/rotate").status_code == 401
+
+
+def test_finished_messages_go_after_the_retention_days(project, receiver, delivery):
+    user = sign_up_user(project)
+    subscribe(user, receiver.device())
+    message_id = send(project, {"audience": {"all": True}, "notification": {"title": "old"}})
+    delivery.drain()
+    assert status(project, message_id)["status"] == "done"
+    assert delivery.sweep_retention(now=time.time() + 29 * 86400) == 0  # push.retention_days is 30
+    assert delivery.sweep_retention(now=time.time() + 31 * 86400) >= 2  # the message and its queue items
+    assert project.server.get(f"/v1/push/messages/{message_id}").status_code == 404
