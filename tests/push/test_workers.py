@@ -118,3 +118,13 @@ def test_a_killed_worker_batch_is_finished_by_the_other_and_nothing_twice(projec
     # Deliveries in flight at the kill may have arrived without being recorded: they count as interrupted.
     assert shown["counts"]["sent"] <= len(tokens) <= shown["counts"]["sent"] + interrupted
     assert interrupted <= 8  # at most one chunk (2 x push.senders, at least 8) was in flight when it died
+
+
+def test_baas_serve_delivers_itself_when_told_to(project, receiver, server_process):
+    """The embedded default's path: `worker.run_in_serve` makes `baas serve` run the delivery loop."""
+    devices = _subscribe_devices(project, receiver, 2)
+    server_process({**PUSH_CONFIG, "worker.run_in_serve": "always"})
+    message_id = project.server.post("/v1/push/messages", json={
+        "audience": {"all": True}, "notification": {"title": "from serve"}}).get_json()["id"]
+    wait_until(lambda: _status(project, message_id)["status"] == "done", timeout=60, message="delivered by serve")
+    assert [[r.payload["title"] for r in receiver.for_device(d)] for d in devices] == [["from serve"]] * 2
