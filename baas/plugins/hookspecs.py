@@ -48,3 +48,14 @@ def baas_before_document_write(principal, collection: str, action: str, document
 def baas_after_document_write(principal, collection: str, action: str, document: dict | None,
                               previous: dict | None) -> None:
     """After a document write was stored."""
+
+
+@hookspec
+def baas_before_push_send(project_id: str, message: dict) -> None:
+    """Before a push message is queued: `message` ({audience, notification, ttl, urgency, topic, send_at}) may
+    be changed in place (the notification is encoded after this hook), or raise Rejected to refuse it."""
+
+
+@hookspec
+def baas_after_push_send(project_id: str, message: dict) -> None:
+    """After a push message was queued (its delivery runs later, in the background)."""

@@ -350,6 +350,10 @@ class PushService:
             if parsed > now + timedelta(days=MAX_SCHEDULE_DAYS):
                 raise _invalid("send_at", f"send_at is at most {MAX_SCHEDULE_DAYS} days ahead.")
             send_at = parsed
+        proposed = {"audience": audience, "notification": notification, "ttl": ttl, "urgency": urgency,
+                    "topic": topic, "send_at": send_at}
+        self.hooks.before("baas_before_push_send", project_id=project.id, message=proposed)
+        notification = self.check_notification(proposed["notification"])  # a plugin's change obeys the rules
         message_id = new_id("pm_")
         payload = orjson.dumps({**notification, "message_id": message_id})
         size = encrypted_size(len(payload))
@@ -367,7 +371,9 @@ class PushService:
         self.queue.insert_one({"_id": f"{message_id}:plan", "kind": "plan", "project_id": project.id,
                                "message_id": message_id, "state": "pending", "due": due, "after": None, "page": 0,
                                "total": 0, "created_ts": now.timestamp()})
-        return self.describe(project.id, message, counts=False)
+        shown = self.describe(project.id, message, counts=False)
+        self.hooks.after("baas_after_push_send", project_id=project.id, message=shown)
+        return shown
 
     def _message(self, project_id: str, message_id: str) -> dict:
         doc = self.messages(project_id).find_one({"_id": message_id}) if isinstance(message_id, str) else None

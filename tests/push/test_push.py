@@ -269,3 +269,30 @@ def test_finished_messages_go_after_the_retention_days(project, receiver, delive
     assert delivery.sweep_retention(now=time.time() + 29 * 86400) == 0  # push.retention_days is 30
     assert delivery.sweep_retention(now=time.time() + 31 * 86400) >= 2  # the message and its queue items
     assert project.server.get(f"/v1/push/messages/{message_id}").status_code == 404
+
+
+class _Signature:
+    """A plugin: appends a signature to every push body, and refuses pushes to everyone."""
+
+    from baas.plugins.hookspecs import hookimpl
+
+    @hookimpl
+    def baas_before_push_send(self, project_id, message):
+        from baas.errors import Rejected
+
+        if message["audience"].get("all"):
+            raise Rejected("Pushes to everyone need approval.")
+        message["notification"]["body"] = message["notification"].get("body", "") + " (via plugin)"
+
+
+def test_plugins_see_and_may_change_or_refuse_a_send(app, project, receiver, delivery):
+    app.extensions["baas"].hooks.register(_Signature(), name="test-signature")
+    user = sign_up_user(project)
+    device = receiver.device()
+    subscribe(user, device)
+    refused = project.server.post("/v1/push/messages", json={"audience": {"all": True},
+                                                             "notification": {"title": "x"}})
+    assert refused.status_code == 422 and "approval" in refused.get_json()["message"]
+    message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"body": "hi"}})
+    delivery.drain()
+    assert receiver.for_device(device)[0].payload == {"body": "hi (via plugin)", "message_id": message_id}
