@@ -138,7 +138,7 @@ class PushDelivery:
         """
         size = self.config["batch_size"]
         subscriptions = self.service.subscriptions(project_id)
-        fields = {"endpoint": 1, "keys": 1, "vapid_key": 1, "provider": 1, "user_id": 1}
+        fields = {"endpoint": 1, "keys": 1, "vapid_key": 1, "provider": 1, "user_id": 1, "expiration_time": 1}
 
         def after_saved(query):
             return {"$and": [query, {"_id": {"$gt": after}}]} if after is not None else query
@@ -176,6 +176,7 @@ class PushDelivery:
         page, total, after = item.get("page", 0), item.get("total", 0), item.get("after")
         if after is not None or page == 0:
             for found, after in self._pages(project_id, message["audience"], after):
+                found = self._drop_expired(project_id, found)
                 for index in range(0, len(found), size):
                     chunk = found[index:index + size]
                     try:
@@ -198,6 +199,15 @@ class PushDelivery:
         messages.update_one({"_id": message_id}, {"$set": {"planned": True, "total": total}})
         self._finish(item["_id"])
         self._maybe_done(project_id, message_id)
+
+    def _drop_expired(self, project_id: str, found: list) -> list:
+        """Subscriptions past the expirationTime the browser gave cannot receive anything: they go."""
+        now_ms = time.time() * 1000
+        expired = [s["_id"] for s in found if (s.get("expiration_time") or now_ms + 1) <= now_ms]
+        if expired:
+            self.service.subscriptions(project_id).delete_many({"_id": {"$in": expired}})
+            found = [s for s in found if s["_id"] not in set(expired)]
+        return found
 
     def _maybe_done(self, project_id: str, message_id: str) -> None:
         # Called after this worker's own item is marked done, so the last finisher always sees nothing pending.

@@ -296,3 +296,15 @@ def test_plugins_see_and_may_change_or_refuse_a_send(app, project, receiver, del
     message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"body": "hi"}})
     delivery.drain()
     assert receiver.for_device(device)[0].payload == {"body": "hi (via plugin)", "message_id": message_id}
+
+
+def test_expired_subscriptions_are_not_sent_to_and_go(project, receiver, delivery):
+    user = sign_up_user(project)
+    expired, live = receiver.device(), receiver.device()
+    subscribe(user, expired, expirationTime=(time.time() - 60) * 1000)
+    subscribe(user, live, expirationTime=(time.time() + 3600) * 1000)
+    message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+    delivery.drain()
+    assert receiver.for_device(expired) == [] and len(receiver.for_device(live)) == 1
+    assert status(project, message_id)["counts"]["total"] == 1
+    assert [s["endpoint"] for s in user.get("/v1/push/subscriptions").get_json()] == [live.endpoint]
