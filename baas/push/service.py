@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -354,7 +355,7 @@ class PushService:
                     "topic": topic, "send_at": send_at}
         self.hooks.before("baas_before_push_send", project_id=project.id, message=proposed)
         notification = self.check_notification(proposed["notification"])  # a plugin's change obeys the rules
-        message_id = new_id("pm_")
+        message_id = message_id_now()
         payload = orjson.dumps({**notification, "message_id": message_id})
         size = encrypted_size(len(payload))
         if size > MAX_ENCRYPTED_PAYLOAD:
@@ -451,6 +452,11 @@ class PushService:
                                     {"results": 1}).sort("_id", ASCENDING):
             rows.extend(decode_results(item))
         return rows
+
+
+def message_id_now() -> str:
+    """A message id that sorts by creation time (milliseconds first), so lists page newest-first by _id."""
+    return f"pm_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
 
 
 def decode_results(item: dict) -> list[dict]:

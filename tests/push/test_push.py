@@ -308,3 +308,13 @@ def test_expired_subscriptions_are_not_sent_to_and_go(project, receiver, deliver
     assert receiver.for_device(expired) == [] and len(receiver.for_device(live)) == 1
     assert status(project, message_id)["counts"]["total"] == 1
     assert [s["endpoint"] for s in user.get("/v1/push/subscriptions").get_json()] == [live.endpoint]
+
+
+def test_messages_list_newest_first_in_pages(project):
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    ids = [send(project, {"audience": {"all": True}, "notification": {"title": str(i)}, "send_at": later})
+           for i in range(3)]
+    first = project.server.get("/v1/push/messages?limit=2").get_json()
+    assert [m["id"] for m in first["messages"]] == ids[:0:-1] and first["next"] == ids[1]
+    rest = project.server.get(f"/v1/push/messages?limit=2&before={first['next']}").get_json()
+    assert [m["id"] for m in rest["messages"]] == [ids[0]] and rest["next"] is None
