@@ -318,3 +318,13 @@ def test_messages_list_newest_first_in_pages(project):
     assert [m["id"] for m in first["messages"]] == ids[:0:-1] and first["next"] == ids[1]
     rest = project.server.get(f"/v1/push/messages?limit=2&before={first['next']}").get_json()
     assert [m["id"] for m in rest["messages"]] == [ids[0]] and rest["next"] is None
+
+
+def test_resubscribing_after_a_topic_change_keeps_the_topics(project, receiver):
+    user = sign_up_user(project)
+    device = receiver.device()
+    sub_id = subscribe(user, device)["id"]
+    assert user.patch(f"/v1/push/subscriptions/{sub_id}", json={"topics": ["a", "b"]}).status_code == 200
+    again = user.post("/v1/push/subscriptions", json=device.subscription())
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["id"] == sub_id and again.get_json()["topics"] == ["a", "b"]
