@@ -96,7 +96,8 @@ def _features():
     """Feature packages that plug their services and blueprints in (each has init_app(app, api))."""
     import importlib
 
-    names = ("baas.plugins", "baas.auth", "baas.documents", "baas.files", "baas.functions", "baas.jobs")
+    names = ("baas.plugins", "baas.auth", "baas.documents", "baas.files", "baas.push", "baas.functions",
+             "baas.jobs")
     modules = []
     for name in names:
         module = importlib.import_module(name)

@@ -175,6 +175,26 @@ SCHEMA: dict[str, Any] = {
         "settings": Key(dict, {}, "Operator settings per plugin ({plugin: {...}}), e.g. networks webhooks may "
                         "reach."),
     },
+    "push": {
+        "vapid_subject": Key(str, "mailto:admin@localhost", "Contact sent to push services in every VAPID token: a "
+                             "mailto: or https: URL where they can reach the operator."),
+        "allow_http_hosts": Key(list, [], "Hosts whose push endpoints may be plain http (tests, on-premise push "
+                                "services); every other endpoint must be https."),
+        "batch_size": Key(int, 200, "Subscriptions per delivery batch (the unit a worker claims).", minimum=1,
+                          maximum=5000),
+        "senders": Key(int, 32, "Concurrent deliveries per worker process.", minimum=1, maximum=512),
+        "max_attempts": Key(int, 5, "Tries per subscription on 429, 5xx and connection errors.", minimum=1,
+                            maximum=20),
+        "retry_base_seconds": Key((int, float), 5, "First retry delay; it doubles each attempt (with jitter).",
+                                  minimum=0),
+        "retry_max_seconds": Key((int, float), 900, "Longest retry delay, also the cap on a Retry-After.",
+                                 minimum=0),
+        "lease_seconds": Key((int, float), 60, "How long a worker holds a claimed batch without progress before "
+                             "another worker takes it over.", minimum=1),
+        "poll_seconds": Key((int, float), 1, "How often a worker looks for due push work.", minimum=0.01),
+        "request_timeout_seconds": Key((int, float), 10, "Timeout of one request to a push service.", minimum=0.1),
+        "retention_days": Key(int, 30, "Days messages and their delivery results are kept.", minimum=1),
+    },
     "worker": {
         "run_in_serve": Key(str, "auto", "Where background work (push delivery, plugin jobs, file sweeps) runs: "
                             "'auto' runs it inside `baas serve` on the embedded default and leaves it to "

@@ -45,8 +45,8 @@ def _register_commands() -> None:
     import importlib
 
     for module_name in ("baas_cli.projects", "baas_cli.keys", "baas_cli.login", "baas_cli.worker", "baas_cli.plugins",
-                        "baas_cli.users", "baas_cli.collections", "baas_cli.doctor", "baas_cli.completion",
-                        "baas_cli.transfer"):
+                        "baas_cli.push", "baas_cli.users", "baas_cli.collections", "baas_cli.doctor",
+                        "baas_cli.completion", "baas_cli.transfer"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

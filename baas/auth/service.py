@@ -591,7 +591,7 @@ class AuthService:
         self._mark_user(project_id, user_id, "deleted")
         self._revoke_sessions(project_id, {"user_id": user_id})
         self._col(project_id, USER_TOKENS).delete_many({"user_id": user_id})
-        for forget in self.on_user_deleted:  # other features' data of the user (files)
+        for forget in self.on_user_deleted:  # other features' data of the user (files, push subscriptions)
             forget(project_id, user_id)
         self.hooks.after("baas_after_user_delete", project_id=project_id, user_id=user_id)
 

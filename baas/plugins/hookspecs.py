@@ -125,4 +125,10 @@ def baas_after_file_write(ctx, project_id: str, principal, action: str, file: di
 
 @hookspec
 def baas_before_push_send(ctx, project_id: str, message: dict) -> None:
-    """Before a push message is queued: change `message` in place, or raise Rejected to cancel it."""
+    """Before a push message is queued: `message` ({audience, notification, ttl, urgency, topic, send_at}) may
+    be changed in place (the notification is encoded after this hook), or raise Rejected to refuse it."""
+
+
+@hookspec
+def baas_after_push_send(ctx, project_id: str, message: dict) -> None:
+    """After a push message was queued (its delivery runs later, in the background)."""

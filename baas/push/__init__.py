@@ -1,0 +1,52 @@
+"""Web Push: per-project VAPID keys, subscriptions, and messages delivered in the background by `baas worker`."""
+from baas.plugins.hookspecs import hookimpl
+
+
+def _build(svc):
+    from baas.push.providers import WebPushProvider
+    from baas.push.service import PushService
+    from baas.push.vapid import VapidKeys, VapidTokens
+
+    config = svc.config
+    keys = VapidKeys(svc.mongo, config["jwt"]["secret"])
+    service = PushService(svc.mongo, svc.projects, svc.hooks, keys, config)
+    service.providers = {"webpush": WebPushProvider(VapidTokens(keys, config["push"]["vapid_subject"]),
+                                                    config["push"]["senders"],
+                                                    config["push"]["request_timeout_seconds"])}
+    return service
+
+
+def init_app(app, api) -> None:
+    from baas.push import api as push_api
+
+    svc = app.extensions["baas"]
+    service = svc.extra["push"] = _build(svc)
+    svc.hooks.register(_ProjectListener(service), name="baas.push")
+    if svc.auth is not None:
+        svc.auth.on_user_deleted.append(service.delete_user_subscriptions)
+    api.register_blueprint(push_api.blp)
+    api.register_blueprint(push_api.admin_blp)
+
+
+def background_runners(svc) -> list:
+    from baas.push.delivery import PushDelivery
+
+    service = svc.extra.get("push")
+    if service is None:
+        return []
+    return [PushDelivery(service, service.providers, svc.config)]
+
+
+class _ProjectListener:
+    """A new project gets its VAPID pair at once; a deleted one takes its queue items and keys with it."""
+
+    def __init__(self, service):
+        self.service = service
+
+    @hookimpl
+    def baas_project_created(self, project):
+        self.service.keys.ensure(project["_id"])
+
+    @hookimpl
+    def baas_project_deleted(self, project_id):
+        self.service.forget_project(project_id)

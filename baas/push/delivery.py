@@ -1,0 +1,321 @@
+"""The delivery pipeline: workers claim due items of the platform `push_queue` and work them off.
+
+A "plan" item (one per message, due at its send_at) reads the audience a page at a time, keyset-paginated by
+_id so a worker that takes over after a crash resumes where the last saved page ended, and writes "batch" items
+with deterministic ids (a page written twice is refused by the unique _id, not delivered twice). A batch item
+holds up to push.batch_size subscriptions; its worker sends them in chunks through a bounded pool of senders.
+Before each chunk it records the chunk as in flight (renewing its lease); after it, the results. A worker that
+takes over a batch sends only what has neither a result nor was in flight when its holder died: those are
+recorded as failed, because resending them could show the notification twice.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from baas.auth.service import USERS
+from baas.push.providers import FAILED, REMOVED, RETRY, OutgoingMessage, Outcome
+from baas.push.service import compile_user_filter, decode_results
+from baas.util import TTLCache
+from baas.worker.lease import Leases, claim_one, owned, worker_id
+
+log = logging.getLogger("baas.push")
+
+INTERRUPTED = "worker stopped while sending; not resent, to avoid showing it twice"
+ROUND_SECONDS = 5.0           # one run_once works at most this long, so the runner can notice a stop
+RETENTION_EVERY_SECONDS = 3600
+
+
+def _chunks(iterable, size: int):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def encode(results: list) -> list:
+    # Results are pushed as JSON text: the embedded server stores pushed objects as strings anyway, so one
+    # encoding reads the same on MongoDB and on it.
+    return [orjson.dumps(result).decode() for result in results]
+
+
+class PushDelivery:
+    """The background runner of push (see baas.worker): `run_once(now)` works off whatever is due."""
+    name = "push-delivery"
+
+    def __init__(self, service, providers: dict, config: dict, owner: str | None = None):
+        self.service = service
+        self.providers = providers                # provider name -> baas.push.providers.Provider
+        self.config = config["push"]
+        self.interval = self.config["poll_seconds"]
+        self.owner = owner or worker_id()
+        self.queue = service.queue
+        self.leases = Leases(service.mongo.platform["push_leases"])
+        self.lease_seconds = self.config["lease_seconds"]
+        self.chunk_size = max(8, self.config["senders"] * 4)
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        self._messages = TTLCache(60)
+        self._last_retention = 0.0
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config["senders"], thread_name_prefix="baas-push-send")
+            return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for provider in self.providers.values():
+            provider.close()
+
+    # ---- the loop
+
+    def run_once(self, now: float | None = None) -> int:
+        """Work off due items for up to ROUND_SECONDS; returns how many were finished."""
+        started = time.monotonic()
+        finished = 0
+        while time.monotonic() - started < ROUND_SECONDS:
+            item = claim_one(self.queue, {"state": "pending", "due": {"$lte": time.time()}}, self.owner,
+                             self.lease_seconds, sort=[("due", ASCENDING)])
+            if item is None:
+                break
+            try:
+                if item["kind"] == "plan":
+                    self.plan(item)
+                else:
+                    self.deliver(item)
+            except Exception:
+                # The lease runs out and another round (here or elsewhere) takes the item over.
+                log.exception("push queue item %s failed", item["_id"])
+                continue
+            finished += 1
+        if time.time() - self._last_retention > RETENTION_EVERY_SECONDS:
+            self._last_retention = time.time()
+            self.sweep_retention()
+        return finished
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Run rounds until nothing is due (for tests and the CLI)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.run_once() and self.queue.find_one({"state": "pending", "due": {"$lte": time.time()}}) is None:
+                return
+        raise TimeoutError("push work still due after the timeout")
+
+    def _renew(self, item_id: str, changes: dict | None = None, extra: dict | None = None) -> bool:
+        """Save progress while this worker still holds the item (and it was not cancelled)."""
+        update = {"$set": {**(changes or {}), "lease_until": time.time() + self.lease_seconds}}
+        if extra:
+            update.update(extra)
+        return self.queue.update_one({**owned(item_id, self.owner), "state": "pending"}, update).matched_count == 1
+
+    def _finish(self, item_id: str, state: str = "done") -> bool:
+        return self.queue.update_one({**owned(item_id, self.owner), "state": "pending"},
+                                     {"$set": {"state": state, "lease_until": 0.0,
+                                               "finished_ts": time.time()}}).matched_count == 1
+
+    # ---- planning: audience -> batches
+
+    def _pages(self, project_id: str, audience: dict, after):
+        """Yield (subscriptions, resume_after) pages of push.batch_size; resume_after is None after the last page.
+
+        One cursor streams the audience in _id order (one query, never the whole audience in memory); a worker
+        taking over a half-planned message opens it again after the last saved id.
+        """
+        size = self.config["batch_size"]
+        subscriptions = self.service.subscriptions(project_id)
+        fields = {"endpoint": 1, "keys": 1, "vapid_key": 1, "provider": 1, "user_id": 1, "expiration_time": 1}
+
+        def after_saved(query):
+            return {"$and": [query, {"_id": {"$gt": after}}]} if after is not None else query
+
+        if "filter" in audience:
+            users = self.service.mongo.project_db(project_id)[USERS]
+            compiled = compile_user_filter(orjson.loads(audience["filter"]))
+            cursor = users.find(after_saved(compiled), {"_id": 1}).sort("_id", ASCENDING).batch_size(size)
+            for ids in _chunks((u["_id"] for u in cursor), size):
+                found = list(subscriptions.find({"user_id": {"$in": ids}}, fields).sort("_id", ASCENDING))
+                yield found, ids[-1]
+            yield [], None
+            return
+        if "users" in audience:
+            base = {"user_id": {"$in": audience["users"]}}
+        elif "topics" in audience:
+            base = {"topics": {"$in": audience["topics"]}}
+        else:
+            base = {}
+        cursor = subscriptions.find(after_saved(base), fields).sort("_id", ASCENDING).batch_size(size)
+        for found in _chunks(cursor, size):
+            yield found, found[-1]["_id"]
+        yield [], None
+
+    def plan(self, item: dict) -> None:
+        project_id, message_id = item["project_id"], item["message_id"]
+        messages = self.service.messages(project_id)
+        message = messages.find_one({"_id": message_id}, {"audience": 1, "status": 1})
+        if message is None or message["status"] == "cancelled":
+            self._finish(item["_id"], "cancelled")
+            return
+        messages.update_one({"_id": message_id, "status": "queued"},
+                            {"$set": {"status": "sending"}, "$currentDate": {"started_at": True}})
+        size = self.config["batch_size"]
+        page, total, after = item.get("page", 0), item.get("total", 0), item.get("after")
+        if after is not None or page == 0:
+            for found, after in self._pages(project_id, message["audience"], after):
+                found = self._drop_expired(project_id, found)
+                for index in range(0, len(found), size):
+                    chunk = found[index:index + size]
+                    try:
+                        self.queue.insert_one({
+                            "_id": f"{message_id}:{page}:{index // size}", "kind": "batch",
+                            "project_id": project_id, "message_id": message_id, "state": "pending",
+                            "due": time.time(), "attempt": 1, "created_ts": item["created_ts"],
+                            "items": [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s["keys"],
+                                       "vapid_key": s.get("vapid_key"), "provider": s.get("provider", "webpush")}
+                                      for s in chunk],
+                            "results": [], "inflight": []})
+                    except DuplicateKeyError:
+                        pass  # written by the holder before a crash; this page was saved after it
+                page += 1
+                total += len(found)
+                if not self._renew(item["_id"], {"after": after, "page": page, "total": total}):
+                    return  # cancelled, or the lease ran out and someone else plans on
+                if after is None:
+                    break
+        messages.update_one({"_id": message_id}, {"$set": {"planned": True, "total": total}})
+        self._finish(item["_id"])
+        self._maybe_done(project_id, message_id)
+
+    def _drop_expired(self, project_id: str, found: list) -> list:
+        """Subscriptions past the expirationTime the browser gave cannot receive anything: they go."""
+        now_ms = time.time() * 1000
+        expired = [s["_id"] for s in found if (s.get("expiration_time") or now_ms + 1) <= now_ms]
+        if expired:
+            self.service.subscriptions(project_id).delete_many({"_id": {"$in": expired}})
+            found = [s for s in found if s["_id"] not in set(expired)]
+        return found
+
+    def _maybe_done(self, project_id: str, message_id: str) -> None:
+        # Called after this worker's own item is marked done, so the last finisher always sees nothing pending.
+        if self.queue.find_one({"message_id": message_id, "project_id": project_id, "state": "pending"},
+                               {"_id": 1}) is None:
+            self.service.messages(project_id).update_one(
+                {"_id": message_id, "status": "sending", "planned": True},
+                {"$set": {"status": "done"}, "$currentDate": {"finished_at": True}})
+
+    # ---- delivery of one batch
+
+    def _outgoing(self, project_id: str, message_id: str) -> OutgoingMessage | None:
+        key = (project_id, message_id)
+        found = self._messages.get(key)
+        if found is None:
+            doc = self.service.messages(project_id).find_one({"_id": message_id},
+                                                             {"payload": 1, "ttl": 1, "urgency": 1, "topic": 1})
+            if doc is None:
+                return None
+            found = OutgoingMessage(doc["payload"].encode(), doc["ttl"], doc["urgency"], doc.get("topic"))
+            self._messages.set(key, found)
+        return found
+
+    def _send_one(self, project_id: str, target: dict, message: OutgoingMessage) -> Outcome:
+        provider = self.providers.get(target.get("provider", "webpush"))
+        if provider is None:
+            return Outcome(FAILED, None, f"no provider '{target.get('provider')}' configured")
+        try:
+            return provider.send(project_id, target, message)
+        except Exception as exc:  # a provider bug fails one delivery, never the batch
+            log.exception("push provider %s failed", provider.name)
+            return Outcome(FAILED, None, f"provider error: {type(exc).__name__}")
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        cap = self.config["retry_max_seconds"]
+        backoff = min(cap, self.config["retry_base_seconds"] * 2 ** (attempt - 1))
+        delay = backoff * random.uniform(0.5, 1.0)  # jitter: retries of a failed push service do not stampede
+        if retry_after is not None:
+            delay = max(delay, min(cap, retry_after))
+        return delay
+
+    def deliver(self, item: dict) -> None:
+        project_id, message_id, attempt = item["project_id"], item["message_id"], item.get("attempt", 1)
+        message = self._outgoing(project_id, message_id)
+        if message is None:
+            self._finish(item["_id"], "cancelled")
+            return
+        recorded = {r["id"] for r in decode_results(item)}
+        lost = [i for i in item.get("inflight") or () if i not in recorded]
+        if lost:
+            results = [{"id": i, "outcome": FAILED, "status": None, "reason": INTERRUPTED, "attempt": attempt}
+                       for i in lost]
+            if not self._renew(item["_id"], {"inflight": []}, {"$push": {"results": {"$each": encode(results)}}}):
+                return
+            recorded.update(lost)
+        todo = [target for target in item["items"] if target["id"] not in recorded]
+        retry, delay = [], 0.0
+        max_attempts = self.config["max_attempts"]
+        pending: list = []   # results of the previous chunk, saved with the next chunk's in-flight mark
+        for start in range(0, len(todo) + self.chunk_size, self.chunk_size):
+            chunk = todo[start:start + self.chunk_size]
+            # One write per chunk: the previous chunk's results, and this chunk marked in flight (which renews
+            # the lease). Once it is written, a worker taking over never sends this chunk again.
+            extra = {"$push": {"results": {"$each": encode(pending)}}} if pending else None
+            if (pending or chunk) and not self._renew(item["_id"], {"inflight": [t["id"] for t in chunk]}, extra):
+                return  # cancelled, or taken over after our lease ran out
+            if not chunk:
+                break
+            outcomes = list(self.pool.map(lambda t: self._send_one(project_id, t, message), chunk))
+            pending, removed = [], []
+            for target, outcome in zip(chunk, outcomes):
+                kind = outcome.kind
+                reason = outcome.reason
+                if kind == RETRY:
+                    if attempt >= max_attempts:
+                        kind, reason = FAILED, f"{reason} (gave up after {attempt} attempts)"
+                    else:
+                        retry.append(target)
+                        delay = max(delay, self._retry_delay(attempt, outcome.retry_after))
+                elif kind == REMOVED:
+                    removed.append(target["id"])
+                pending.append({"id": target["id"], "outcome": kind, "status": outcome.status, "reason": reason,
+                                "attempt": attempt})
+            if removed:
+                # The push service says the device is gone (404/410): the subscription goes too.
+                self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})
+        if retry:
+            try:
+                self.queue.insert_one({
+                    "_id": f"{item['_id']}:r{attempt}", "kind": "batch", "project_id": project_id,
+                    "message_id": message_id, "state": "pending", "due": time.time() + delay,
+                    "attempt": attempt + 1, "created_ts": item["created_ts"], "items": retry,
+                    "results": [], "inflight": []})
+            except DuplicateKeyError:
+                pass
+        if self._finish(item["_id"]):
+            self._maybe_done(project_id, message_id)
+
+    # ---- retention
+
+    def sweep_retention(self, now: float | None = None) -> int:
+        """Delete messages and queue items older than push.retention_days (one worker at a time)."""
+        now = time.time() if now is None else now
+        if not self.leases.acquire("push-retention", self.owner, 600, now):
+            return 0
+        cutoff = now - self.config["retention_days"] * 86400
+        removed = self.queue.delete_many({"created_ts": {"$lt": cutoff}, "state": {"$ne": "pending"}}).deleted_count
+        for project in self.service.projects.list():
+            removed += self.service.messages(project["_id"]).delete_many(
+                {"created_ts": {"$lt": cutoff}, "status": {"$in": ["done", "cancelled"]}}).deleted_count
+        return removed
