@@ -48,7 +48,7 @@ MAX_METADATA_BYTES = 16_384
 BUSY_SECONDS = 600               # a PATCH holding an upload longer than this is taken to be dead
 READ_BACK_CHUNK = 1024 * 1024
 INTERNAL_FIELDS = ("key",)
-UPDATABLE = ("name", "metadata", "public")
+UPDATABLE = ("name", "metadata", "public", "_owner")
 
 
 class ChecksumMismatch(BaasError):
@@ -358,6 +358,15 @@ class FileService:
             if not isinstance(body["public"], bool):
                 raise Invalid("'public' is true or false.", errors={"public": ["Not a boolean."]})
             doc["public"] = body["public"]
+        if "_owner" in body:
+            # Moving ownership is an admin act (Parse's master key, Appwrite's server SDK): owner-based rules
+            # would otherwise let a user hand files to, or take them from, someone else.
+            if not principal.is_server:
+                raise Forbidden("Only the server key can change a file's owner.")
+            owner = body["_owner"]
+            if owner is not None and (not isinstance(owner, str) or not DOCUMENT_ID.match(owner)):
+                raise Invalid("'_owner' is a user id or null.", errors={"_owner": ["Not a user id."]})
+            doc["_owner"] = owner
         doc["_updated"] = utcnow()
         doc["_rev"] = _rev()
         if access.filter and not rules_module.matches(access.filter, self.output(dict(doc))):

@@ -116,7 +116,7 @@ def test_patch_and_delete_metadata_and_object(project, blobs):
     stale = project.server.patch(f"/v1/files/{doc['_id']}", json={"public": True},
                                  headers={"If-Match": f'"{doc["_rev"]}"'})
     assert stale.status_code == 412
-    assert project.server.patch(f"/v1/files/{doc['_id']}", json={"size": 1}).status_code == 422
+    assert project.server.patch(f"/v1/files/{doc['_id']}", json={"size": 1}).status_code == 400
     assert project.server.delete(f"/v1/files/{doc['_id']}").status_code == 204
     assert project.server.get(f"/v1/files/{doc['_id']}").status_code == 404
     assert stored_keys(blobs, project.id) == []
