@@ -19,6 +19,7 @@ from baas.storage.blobs import BlobInfo, BlobNotFound, check_key, check_prefix
 _MIB = 1024 * 1024
 _PART_SIZE = 8 * _MIB
 _MAX_PARTS = 10_000
+_UPLOAD_READ_SECONDS = 300
 # S3's smallest part but the last; appendable uploads buffer at most this much (in a tail object between calls).
 APPEND_PART_SIZE = 5 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
@@ -99,12 +100,18 @@ class S3BlobStore:
             import certifi
 
             tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where()}
-        http_client = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds), maxsize=10,
-            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]), **tls)
-        # The Minio client is lazy: no request is made until the first call.
-        self.client = Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
-                            http_client=http_client)
+        def client(read_seconds: float) -> Minio:
+            http_client = urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=timeout_seconds, read=read_seconds), maxsize=10,
+                retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]), **tls)
+            # The Minio client is lazy: no request is made until the first call.
+            return Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+                         http_client=http_client)
+
+        self.client = client(timeout_seconds)
+        # Writing a part and completing a large multipart upload may take the server far longer to answer than a
+        # stat (S3 documents minutes for CompleteMultipartUpload): uploads wait longer for an answer.
+        self.upload_client = client(max(timeout_seconds, _UPLOAD_READ_SECONDS))
         self._bucket_checked = False
 
     def _ensure_bucket(self) -> None:
@@ -135,11 +142,11 @@ class S3BlobStore:
         if first < part_size:  # the whole object fits one part: a plain PUT
             if length == 0:
                 stream.read(1)  # _ExactLength refuses a body longer than announced
-            result = self.client._put_object(self.bucket, key, memoryview(buffers[0])[:first], headers)
+            result = self.upload_client._put_object(self.bucket, key, memoryview(buffers[0])[:first], headers)
             return BlobInfo(key=key, size=first, content_type=headers["Content-Type"], etag=result.etag or None,
                             modified=datetime.now(timezone.utc), metadata=dict(metadata or {}))
         buffers.append(bytearray(part_size))
-        upload_id = self.client._create_multipart_upload(self.bucket, key, headers)
+        upload_id = self.upload_client._create_multipart_upload(self.bucket, key, headers)
         parts: list[Part] = []
         size = 0
         try:
@@ -147,7 +154,7 @@ class S3BlobStore:
                 in_flight = None
                 filled, number, index = first, 1, 0
                 while filled:
-                    sending = sender.submit(self.client._upload_part, self.bucket, key,
+                    sending = sender.submit(self.upload_client._upload_part, self.bucket, key,
                                             memoryview(buffers[index])[:filled], None, upload_id, number)
                     size += filled
                     if in_flight is not None:  # the previous part is sent: its buffer is free for the next
@@ -157,10 +164,10 @@ class S3BlobStore:
                     index = 1 - index
                     filled = _fill(stream, buffers[index]) if filled == part_size else 0
                 parts.append(Part(number - 1, in_flight.result()))
-            result = self.client._complete_multipart_upload(self.bucket, key, upload_id, parts)
+            result = self.upload_client._complete_multipart_upload(self.bucket, key, upload_id, parts)
         except BaseException:
             try:
-                self.client._abort_multipart_upload(self.bucket, key, upload_id)
+                self.upload_client._abort_multipart_upload(self.bucket, key, upload_id)
             except self.errors:
                 pass  # the sweep aborts stale multipart uploads
             raise
@@ -278,7 +285,7 @@ class S3BlobStore:
             while len(buffer) >= APPEND_PART_SIZE:
                 # A part number the stored state does not list yet is overwritten if this call never commits.
                 number = len(parts) + 1
-                etag = self.client._upload_part(self.bucket, key, bytes(buffer[:APPEND_PART_SIZE]), None,
+                etag = self.upload_client._upload_part(self.bucket, key, bytes(buffer[:APPEND_PART_SIZE]), None,
                                                 state["upload_id"], number)
                 parts.append([number, etag])
                 del buffer[:APPEND_PART_SIZE]
@@ -305,10 +312,10 @@ class S3BlobStore:
         if state["tail"]:
             data = self._read_all(state["tail"])
             number = len(parts) + 1
-            parts.append(Part(number, self.client._upload_part(self.bucket, key, data, None, state["upload_id"],
+            parts.append(Part(number, self.upload_client._upload_part(self.bucket, key, data, None, state["upload_id"],
                                                                number)))
         if parts:
-            self.client._complete_multipart_upload(self.bucket, key, state["upload_id"], parts)
+            self.upload_client._complete_multipart_upload(self.bucket, key, state["upload_id"], parts)
         else:  # S3 refuses a multipart upload without parts: an empty file is a plain put
             self.abort_append(key, state)
             self.client.put_object(self.bucket, key, io.BytesIO(b""), 0, content_type=content_type)
