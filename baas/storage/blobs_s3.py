@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO, Iterator
@@ -20,6 +21,8 @@ _MIB = 1024 * 1024
 _PART_SIZE = 8 * _MIB
 _MAX_PARTS = 10_000
 _UPLOAD_READ_SECONDS = 300
+# Parts sent at once by one upload (minio's put_object uses 3): memory per upload is (this + 1) part buffers.
+_PARTS_IN_FLIGHT = 2
 # S3's smallest part but the last; appendable uploads buffer at most this much (in a tail object between calls).
 APPEND_PART_SIZE = 5 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
@@ -39,6 +42,17 @@ def _part_size(length: int) -> int:
         return _PART_SIZE
     needed = -(-length // _MAX_PARTS)
     return max(_PART_SIZE, -(-needed // _MIB) * _MIB)
+
+
+def _read_first(stream: BinaryIO, size: int) -> bytearray:
+    """Up to `size` bytes, grown as they come: a small file never pays for zeroing a whole part buffer."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = stream.read(min(_READ_CHUNK, size - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _fill(stream: BinaryIO, buffer: bytearray) -> int:
@@ -126,9 +140,9 @@ class S3BlobStore:
 
     def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
             metadata: dict | None = None) -> BlobInfo:
-        """Stream `stream` into `key` in constant memory: two part buffers, reused, one part sent while the next
-        is read. minio's put_object grows each part by bytes concatenation (quadratic copying) and keeps up to
-        three parts in flight plus its queue; this keeps the server's memory per upload at 2 x part size."""
+        """Stream `stream` into `key` in constant memory: part buffers reused, _PARTS_IN_FLIGHT parts sent while the
+        next is read. minio's put_object grows each part by bytes concatenation (quadratic copying) and queues parts
+        for its threads without bound; this keeps the server's memory per upload at (_PARTS_IN_FLIGHT + 1) parts."""
         check_key(key)
         self._ensure_bucket()
         if length >= 0:
@@ -137,33 +151,37 @@ class S3BlobStore:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         for name, value in (metadata or {}).items():
             headers[f"x-amz-meta-{name}"] = value
-        buffers = [bytearray(length if 0 <= length < part_size else part_size)]
-        first = _fill(stream, buffers[0])
+        buffer = _read_first(stream, part_size)
+        first = len(buffer)
         if first < part_size:  # the whole object fits one part: a plain PUT
-            if length == 0:
-                stream.read(1)  # _ExactLength refuses a body longer than announced
-            result = self.upload_client._put_object(self.bucket, key, memoryview(buffers[0])[:first], headers)
+            result = self.upload_client._put_object(self.bucket, key, memoryview(buffer)[:first], headers)
             return BlobInfo(key=key, size=first, content_type=headers["Content-Type"], etag=result.etag or None,
                             modified=datetime.now(timezone.utc), metadata=dict(metadata or {}))
-        buffers.append(bytearray(part_size))
         upload_id = self.upload_client._create_multipart_upload(self.bucket, key, headers)
         parts: list[Part] = []
         size = 0
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part") as sender:
-                in_flight = None
-                filled, number, index = first, 1, 0
-                while filled:
-                    sending = sender.submit(self.upload_client._upload_part, self.bucket, key,
-                                            memoryview(buffers[index])[:filled], None, upload_id, number)
+            with ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="s3-part") as sender:
+                in_flight: deque = deque()  # (part number, future, its buffer), oldest first
+                filled, number = first, 1
+                while True:
+                    in_flight.append((number, sender.submit(
+                        self.upload_client._upload_part, self.bucket, key, memoryview(buffer)[:filled], None,
+                        upload_id, number), buffer))
                     size += filled
-                    if in_flight is not None:  # the previous part is sent: its buffer is free for the next
-                        parts.append(Part(number - 1, in_flight.result()))
-                    in_flight = sending
+                    if filled < part_size:
+                        break
                     number += 1
-                    index = 1 - index
-                    filled = _fill(stream, buffers[index]) if filled == part_size else 0
-                parts.append(Part(number - 1, in_flight.result()))
+                    if len(in_flight) <= _PARTS_IN_FLIGHT:  # every buffer so far is being sent: one more
+                        buffer = bytearray(part_size)
+                    else:  # wait for the oldest part: its buffer takes the next one
+                        done_number, future, buffer = in_flight.popleft()
+                        parts.append(Part(done_number, future.result()))
+                    filled = _fill(stream, buffer)
+                    if not filled:
+                        break
+                for done_number, future, _ in in_flight:
+                    parts.append(Part(done_number, future.result()))
             result = self.upload_client._complete_multipart_upload(self.bucket, key, upload_id, parts)
         except BaseException:
             try:
