@@ -1,9 +1,11 @@
 """File throughput through the API beside the same transfer done directly with the minio SDK, in one run.
 
-    .venv/bin/python benchmarks/files.py [--sizes 1,100,1024]   (MB; moto keeps objects in RAM: keep <= 100 on it)
+    .venv/bin/python benchmarks/files.py [--sizes 1,100,1024]   (MB; moto keeps objects in RAM, each is deleted
+                                                                 after its row: 1 GB needs ~3 GB free)
 
-Starts nx-27017, a moto S3 server (or uses BAAS_TEST_S3_ENDPOINT) and `baas serve`; prints MB/s for upload and
-download of each size through the API and directly, and the server's peak RSS growth (VmHWM of its processes).
+Starts nx-27017, a moto S3 server (or uses BAAS_TEST_S3_ENDPOINT) and `baas serve`; after a warm-up upload, prints
+MB/s for upload and download of each size through the API and directly (median of five runs up to 10 MB), and the
+server's peak RSS growth during that size (VmHWM of its processes, reset per size).
 """
 from __future__ import annotations
 
