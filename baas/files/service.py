@@ -528,6 +528,7 @@ class FileService:
         # completion instead. Offsets only grow and each is committed once (the update below is guarded by the
         # offset), so a running hash at the upload's current offset covers exactly the stored bytes.
         running = self._take_running_hash(upload_id, offset)
+        before = running.copy() if running is not None else None  # kept if this PATCH stores nothing
 
         class Hashing:
             def read(self_inner, size=-1):
@@ -551,6 +552,8 @@ class FileService:
                 state, written = self.blobs.append(entry["key"], entry["state"], offset, Hashing(), remaining, check)
         except BaseException:
             self.pending.update_one({"_id": upload_id}, {"$set": {"busy_until_ts": 0.0}})
+            if before is not None:
+                self._keep_running_hash(upload_id, offset, before)
             raise
         new_offset = offset + written
         committed = self.pending.update_one({"_id": upload_id, "offset": offset},
