@@ -141,7 +141,7 @@ class File(MethodView):
         return _file_response(_files().get(current_principal(), file_id))
 
     @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"}}])
-    @blp.arguments(FileUpdateSchema)
+    @blp.arguments(FileUpdateSchema, error_status_code=400)
     @blp.alt_response(200, schema=FileSchema, success=True, headers={"ETag": _STRING})
     @blp.alt_response(412, description="If-Match does not match the metadata's ETag.")
     def patch(self, body, file_id):
@@ -284,7 +284,7 @@ def _error_416(size: int):
 @blp.route("/uploads")
 class DirectUploads(MethodView):
     @blp.doc(security=SECURITY)
-    @blp.arguments(DirectUploadCreateSchema)
+    @blp.arguments(DirectUploadCreateSchema, error_status_code=400)
     @blp.response(201, DirectUploadSchema)
     @blp.alt_response(409, description="The server keeps files on local disk: direct transfer needs S3.")
     @blp.alt_response(413, description="The announced size is over the project's limit.")
@@ -317,7 +317,7 @@ class Settings(MethodView):
         return _files().get_settings(current_principal())
 
     @blp.doc(security=SERVER_SECURITY)
-    @blp.arguments(FileSettingsSchema)
+    @blp.arguments(FileSettingsSchema, error_status_code=400)
     @blp.response(200, FileSettingsOutSchema)
     def patch(self, body):
         """Change the project's file settings; omitted keys keep their value (server key)"""

@@ -28,6 +28,9 @@ class FileUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=1000))
     metadata = fields.Dict()
     public = fields.Boolean()
+    _owner = fields.String(data_key="_owner", allow_none=True, validate=validate.Length(min=1, max=128),
+                           metadata={"description": "Server key only: give the file to another user id (null: "
+                                                    "to nobody)."})
 
 
 class DirectUploadCreateSchema(StrictSchema):

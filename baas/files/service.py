@@ -14,7 +14,9 @@ import binascii
 import hashlib
 import logging
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -47,8 +49,9 @@ UPLOAD_ID_BYTES = 16
 MAX_METADATA_BYTES = 16_384
 BUSY_SECONDS = 600               # a PATCH holding an upload longer than this is taken to be dead
 READ_BACK_CHUNK = 1024 * 1024
+RUNNING_HASHES = 1000            # tus uploads whose sha256 so far one process keeps in memory
 INTERNAL_FIELDS = ("key",)
-UPDATABLE = ("name", "metadata", "public")
+UPDATABLE = ("name", "metadata", "public", "_owner")
 
 
 class ChecksumMismatch(BaasError):
@@ -131,7 +134,11 @@ class FileService:
         self.pending = mongo.platform[PENDING]
         self.usage_collection = mongo.platform[USAGE]
         self._prepared: dict = {}
+        # upload id -> (offset, sha256 of the bytes before it): see tus_append.
+        self._running_hashes: OrderedDict = OrderedDict()
+        self._running_lock = threading.Lock()
         self.on_storage_error = None  # tests watch storage failures through this
+        self.read_backs = 0  # objects hashed by reading them back (tests and benchmarks watch this)
 
     def ensure_indexes(self) -> None:
         ensure_index(self.pending, [("expires_ts", 1)], name="expires_ts")
@@ -358,6 +365,15 @@ class FileService:
             if not isinstance(body["public"], bool):
                 raise Invalid("'public' is true or false.", errors={"public": ["Not a boolean."]})
             doc["public"] = body["public"]
+        if "_owner" in body:
+            # Moving ownership is an admin act (Parse's master key, Appwrite's server SDK): owner-based rules
+            # would otherwise let a user hand files to, or take them from, someone else.
+            if not principal.is_server:
+                raise Forbidden("Only the server key can change a file's owner.")
+            owner = body["_owner"]
+            if owner is not None and (not isinstance(owner, str) or not DOCUMENT_ID.match(owner)):
+                raise Invalid("'_owner' is a user id or null.", errors={"_owner": ["Not a user id."]})
+            doc["_owner"] = owner
         doc["_updated"] = utcnow()
         doc["_rev"] = _rev()
         if access.filter and not rules_module.matches(access.filter, self.output(dict(doc))):
@@ -506,12 +522,21 @@ class FileService:
             raise Conflict("Another request is writing to this upload; retry after it ends.")
         remaining = entry["length"] - offset
         digest = verify[0] if verify else None
+        # The file's sha256 is kept as the bytes arrive, so completion need not read the object back. hashlib's
+        # state cannot be stored, so it lives in this process only: it is used when this process saw every byte
+        # before `offset`; an upload whose PATCHes reached other processes (or a restart) is read back once at
+        # completion instead. Offsets only grow and each is committed once (the update below is guarded by the
+        # offset), so a running hash at the upload's current offset covers exactly the stored bytes.
+        running = self._take_running_hash(upload_id, offset)
+        before = running.copy() if running is not None else None  # kept if this PATCH stores nothing
 
         class Hashing:
             def read(self_inner, size=-1):
                 data = stream.read(size)
                 if digest is not None:
                     digest.update(data)
+                if running is not None:
+                    running.update(data)
                 return data
 
         def check():
@@ -527,15 +552,40 @@ class FileService:
                 state, written = self.blobs.append(entry["key"], entry["state"], offset, Hashing(), remaining, check)
         except BaseException:
             self.pending.update_one({"_id": upload_id}, {"$set": {"busy_until_ts": 0.0}})
+            if before is not None:
+                self._keep_running_hash(upload_id, offset, before)
             raise
         new_offset = offset + written
-        self.pending.update_one({"_id": upload_id, "offset": offset},
-                                {"$set": {"state": state, "offset": new_offset, "busy_until_ts": 0.0}})
+        committed = self.pending.update_one({"_id": upload_id, "offset": offset},
+                                            {"$set": {"state": state, "offset": new_offset, "busy_until_ts": 0.0}})
+        if running is not None and committed.matched_count:
+            self._keep_running_hash(upload_id, new_offset, running)
         entry.update(state=state, offset=new_offset)
         done = None
         if new_offset == entry["length"]:
             done = self._tus_finish(principal, entry)
         return entry, done
+
+    def _take_running_hash(self, upload_id: str, offset: int):
+        """The sha256 of the upload's first `offset` bytes if this process hashed all of them, else None."""
+        with self._running_lock:
+            known = self._running_hashes.pop(upload_id, None)
+        if offset == 0:
+            return hashlib.sha256()
+        if known is not None and known[0] == offset:
+            return known[1]
+        return None
+
+    def _keep_running_hash(self, upload_id: str, offset: int, digest) -> None:
+        with self._running_lock:
+            self._running_hashes[upload_id] = (offset, digest)
+            while len(self._running_hashes) > RUNNING_HASHES:
+                self._running_hashes.popitem(last=False)
+
+    def _finished_hash(self, upload_id: str, size: int) -> str | None:
+        with self._running_lock:
+            known = self._running_hashes.pop(upload_id, None)
+        return known[1].hexdigest() if known is not None and known[0] == size else None
 
     @staticmethod
     def _checksum(header: str | None):
@@ -584,14 +634,20 @@ class FileService:
                 head = b"".join(self.blobs.open(key, 0, SNIFF_BYTES)) if info.size else b""
                 content_type = sniff(head, entry.get("declared_type"))
                 self._check_type(settings, content_type)
-                digest = hashlib.sha256()
-                size = 0
-                for chunk in self.blobs.open(key):
-                    digest.update(chunk)
-                    size += len(chunk)
+                sha256 = self._finished_hash(entry["_id"], info.size) if entry["kind"] == "tus" else None
+                size = info.size
+                if sha256 is None:
+                    # The server never saw these bytes (presigned PUT), or not all of them (tus across processes):
+                    # read the object back once, streamed chunk by chunk, so memory stays constant.
+                    self.read_backs += 1
+                    digest = hashlib.sha256()
+                    size = 0
+                    for chunk in self.blobs.open(key):
+                        digest.update(chunk)
+                        size += len(chunk)
+                    sha256 = digest.hexdigest()
             access = self._allowed(principal, settings, "create")
-            doc = self._new_doc(principal, entry["file_id"], key, entry["fields"], size, content_type,
-                                digest.hexdigest())
+            doc = self._new_doc(principal, entry["file_id"], key, entry["fields"], size, content_type, sha256)
             doc["_owner"] = entry.get("owner")
             self._record(principal, project, access, doc)
         except DuplicateKeyError:

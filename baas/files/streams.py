@@ -11,7 +11,7 @@ from werkzeug.wsgi import LimitedStream, get_content_length
 
 from baas.errors import Invalid, PayloadTooLarge
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 MAX_FORM_FIELD_BYTES = 65_536
 
 
@@ -105,7 +105,7 @@ class FormReader:
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.file_type: str | None = None
-        self._buffer = b""
+        self._buffer = bytearray()  # appended in place: bytes concatenation would copy the buffer per event
         self._in_file = False
         self._file_done = False
         self._done = False
@@ -171,7 +171,8 @@ class FormReader:
             if not event.more_data:
                 self._in_file = False
                 self._file_done = True
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
         return data
 
     def finish(self) -> dict[str, str]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timedelta
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
@@ -15,10 +17,15 @@ from minio.error import S3Error
 
 from baas.storage.blobs import BlobInfo, BlobNotFound, check_key, check_prefix
 
-_PART_SIZE = 10 * 1024 * 1024
+_MIB = 1024 * 1024
+_PART_SIZE = 8 * _MIB
+_MAX_PARTS = 10_000
+_UPLOAD_READ_SECONDS = 300
+# Parts sent at once by one upload (minio's put_object uses 3): memory per upload is (this + 1) part buffers.
+_PARTS_IN_FLIGHT = 2
 # S3's smallest part but the last; appendable uploads buffer at most this much (in a tail object between calls).
 APPEND_PART_SIZE = 5 * 1024 * 1024
-_READ_CHUNK = 256 * 1024
+_READ_CHUNK = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
 
 
@@ -27,6 +34,38 @@ def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
         parts = urlsplit(endpoint)
         return parts.netloc, parts.scheme == "https"
     return endpoint, secure
+
+
+def _part_size(length: int) -> int:
+    """8 MiB parts (S3 allows 10,000 of them: 80 GiB of unknown length); bigger when a known length needs it."""
+    if length <= 0:
+        return _PART_SIZE
+    needed = -(-length // _MAX_PARTS)
+    return max(_PART_SIZE, -(-needed // _MIB) * _MIB)
+
+
+def _read_first(stream: BinaryIO, size: int) -> bytearray:
+    """Up to `size` bytes, grown as they come: a small file never pays for zeroing a whole part buffer."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = stream.read(min(_READ_CHUNK, size - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _fill(stream: BinaryIO, buffer: bytearray) -> int:
+    """Read into `buffer` until it is full or the stream ends; returns the bytes read."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(buffer):
+        chunk = stream.read(min(_READ_CHUNK, len(buffer) - filled))
+        if not chunk:
+            break
+        view[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return filled
 
 
 class _ExactLength:
@@ -75,12 +114,18 @@ class S3BlobStore:
             import certifi
 
             tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where()}
-        http_client = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds), maxsize=10,
-            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]), **tls)
-        # The Minio client is lazy: no request is made until the first call.
-        self.client = Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
-                            http_client=http_client)
+        def client(read_seconds: float) -> Minio:
+            http_client = urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=timeout_seconds, read=read_seconds), maxsize=10,
+                retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]), **tls)
+            # The Minio client is lazy: no request is made until the first call.
+            return Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+                         http_client=http_client)
+
+        self.client = client(timeout_seconds)
+        # Writing a part and completing a large multipart upload may take the server far longer to answer than a
+        # stat (S3 documents minutes for CompleteMultipartUpload): uploads wait longer for an answer.
+        self.upload_client = client(max(timeout_seconds, _UPLOAD_READ_SECONDS))
         self._bucket_checked = False
 
     def _ensure_bucket(self) -> None:
@@ -95,13 +140,58 @@ class S3BlobStore:
 
     def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
             metadata: dict | None = None) -> BlobInfo:
+        """Stream `stream` into `key` in constant memory: part buffers reused, _PARTS_IN_FLIGHT parts sent while the
+        next is read. minio's put_object grows each part by bytes concatenation (quadratic copying) and queues parts
+        for its threads without bound; this keeps the server's memory per upload at (_PARTS_IN_FLIGHT + 1) parts."""
         check_key(key)
         self._ensure_bucket()
         if length >= 0:
             stream = _ExactLength(stream, length)
-        result = self.client.put_object(self.bucket, key, stream, length=length, content_type=content_type,
-                                        metadata=metadata or None, part_size=_PART_SIZE if length < 0 else 0)
-        return self.stat(result.object_name)
+        part_size = _part_size(length)
+        headers = {"Content-Type": content_type or "application/octet-stream"}
+        for name, value in (metadata or {}).items():
+            headers[f"x-amz-meta-{name}"] = value
+        buffer = _read_first(stream, part_size)
+        first = len(buffer)
+        if first < part_size:  # the whole object fits one part: a plain PUT
+            result = self.upload_client._put_object(self.bucket, key, memoryview(buffer)[:first], headers)
+            return BlobInfo(key=key, size=first, content_type=headers["Content-Type"], etag=result.etag or None,
+                            modified=datetime.now(timezone.utc), metadata=dict(metadata or {}))
+        upload_id = self.upload_client._create_multipart_upload(self.bucket, key, headers)
+        parts: list[Part] = []
+        size = 0
+        try:
+            with ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="s3-part") as sender:
+                in_flight: deque = deque()  # (part number, future, its buffer), oldest first
+                filled, number = first, 1
+                while True:
+                    in_flight.append((number, sender.submit(
+                        self.upload_client._upload_part, self.bucket, key, memoryview(buffer)[:filled], None,
+                        upload_id, number), buffer))
+                    size += filled
+                    if filled < part_size:
+                        break
+                    number += 1
+                    if len(in_flight) <= _PARTS_IN_FLIGHT:  # every buffer so far is being sent: one more
+                        buffer = bytearray(part_size)
+                    else:  # wait for the oldest part: its buffer takes the next one
+                        done_number, future, buffer = in_flight.popleft()
+                        parts.append(Part(done_number, future.result()))
+                    filled = _fill(stream, buffer)
+                    if not filled:
+                        break
+                for done_number, future, _ in in_flight:
+                    parts.append(Part(done_number, future.result()))
+            result = self.upload_client._complete_multipart_upload(self.bucket, key, upload_id, parts)
+        except BaseException:
+            try:
+                self.upload_client._abort_multipart_upload(self.bucket, key, upload_id)
+            except self.errors:
+                pass  # the sweep aborts stale multipart uploads
+            raise
+        return BlobInfo(key=key, size=size, content_type=headers["Content-Type"],
+                        etag=(result.etag or "").strip('"') or None, modified=datetime.now(timezone.utc),
+                        metadata=dict(metadata or {}))
 
     def stat(self, key: str) -> BlobInfo:
         check_key(key)
@@ -213,7 +303,7 @@ class S3BlobStore:
             while len(buffer) >= APPEND_PART_SIZE:
                 # A part number the stored state does not list yet is overwritten if this call never commits.
                 number = len(parts) + 1
-                etag = self.client._upload_part(self.bucket, key, bytes(buffer[:APPEND_PART_SIZE]), None,
+                etag = self.upload_client._upload_part(self.bucket, key, bytes(buffer[:APPEND_PART_SIZE]), None,
                                                 state["upload_id"], number)
                 parts.append([number, etag])
                 del buffer[:APPEND_PART_SIZE]
@@ -240,10 +330,10 @@ class S3BlobStore:
         if state["tail"]:
             data = self._read_all(state["tail"])
             number = len(parts) + 1
-            parts.append(Part(number, self.client._upload_part(self.bucket, key, data, None, state["upload_id"],
+            parts.append(Part(number, self.upload_client._upload_part(self.bucket, key, data, None, state["upload_id"],
                                                                number)))
         if parts:
-            self.client._complete_multipart_upload(self.bucket, key, state["upload_id"], parts)
+            self.upload_client._complete_multipart_upload(self.bucket, key, state["upload_id"], parts)
         else:  # S3 refuses a multipart upload without parts: an empty file is a plain put
             self.abort_append(key, state)
             self.client.put_object(self.bucket, key, io.BytesIO(b""), 0, content_type=content_type)

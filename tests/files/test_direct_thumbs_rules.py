@@ -104,8 +104,9 @@ def test_rules_secure_by_default_public_and_owner(project, make_user):
 
 def test_invalid_rules_are_refused(project):
     bad = project.server.patch("/v1/files/settings", json={"rules": {"read": "everyone"}})
-    assert bad.status_code == 422
-    assert project.server.patch("/v1/files/settings", json={"rules": {"aggregate": "public"}}).status_code == 422
+    assert bad.status_code == 400 and set(bad.get_json()) >= {"code", "status", "message", "errors"}
+    assert project.server.patch("/v1/files/settings", json={"rules": {"aggregate": "public"}}).status_code == 400
+    assert project.server.patch("/v1/files/settings", json={"max_file_bytes": "big"}).status_code == 400
     assert project.client.patch("/v1/files/settings", json={"rules": OPEN_RULES}).status_code == 403
 
 
@@ -134,3 +135,23 @@ def test_user_delete_can_delete_their_files(project, make_user, blobs):
     kept = upload(project.server, b"b").get_json()
     assert project.server.delete(f"/v1/users/{user.user_id}").status_code == 204
     assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{kept['_id']}"]
+
+
+def test_invalid_direct_upload_bodies_get_400_in_the_one_error_format(project):
+    for body in ({"size": -1}, {"surprise": 1}, {"metadata": "not an object"}):
+        bad = project.server.post("/v1/files/uploads", json=body)
+        assert bad.status_code == 400, body
+        assert bad.get_json()["code"] == 400 and bad.get_json()["errors"]
+
+
+def test_server_key_moves_a_files_owner(project, make_user):
+    open_rules(project)
+    first, second = make_user(project), make_user(project)
+    doc = upload(first, b"handed over").get_json()
+    assert first.patch(f"/v1/files/{doc['_id']}", json={"_owner": second.user_id}).status_code == 403
+    moved = project.server.patch(f"/v1/files/{doc['_id']}", json={"_owner": second.user_id})
+    assert moved.status_code == 200 and moved.get_json()["_owner"] == second.user_id
+    assert first.get(f"/v1/files/{doc['_id']}").status_code == 404
+    assert second.get(f"/v1/files/{doc['_id']}/content").data == b"handed over"
+    assert project.server.patch(f"/v1/files/{doc['_id']}", json={"_owner": "$where"}).status_code == 400
+    assert project.server.patch(f"/v1/files/{doc['_id']}", json={"_owner": None}).get_json()["_owner"] is None

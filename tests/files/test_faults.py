@@ -86,18 +86,24 @@ def _process_tree(pid: int) -> list:
     return children + [pid]
 
 
+def _files_under(folder: Path) -> list:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
 @pytest.mark.parametrize("app", ["local"], indirect=True)
 def test_real_kill_during_an_upload(app, admin, client, server_process, files, tmp_path):
     project = create_project(admin, client)
     data_dir = tmp_path / "served"
     server = server_process({"storage.s3.endpoint": None, "data_dir": str(data_dir)})
     chunk = os.urandom(64 * 1024)
+    project_dir = data_dir / "files" / "projects" / project.id
 
     def body():
         for _ in range(16):
             yield chunk
-        wait_until(lambda: files.pending.find_one({"project_id": project.id}), timeout=15,
-                   message="the upload's pending entry")
+        # Kill once bytes reach the disk (after the pending entry): killing earlier would leave nothing to sweep.
+        wait_until(lambda: files.pending.find_one({"project_id": project.id}) and _files_under(project_dir),
+                   timeout=15, message="the upload's pending entry and half-written file")
         for pid in _process_tree(server.process.pid):  # granian serves from worker processes
             os.kill(pid, signal.SIGKILL)
         server.process.wait(timeout=10)
@@ -109,8 +115,7 @@ def test_real_kill_during_an_upload(app, admin, client, server_process, files, t
         raise AssertionError(f"the upload answered {response.status_code} {response.text} though its server was killed")
     except requests.RequestException:
         pass
-    project_dir = data_dir / "files" / "projects" / project.id
-    left = [p for p in Path(project_dir).rglob("*") if p.is_file()] if project_dir.exists() else []
+    left = _files_under(project_dir)
     assert left, "the killed upload should have left a half-written file to clean up"
     # The sweep of any process on the same data (here: one on the same folder) removes what the kill left.
     from baas.files.service import FileService

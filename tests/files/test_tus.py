@@ -19,7 +19,7 @@ def _tus(live_url, project):
     return tus_client.TusClient(f"{live_url}/v1/files/tus/", headers={"X-API-Key": project.server_key})
 
 
-def test_tuspy_upload_in_chunks_with_checksums(live_url, project, blobs):
+def test_tuspy_upload_in_chunks_with_checksums(live_url, project, blobs, files):
     data = random_bytes(6 * 1024 * 1024 + 12345)  # more than one S3 part, and a tail
     uploader = _tus(live_url, project).uploader(file_stream=io.BytesIO(data), chunk_size=2 * 1024 * 1024,
                                                 metadata={"filename": "video.bin", "metadata": '{"trip": 1}'},
@@ -30,6 +30,7 @@ def test_tuspy_upload_in_chunks_with_checksums(live_url, project, blobs):
     doc = listed[0]
     assert doc["name"] == "video.bin" and doc["size"] == len(data) and doc["metadata"] == {"trip": 1}
     assert doc["sha256"] == hashlib.sha256(data).hexdigest()
+    assert files.read_backs == 0  # hashed as the chunks arrived, not by reading the object back
     got = requests.get(f"{live_url}/v1/files/{doc['_id']}/content", headers={"X-API-Key": project.server_key})
     assert got.content == data
     # Nothing but the file itself is left in storage (no tail objects, no part files).
@@ -122,3 +123,22 @@ def test_expired_uploads_are_gone_and_swept(live_url, project, files, blobs):
     assert stored_keys(blobs, project.id) == []
     if hasattr(blobs, "client"):
         assert blobs.client._list_multipart_uploads(blobs.bucket, prefix=f"projects/{project.id}/").uploads == []
+
+
+def test_sha256_of_an_upload_whose_chunks_reached_several_processes(project, files):
+    """A process that did not see every earlier byte has no running hash: the object is read back once."""
+    data = random_bytes(3 * 1024 * 1024 + 7)
+    created = project.server.post("/v1/files/tus/", headers={**TUS, "Upload-Length": str(len(data))})
+    assert created.status_code == 201
+    url = urlsplit(created.headers["Location"]).path
+    offset = 0
+    for size in (1024 * 1024, 1024 * 1024, len(data)):
+        chunk = data[offset:offset + size]
+        files._running_hashes.clear()  # the next PATCH lands on a process that saw none of the earlier ones
+        response = project.server.patch(url, data=chunk, headers={
+            **TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+        assert response.status_code == 204, response.get_json()
+        offset += len(chunk)
+    file_id = response.headers["Baas-File-Id"]
+    assert project.server.get(f"/v1/files/{file_id}").get_json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert files.read_backs == 1
