@@ -9,7 +9,7 @@ def init_app(app, api) -> None:
     from baas.files.service import FileService
 
     svc = app.extensions["baas"]
-    files = FileService(svc.mongo, svc.blobs, svc.projects, svc.hooks, svc.config)
+    files = FileService(svc.mongo, svc.blobs, svc.projects, svc.hooks, svc.config, metrics=svc.metrics)
     svc.extra["files"] = files
     svc.projects.on_delete.append(files.forget_project)
     if svc.auth is not None:

@@ -124,8 +124,9 @@ def parse_metadata_text(text: str | None) -> dict:
 
 
 class FileService:
-    def __init__(self, mongo, blobs, projects, hooks, config: dict):
+    def __init__(self, mongo, blobs, projects, hooks, config: dict, metrics=None):
         self.mongo = mongo
+        self.metrics = metrics  # baas.observability.metrics.Metrics: file bytes in and out
         self.blobs = blobs
         self.projects = projects
         self.hooks = hooks
@@ -281,6 +282,8 @@ class FileService:
         doc["metadata"] = check_metadata(doc.get("metadata"))
         self._files(project.id).insert_one(doc)
         self._count(project.id, doc["size"], 1)
+        if self.metrics is not None:
+            self.metrics.file_bytes("in", doc["size"])
 
     def _count(self, project_id: str, size: int, count: int) -> None:
         self.usage_collection.update_one({"_id": project_id}, {"$inc": {"bytes": size, "count": count}},
@@ -467,7 +470,10 @@ class FileService:
 
         def guarded():
             try:
-                yield from chunks
+                for chunk in chunks:
+                    if self.metrics is not None:
+                        self.metrics.file_bytes("out", len(chunk))
+                    yield chunk
             except self.blobs.errors as exc:
                 log.warning("file storage failed while streaming %s: %s", key, exc)
         return guarded()

@@ -34,7 +34,7 @@ def background_runners(svc) -> list:
     service = svc.extra.get("push")
     if service is None:
         return []
-    return [PushDelivery(service, service.providers, svc.config)]
+    return [PushDelivery(service, service.providers, svc.config, metrics=svc.metrics)]
 
 
 class _ProjectListener:

@@ -21,7 +21,7 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from baas.auth.service import USERS
-from baas.push.providers import FAILED, REMOVED, RETRY, OutgoingMessage, Outcome
+from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome
 from baas.push.service import compile_user_filter, decode_results
 from baas.util import TTLCache
 from baas.worker.lease import Leases, claim_one, owned, worker_id
@@ -50,12 +50,17 @@ def encode(results: list) -> list:
     return [orjson.dumps(result).decode() for result in results]
 
 
+# Delivery outcomes as /metrics names them.
+METRIC_OUTCOMES = {SENT: "delivered", REMOVED: "expired", FAILED: "failed", RETRY: "retried"}
+
+
 class PushDelivery:
     """The background runner of push (see baas.worker): `run_once(now)` works off whatever is due."""
     name = "push-delivery"
 
-    def __init__(self, service, providers: dict, config: dict, owner: str | None = None):
+    def __init__(self, service, providers: dict, config: dict, owner: str | None = None, metrics=None):
         self.service = service
+        self.metrics = metrics                    # baas.observability.metrics.Metrics, or None
         self.providers = providers                # provider name -> baas.push.providers.Provider
         self.config = config["push"]
         self.interval = self.config["poll_seconds"]
@@ -291,6 +296,8 @@ class PushDelivery:
                     removed.append(target["id"])
                 pending.append({"id": target["id"], "outcome": kind, "status": outcome.status, "reason": reason,
                                 "attempt": attempt})
+                if self.metrics is not None:
+                    self.metrics.push_delivery(METRIC_OUTCOMES[kind])  # RETRY here: tried again later
             if removed:
                 # The push service says the device is gone (404/410): the subscription goes too.
                 self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})

@@ -152,3 +152,19 @@ def test_uploads_of_several_storage_parts_stream_whole(live_url, project):
         assert doc["size"] == len(data) and doc["sha256"] == hashlib.sha256(data).hexdigest()
         got = requests.get(f"{live_url}/v1/files/{doc['_id']}/content", headers=headers)
         assert got.status_code == 200 and hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_file_bytes_in_and_out_are_counted_in_metrics(app, project):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counted():
+        text = app.extensions["baas"].metrics.render().decode()
+        return {s.labels["direction"]: s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if s.name == "baas_file_bytes_total"}
+
+    before = counted()
+    doc = upload(project.server, random_bytes(70_000)).get_json()
+    assert project.server.get(f"/v1/files/{doc['_id']}/content", headers={"Range": "bytes=0-999"}).status_code == 206
+    after = counted()
+    assert after.get("in", 0) - before.get("in", 0) == 70_000
+    assert after.get("out", 0) - before.get("out", 0) == 1000

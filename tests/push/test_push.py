@@ -2,6 +2,7 @@
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from baas.testing import create_project, sign_up_user, wait_until
 
@@ -161,7 +162,7 @@ def test_malformed_messages_get_400(project, change):
     assert project.server.post("/v1/push/messages", json=body).status_code == 400
 
 
-def test_gone_devices_are_pruned_and_rejected_ones_fail_with_the_reason(project, receiver, delivery):
+def test_gone_devices_are_pruned_and_rejected_ones_fail_with_the_reason(app, project, receiver, delivery):
     user = sign_up_user(project)
     gone, rejected, fine = receiver.device(), receiver.device(), receiver.device()
     for device in (gone, rejected, fine):
@@ -177,6 +178,10 @@ def test_gone_devices_are_pruned_and_rejected_ones_fail_with_the_reason(project,
     assert endpoints == {rejected.endpoint, fine.endpoint}
     results = project.server.get(f"/v1/push/messages/{message_id}/deliveries").get_json()
     assert sorted(r["outcome"] for r in results) == ["failed", "removed", "sent"]
+    counted = {sample.labels["outcome"]: sample.value
+               for family in text_string_to_metric_families(app.extensions["baas"].metrics.render().decode())
+               for sample in family.samples if sample.name == "baas_push_deliveries_total"}
+    assert counted == {"delivered": 1, "expired": 1, "failed": 1}
 
 
 def test_throttled_and_failing_services_are_retried_with_backoff(project, receiver, delivery):
