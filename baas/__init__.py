@@ -13,10 +13,8 @@ def create_app(config: dict | None = None):
     import atexit
     from pathlib import Path
 
-    from flask_smorest import Api
-
     from baas import config as config_module
-    from baas import errors, health, http, runtime
+    from baas import errors, health, http, openapi, runtime
     from baas.flask_app import BaasFlask
     from baas.context import Services
     from baas.plugins.manager import HookManager
@@ -63,10 +61,11 @@ def create_app(config: dict | None = None):
 
     errors.init_app(app)
     http.init_app(app)
-    api = Api(app, spec_kwargs={"info": {"description": "Client API under /v1 (X-API-Key), admin API under "
-                                                        "/admin/v1 (admin token)."}})
-    api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api = openapi.BaasApi(app, spec_kwargs={
+        "info": {"description": "Client API under /v1 (X-API-Key), admin API under /admin/v1 (admin token)."},
+        "security": openapi.KEY_ONLY,
+        "extra_plugins": [openapi.ContractPlugin()],
+    })
     api.register_blueprint(health.blp)
     api.register_blueprint(projects_api.blp)
     api.register_blueprint(projects_api.client_blp)

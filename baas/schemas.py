@@ -1,9 +1,27 @@
 """Schema pieces shared by every API."""
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, pre_load
 
 
 class StrictSchema(Schema):
-    """Input schemas refuse unknown fields (marshmallow's default), so typos surface as 422 errors."""
+    """Input schemas refuse unknown fields (marshmallow's default), so typos surface as 422 errors.
+
+    `openapi_extra` is merged into the schema's OpenAPI component (baas.openapi), for the constraints on the
+    whole object that marshmallow fields cannot express.
+    """
+
+    openapi_extra: dict = {}
+
+
+class NonEmptySchema(StrictSchema):
+    """A change (PATCH) body: an empty object would change nothing, so it is refused rather than accepted."""
+
+    openapi_extra = {"minProperties": 1}
+
+    @pre_load
+    def _not_empty(self, data, **kwargs):
+        if isinstance(data, dict) and not data:
+            raise ValidationError("Send at least one field to change.", field_name="_schema")
+        return data
 
 
 class ErrorSchema(Schema):

@@ -2,7 +2,8 @@ from marshmallow import Schema, fields, validate
 
 from baas.auth.settings import AuthSettingsSchema
 from baas.principal import KEY_KINDS, SCOPES
-from baas.schemas import StrictSchema, UtcDateTime
+from baas.schemas import NonEmptySchema, StrictSchema, UtcDateTime
+from baas.storage.mongo import PROJECT_ID_PATTERN
 
 
 class ProjectSettingsSchema(StrictSchema):
@@ -19,25 +20,31 @@ class ProjectSettingsSchema(StrictSchema):
 
 
 class ProjectCreateSchema(StrictSchema):
-    id = fields.String(required=True, metadata={"example": "my-app"})
+    # The service checks the pattern (400 naming the rule); the document states it.
+    id = fields.String(required=True,
+                       metadata={"pattern": PROJECT_ID_PATTERN.pattern, "example": "my-app", "description": "3-40 of a-z, 0-9 and '-'; starts with a "
+                                                                     "letter, ends with a letter or digit."})
     name = fields.String(validate=validate.Length(min=1, max=200), metadata={"example": "My App"})
     settings = fields.Nested(ProjectSettingsSchema)
 
 
-class ProjectUpdateSchema(StrictSchema):
+class ProjectUpdateSchema(NonEmptySchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     settings = fields.Nested(ProjectSettingsSchema)
 
 
 class ProjectDeleteSchema(StrictSchema):
-    # Not required here: the service answers a missing confirmation with 400 and a message that says why.
-    confirm = fields.String(load_default=None, metadata={"description": "The project id, repeated."})
+    # Loaded as optional so that the service answers a missing confirmation with a 400 that says why; the
+    # document states it as required, which it is.
+    openapi_extra = {"required": ["confirm"]}
+    confirm = fields.String(load_default=None, metadata={"description": "The project id, repeated.",
+                                                         "example": "my-app"})
 
 
 class ProjectSchema(Schema):
     id = fields.String(attribute="_id")
     name = fields.String()
-    settings = fields.Dict()
+    settings = fields.Nested(ProjectSettingsSchema)
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 
@@ -47,7 +54,8 @@ class KeyCreateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), validate=validate.Length(max=len(SCOPES)))
     expires_at = fields.AwareDateTime(default_timezone=None, allow_none=True,
-                                      metadata={"description": "ISO 8601 with a time zone."})
+                                      metadata={"description": "ISO 8601 with a time zone; must be in the "
+                                                               "future."})
 
 
 class KeyRotateSchema(StrictSchema):
