@@ -50,7 +50,8 @@ ETAG = {"description": "The document's revision, quoted; send it back in If-Matc
 LOCATION = {"description": "URL of the created resource.", "schema": {"type": "string"}}
 IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
             "description": "An ETag read before: the write happens only if the document still has it (412 if not)."}
-IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False, "schema": {"type": "string"},
+IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False,
+                 "schema": {"type": "string"},
                  "description": "An ETag read before: 304 without a body while the document still has it."}
 
 _DESCRIPTIONS = {

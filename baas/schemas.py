@@ -1,5 +1,5 @@
 """Schema pieces shared by every API."""
-from marshmallow import Schema, ValidationError, fields, pre_load
+from marshmallow import Schema, ValidationError, fields
 
 
 class StrictSchema(Schema):
@@ -13,15 +13,31 @@ class StrictSchema(Schema):
 
 
 class NonEmptySchema(StrictSchema):
-    """A change (PATCH) body: an empty object would change nothing, so it is refused rather than accepted."""
+    """A PATCH body: the request path refuses an empty one (baas.http), and the document says so."""
 
     openapi_extra = {"minProperties": 1}
 
-    @pre_load
-    def _not_empty(self, data, **kwargs):
-        if isinstance(data, dict) and not data:
-            raise ValidationError("Send at least one field to change.", field_name="_schema")
-        return data
+
+class JsonBoolean(fields.Boolean):
+    """true or false only: marshmallow's Boolean also takes 0, 1, "yes", "on", ... which the document's
+    `type: boolean` does not allow, so a client generated from it and a hand-written one would disagree."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Not a boolean (true or false).")
+        return value
+
+
+class JsonInteger(fields.Integer):
+    """A JSON integer only (not "5", not 5.5), as the document's `type: integer` says."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class ErrorSchema(Schema):

@@ -3,7 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from baas.auth.service import ROLE_PATTERN
 from baas.auth.settings import DEFAULTS, PASSWORD_MAX_CEILING, PASSWORD_MIN_FLOOR
-from baas.schemas import NonEmptySchema, StrictSchema, UtcDateTime
+from baas.schemas import JsonBoolean, NonEmptySchema, StrictSchema, UtcDateTime
 
 # Length checks here only bound the work; the project's policy (baas.auth.passwords) decides the rest.
 _password = dict(validate=validate.Length(min=1, max=PASSWORD_MAX_CEILING))
@@ -23,10 +23,10 @@ _token = dict(validate=validate.Length(min=1, max=200))
 class UserSchema(Schema):
     id = fields.String(attribute="_id")
     email = fields.String(allow_none=True)
-    email_verified = fields.Boolean()
-    anonymous = fields.Boolean()
+    email_verified = JsonBoolean()
+    anonymous = JsonBoolean()
     roles = fields.List(fields.String())
-    disabled = fields.Boolean()
+    disabled = JsonBoolean()
     data = fields.Dict(metadata={"description": "Custom profile data."})
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
@@ -121,12 +121,12 @@ class UserCreateSchema(StrictSchema):
                                                       "reset. " + _new_password["metadata"]["description"]})
     roles = fields.List(_role, load_default=None)
     data = fields.Dict(load_default=None)
-    email_verified = fields.Boolean(load_default=False)
-    disabled = fields.Boolean(load_default=False)
+    email_verified = JsonBoolean(load_default=False)
+    disabled = JsonBoolean(load_default=False)
 
 
 class UserUpdateSchema(NonEmptySchema):
     roles = fields.List(_role, load_default=None)
-    disabled = fields.Boolean(load_default=None)
-    email_verified = fields.Boolean(load_default=None)
+    disabled = JsonBoolean(load_default=None)
+    email_verified = JsonBoolean(load_default=None)
     data = fields.Dict(load_default=None, metadata={"description": "Replaces the profile data."})

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from marshmallow import fields, validate, validates_schema, ValidationError
 
-from baas.schemas import StrictSchema
+from baas.schemas import JsonBoolean, JsonInteger, StrictSchema
 
 PASSWORD_MIN_FLOOR = 8          # never fewer, whatever a project asks
 PASSWORD_MAX_CEILING = 1024     # bounds the hashing work one request can ask for
+# What the document promises link_base_url accepts: an http(s) URL of a host name, optional port and path.
+HTTP_URL_PATTERN = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]+)*/?$"
 
 DEFAULT_VERIFY_SUBJECT = "Confirm your email address for {{project}}"
 DEFAULT_VERIFY_BODY = """Hello,
@@ -50,7 +52,8 @@ class AuthMailSettingsSchema(StrictSchema):
     sender = fields.String(validate=validate.Length(min=3, max=300),
                            metadata={"description": "From address, e.g. 'My App <no-reply@example.com>'."})
     link_base_url = fields.Url(require_tld=False, schemes={"http", "https"},
-                               metadata={"description": "Base URL of your app's pages that receive the tokens: "
+                               metadata={"format": "uri", "maxLength": 2000, "pattern": HTTP_URL_PATTERN,
+                                         "example": "https://app.example.com","description": "Base URL of your app's pages that receive the tokens: "
                                                         "<base>/verify-email?token=... and "
                                                         "<base>/reset-password?token=..."})
     verify_subject = fields.String(validate=validate.Length(min=1, max=200))
@@ -62,12 +65,12 @@ class AuthMailSettingsSchema(StrictSchema):
 
 
 class AuthSettingsSchema(StrictSchema):
-    allow_signup = fields.Boolean(metadata={"description": "Anyone with the client key may sign up (default true)."})
-    allow_anonymous = fields.Boolean(metadata={"description": "POST /v1/auth/anonymous is allowed (default true)."})
-    require_verified_email = fields.Boolean(metadata={"description": "Log-in needs a confirmed email address "
+    allow_signup = JsonBoolean(metadata={"description": "Anyone with the client key may sign up (default true)."})
+    allow_anonymous = JsonBoolean(metadata={"description": "POST /v1/auth/anonymous is allowed (default true)."})
+    require_verified_email = JsonBoolean(metadata={"description": "Log-in needs a confirmed email address "
                                                                      "(default false)."})
-    password_min_length = fields.Integer(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
-    password_max_length = fields.Integer(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
+    password_min_length = JsonInteger(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
+    password_max_length = JsonInteger(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
     mail = fields.Nested(AuthMailSettingsSchema)
 
     @validates_schema

@@ -28,7 +28,9 @@ admin_blp = Blueprint("admin-collections", __name__, url_prefix="/admin/v1/proje
 
 # Datetimes go through json_default: orjson would print microseconds, and every baas date has milliseconds.
 # OpenAPI: document bodies are any JSON object; the collection's schema (if any) is checked by the service.
-JSON_OBJECT_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
+JSON_OBJECT_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+JSON_CHANGE_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object",
+                                                                                   "minProperties": 1}}}}
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
@@ -205,7 +207,7 @@ class Document(MethodView):
                                            request.headers.get("If-Match"))
         return _document_response(doc)
 
-    @blp.doc(operationId="updateDocument", requestBody=JSON_OBJECT_BODY, parameters=[IF_MATCH],
+    @blp.doc(operationId="updateDocument", requestBody=JSON_CHANGE_BODY, parameters=[IF_MATCH],
              **extra_errors(409, 412))
     @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     def patch(self, name, doc_id):
@@ -235,7 +237,8 @@ class Aggregate(MethodView):
 
 @blp.route("/batch")
 class Batch(MethodView):
-    @blp.doc(operationId="runBatch", requestBody={"content": {"application/json": {"schema": BatchInSchema}}})
+    @blp.doc(operationId="runBatch", requestBody={"required": True,
+                                                    "content": {"application/json": {"schema": BatchInSchema}}})
     @blp.alt_response(200, schema=BatchOutSchema, success=True)
     def post(self):
         """Up to 100 create/replace/update/delete operations, run in order; NOT atomic: each has its own result"""

@@ -24,7 +24,7 @@ class CollectionPutSchema(StrictSchema):
     schema = fields.Dict(allow_none=True, metadata={"description": "JSON Schema of the documents, or null."})
     # Only shapes are checked here; the service checks the content and answers 400 naming the problem.
     indexes = fields.List(fields.Dict(), metadata={"description": INDEX_DESCRIPTION, "example": INDEX_EXAMPLE})
-    rules = fields.Dict(keys=fields.String(), values=fields.Raw(),
+    rules = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
                         metadata={"description": RULE_DESCRIPTION + "; actions: " + ", ".join(ACTIONS)})
 
 

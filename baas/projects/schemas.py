@@ -2,7 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from baas.auth.settings import AuthSettingsSchema
 from baas.principal import KEY_KINDS, SCOPES
-from baas.schemas import NonEmptySchema, StrictSchema, UtcDateTime
+from baas.schemas import JsonBoolean, JsonInteger, NonEmptySchema, StrictSchema, UtcDateTime
 from baas.storage.mongo import PROJECT_ID_PATTERN
 
 
@@ -11,9 +11,9 @@ class ProjectSettingsSchema(StrictSchema):
                                validate=validate.Length(max=100),
                                metadata={"description": "Browser origins allowed to call this project's API, "
                                                         "e.g. https://app.example.com, or '*'."})
-    strict_collections = fields.Boolean(metadata={"description": "Only collections defined by an admin accept "
+    strict_collections = JsonBoolean(metadata={"description": "Only collections defined by an admin accept "
                                                                  "documents."})
-    open_new_collections = fields.Boolean(metadata={"description": "New collections start owner-writable and "
+    open_new_collections = JsonBoolean(metadata={"description": "New collections start owner-writable and "
                                                                    "readable by signed-in users instead of "
                                                                    "server-keys-only."})
     auth = fields.Nested(AuthSettingsSchema, metadata={"description": "Auth settings; see docs/auth.md."})
@@ -59,7 +59,7 @@ class KeyCreateSchema(StrictSchema):
 
 
 class KeyRotateSchema(StrictSchema):
-    grace_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=30 * 86400),
+    grace_seconds = JsonInteger(load_default=0, validate=validate.Range(min=0, max=30 * 86400),
                                    metadata={"description": "How long the old key keeps working."})
 
 
