@@ -14,7 +14,7 @@ def create_app(config: dict | None = None):
     from pathlib import Path
 
     from baas import config as config_module
-    from baas import errors, health, http, openapi, runtime
+    from baas import errors, health, http, logs, openapi, runtime
     from baas.flask_app import BaasFlask
     from baas.context import Services
     from baas.plugins.manager import HookManager
@@ -27,6 +27,7 @@ def create_app(config: dict | None = None):
     from baas.storage.mongo import MongoStore
 
     cfg = config_module.from_mapping(config)
+    logs.configure(cfg["logging"]["level"])
     cfg, embedded = runtime.resolve(cfg)
 
     app = BaasFlask("baas")

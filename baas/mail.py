@@ -63,7 +63,9 @@ class Mailer:
         message["Subject"] = one_line(subject)
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = make_msgid(domain="baas.local")
-        message.set_content(body)
+        # 7bit/8bit keep every line as written: quoted-printable would fold long lines and write '=' as '=3D',
+        # breaking the links people copy out of outbox files. Lines stay far below SMTP's 998-character limit.
+        message.set_content(body, cte="7bit" if body.isascii() else "8bit")
         return message
 
     def send(self, to: str, subject: str, body: str, sender: str | None = None):
@@ -86,10 +88,11 @@ class Mailer:
         try:
             if self.uses_smtp:
                 self._send_smtp(message)
-                log.info("mail %s sent to %s", message["Message-ID"], masked(message["To"]))
+                log.info("mail %s '%s' sent to %s", message["Message-ID"], message["Subject"], masked(message["To"]))
             else:
                 path = self._write_outbox(message)
-                log.info("no SMTP configured: mail to %s written to %s", masked(message["To"]), path)
+                log.info("no SMTP configured: mail '%s' to %s written to %s", message["Subject"],
+                         masked(message["To"]), path)
         except Exception:
             log.exception("could not deliver mail %s to %s", message["Message-ID"], masked(message["To"]))
             raise
