@@ -6,6 +6,7 @@ SMTP conversation: password-reset requests for unknown addresses must look exact
 from __future__ import annotations
 
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -118,8 +119,12 @@ class Mailer:
         # Named so that a directory listing is in sending order.
         path = self.outbox / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-" \
                              f"{new_id(nbytes=4)}.eml"
-        path.write_bytes(bytes(message))
-        path.chmod(0o600)  # mails carry single-use tokens
+        # Written aside and renamed, so whoever watches the folder never reads a half-written mail.
+        partial = path.with_suffix(".eml.part")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # mails carry single-use tokens
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(bytes(message))
+        os.replace(partial, path)
         return path
 
     def close(self) -> None:

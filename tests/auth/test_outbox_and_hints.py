@@ -8,7 +8,7 @@ from baas.testing import wait_until
 
 def _newest_outbox_file(app) -> Path:
     folder = Path(app.extensions["baas"].config["data_dir"]) / "outbox"
-    return sorted(folder.iterdir())[-1]
+    return sorted(folder.glob("*.eml"))[-1]
 
 
 def test_outbox_mail_keeps_its_link_copyable_and_logs_one_masked_line(app, project, make_user, caplog):
