@@ -5,20 +5,14 @@ import secrets
 import pytest
 import requests
 
-from baas.testing import ADMIN_TOKEN, ServerProcess, with_overrides
+from baas.testing import ADMIN_TOKEN, ServerProcess, servers_config, with_overrides
 
 
 @pytest.fixture(scope="module")
 def live(mongo_uri, s3_settings, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("contract")
-    config = with_overrides({
-        "data_dir": str(tmp / "data"),
-        "admin_token": ADMIN_TOKEN,
-        "mongodb": {"uri": mongo_uri, "db_prefix": "c" + secrets.token_hex(4) + "_"},
-        "storage": {"s3": dict(s3_settings)},
-        "jwt": {"secret": "contract-secret-" + "z" * 32},
-        "keys": {"cache_seconds": 0.5},
-    }, {"rate_limits.enabled": False, "logging.level": "WARNING"})
+    config = with_overrides(servers_config(mongo_uri, s3_settings, tmp / "data"),
+                            {"rate_limits.enabled": False, "logging.level": "WARNING"})
     server = ServerProcess(config, tmp).start()
     try:
         yield LiveServer(server.url)
