@@ -53,7 +53,7 @@ class AuthMailSettingsSchema(StrictSchema):
     sender = fields.String(validate=validate.Length(min=3, max=300),
                            metadata={"description": "From address, e.g. 'My App <no-reply@example.com>'."})
     link_base_url = fields.Url(require_tld=False, schemes={"http", "https"},
-                               metadata={"format": "uri", "maxLength": 2000, "pattern": HTTP_URL_PATTERN,
+                               metadata={"format": "uri", "pattern": HTTP_URL_PATTERN,
                                          "example": "https://app.example.com","description": "Base URL of your app's pages that receive the tokens: "
                                                         "<base>/verify-email?token=... and "
                                                         "<base>/reset-password?token=..."})
