@@ -1,4 +1,4 @@
-"""The curl examples of the docs run as printed, in order, against a live server, and answer as printed.
+"""The curl examples of README.md and docs/data-api.md run as printed, in order, against a live server.
 
 Each `curl` command of a ```sh block runs through bash with the variables the page tells readers to set. The
 expected answer is read from the comments that follow it (`# HTTP/1.1 201 Created`, `# 412 {...}`, a trailing
@@ -70,24 +70,38 @@ def _run(example: dict, env: dict, tmp_path: Path):
     return status_line, (json.loads(text) if text.strip() else None)
 
 
+def _keys(live, project_id: str) -> tuple[str, str]:
+    made = [requests.post(f"{live.url}/admin/v1/projects/{project_id}/keys", json={"kind": kind},
+                          headers=live.admin_headers, timeout=10) for kind in ("client", "server")]
+    assert all(response.status_code == 201 for response in made), [r.text for r in made]
+    return made[0].json()["key"], made[1].json()["key"]
+
+
 @pytest.fixture(scope="module")
 def my_app(live):
-    admin = live.admin_headers
-    requests.post(live.url + "/admin/v1/projects", json={"id": "my-app", "name": "My App"}, headers=admin,
-                  timeout=10).raise_for_status()
-    keys = {kind: requests.post(live.url + "/admin/v1/projects/my-app/keys", json={"kind": kind}, headers=admin,
-                                timeout=10).json()["key"] for kind in ("client", "server")}
+    """docs/data-api.md's variables: a project my-app, its keys, a signed-in user and the admin token."""
+    requests.post(live.url + "/admin/v1/projects", json={"id": "my-app", "name": "My App"},
+                  headers=live.admin_headers, timeout=10).raise_for_status()
+    client_key, server_key = _keys(live, "my-app")
     token = requests.post(live.url + "/v1/auth/signup", json={"email": "ada@example.com",
                                                               "password": "correct horse battery"},
-                          headers={"X-API-Key": keys["client"]}, timeout=10).json()["access_token"]
-    return {"BASE": live.url, "CK": keys["client"], "SK": keys["server"], "TOKEN": token,
+                          headers={"X-API-Key": client_key}, timeout=10).json()["access_token"]
+    return {"BASE": live.url, "CK": client_key, "SK": server_key, "TOKEN": token,
             "ADMIN_TOKEN": live.admin_headers["Authorization"].split()[1]}
 
 
-def test_every_curl_example_of_the_data_api_answers_as_printed(live, my_app, tmp_path):
-    examples = curl_examples((DOCS / "data-api.md").read_text())
-    assert len(examples) >= 15
-    env = {"PATH": os.environ["PATH"], **my_app}
+@pytest.fixture(scope="module")
+def first_start(live):
+    """README's variables: the keys the first start printed for the project `default`, and the admin token."""
+    client_key, server_key = _keys(live, "default")
+    return {"BAAS": live.url, "CLIENT_KEY": client_key, "SERVER_KEY": server_key,
+            "ADMIN_TOKEN": live.admin_headers["Authorization"].split()[1]}
+
+
+def _run_page(page: Path, variables: dict, tmp_path: Path, minimum: int) -> None:
+    examples = curl_examples(page.read_text())
+    assert len(examples) >= minimum
+    env = {"PATH": os.environ["PATH"], **variables}
     for example in examples:
         status_line, body = _run(example, env, tmp_path)
         status = int(status_line.split()[1])
@@ -100,5 +114,17 @@ def test_every_curl_example_of_the_data_api_answers_as_printed(live, my_app, tmp
             assert status_line.strip() == f"HTTP/1.1 {example['status']} {example['phrase']}", where
         if example["results"] is not None:
             assert [r["status"] for r in body["results"]] == example["results"], where
-        if status == 201 and isinstance(body, dict) and "_id" in body:
-            env["ID"] = body["_id"]  # what the page calls $ID: the document the create example made
+        # What the pages tell readers to copy from an answer: a new document's _id, a new user's access token.
+        if status == 201 and isinstance(body, dict):
+            if "_id" in body:
+                env["ID"] = body["_id"]
+            if "access_token" in body:
+                env["TOKEN"] = body["access_token"]
+
+
+def test_every_curl_example_of_the_data_api_answers_as_printed(live, my_app, tmp_path):
+    _run_page(DOCS / "data-api.md", my_app, tmp_path, minimum=15)
+
+
+def test_every_curl_example_of_the_readme_answers_as_printed(live, first_start, tmp_path):
+    _run_page(DOCS.parent / "README.md", first_start, tmp_path, minimum=4)
