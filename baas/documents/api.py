@@ -13,7 +13,7 @@ from werkzeug.urls import iri_to_uri
 from werkzeug.wsgi import get_content_length
 
 from baas.context import current_principal, services
-from baas.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, KEY_ONLY, LOCATION, extra_errors
+from baas.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, KEY_ONLY, LOCATION, describe, extra_errors
 from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSchema, CollectionPutSchema,
                                     CollectionSchema, DocumentPageSchema, DocumentSchema, query_parameters)
 from baas.documents.service import FindParams, etag_matches
@@ -161,8 +161,8 @@ class AdminCollection(MethodView):
 @blp.route("/collections/<name>/documents")
 class Documents(MethodView):
     init_every_request = False  # stateless: one instance serves every request
-    @blp.doc(operationId="listDocuments",
-             parameters=query_parameters("filter", "sort", "limit", "offset", "fields", "cursor", "count", "expand"))
+    @describe(operationId="listDocuments",
+              parameters=query_parameters("filter", "sort", "limit", "offset", "fields", "cursor", "count", "expand"))
     @blp.alt_response(200, schema=DocumentPageSchema, success=True)
     def get(self, name):
         """Query documents: filter, sort, fields, keyset pages (cursor), offset, count, expand"""
@@ -171,7 +171,7 @@ class Documents(MethodView):
                             args.get("fields"), args.get("cursor"), args.get("count"), args.get("expand"))
         return json_response(services().documents.find(current_principal(), name, params))
 
-    @blp.doc(operationId="createDocument", requestBody=JSON_OBJECT_BODY, **extra_errors(409))
+    @describe(operationId="createDocument", requestBody=JSON_OBJECT_BODY, **extra_errors(409))
     @blp.alt_response(201, schema=DocumentSchema, success=True, headers={"ETag": ETAG, "Location": LOCATION})
     def post(self, name):
         """Create a document (the collection springs into being unless the project is strict)"""
@@ -185,7 +185,7 @@ class Documents(MethodView):
 @blp.route("/collections/<name>/documents/<doc_id>")
 class Document(MethodView):
     init_every_request = False  # stateless: one instance serves every request
-    @blp.doc(operationId="getDocument", parameters=[IF_NONE_MATCH])
+    @describe(operationId="getDocument", parameters=[IF_NONE_MATCH])
     @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     @blp.alt_response(304, description="Not modified: the document still has the If-None-Match ETag.",
                       headers={"ETag": ETAG})
@@ -198,7 +198,7 @@ class Document(MethodView):
             return Response(status=304, headers={"ETag": etag})
         return _document_response(doc)
 
-    @blp.doc(operationId="replaceDocument", requestBody=JSON_OBJECT_BODY, parameters=[IF_MATCH],
+    @describe(operationId="replaceDocument", requestBody=JSON_OBJECT_BODY, parameters=[IF_MATCH],
              **extra_errors(409, 412))
     @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     def put(self, name, doc_id):
@@ -207,7 +207,7 @@ class Document(MethodView):
                                            request.headers.get("If-Match"))
         return _document_response(doc)
 
-    @blp.doc(operationId="updateDocument", requestBody=JSON_CHANGE_BODY, parameters=[IF_MATCH],
+    @describe(operationId="updateDocument", requestBody=JSON_CHANGE_BODY, parameters=[IF_MATCH],
              **extra_errors(409, 412))
     @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     def patch(self, name, doc_id):
@@ -216,7 +216,7 @@ class Document(MethodView):
                                           request.headers.get("If-Match"))
         return _document_response(doc)
 
-    @blp.doc(operationId="deleteDocument", parameters=[IF_MATCH], **extra_errors(409, 412))
+    @describe(operationId="deleteDocument", parameters=[IF_MATCH], **extra_errors(409, 412))
     @blp.alt_response(204, success=True)
     def delete(self, name, doc_id):
         """Delete a document (If-Match: 412 when it changed)"""
