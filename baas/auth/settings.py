@@ -54,7 +54,8 @@ class AuthMailSettingsSchema(StrictSchema):
                            metadata={"description": "From address, e.g. 'My App <no-reply@example.com>'."})
     link_base_url = fields.Url(require_tld=False, schemes={"http", "https"},
                                metadata={"format": "uri", "pattern": HTTP_URL_PATTERN,
-                                         "example": "https://app.example.com","description": "Base URL of your app's pages that receive the tokens: "
+                                         "example": "https://app.example.com",
+                                         "description": "Base URL of your app's pages that receive the tokens: "
                                                         "<base>/verify-email?token=... and "
                                                         "<base>/reset-password?token=..."})
     verify_subject = fields.String(validate=validate.Length(min=1, max=200))

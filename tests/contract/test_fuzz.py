@@ -23,7 +23,8 @@ def _schemathesis(live, tmp_path: Path, headers: dict, *filters: str) -> None:
                *filters]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # In tmp_path: schemathesis keeps a cache of failures in its working directory.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
 
 
