@@ -16,10 +16,8 @@ def create_app(config: dict | None = None):
     import atexit
     from pathlib import Path
 
-    from flask_smorest import Api
-
     from baas import config as config_module
-    from baas import errors, health, http, runtime, swagger_ui
+    from baas import errors, health, http, logs, openapi, runtime, swagger_ui
     from baas.flask_app import BaasFlask
     from baas.context import Services
     from baas import observability
@@ -36,6 +34,7 @@ def create_app(config: dict | None = None):
     from baas.storage.mongo import MongoStore
 
     cfg = config_module.from_mapping(config)
+    logs.configure(cfg["logging"]["level"])
     cfg, embedded = runtime.resolve(cfg)
 
     app = BaasFlask("baas")
@@ -63,7 +62,7 @@ def create_app(config: dict | None = None):
         blobs = LocalBlobStore(Path(cfg["data_dir"]) / "files")
     hooks = plugin_manager.from_config(cfg["plugins"])
     cache_seconds = cfg["keys"]["cache_seconds"]
-    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded, 
+    svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded,
                    metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo)))
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
@@ -75,10 +74,11 @@ def create_app(config: dict | None = None):
 
     configure_access_log(cfg)
     errors.init_app(app)
-    api = Api(app, spec_kwargs={"info": {"description": "Client API under /v1 (X-API-Key), admin API under "
-                                                        "/admin/v1 (admin token)."}})
-    api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api = openapi.BaasApi(app, spec_kwargs={
+        "info": {"description": "Client API under /v1 (X-API-Key), admin API under /admin/v1 (admin token)."},
+        "security": openapi.KEY_ONLY,
+        "extra_plugins": [openapi.ContractPlugin()],
+    })
     observability.init_app(app, api)  # before baas.http, so requests it refuses are timed and logged too
     http.init_app(app)
     swagger_ui.init_app(app)

@@ -6,6 +6,7 @@ SMTP conversation: password-reset requests for unknown addresses must look exact
 from __future__ import annotations
 
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -63,7 +64,9 @@ class Mailer:
         message["Subject"] = one_line(subject)
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = make_msgid(domain="baas.local")
-        message.set_content(body)
+        # 7bit/8bit keep every line as written: quoted-printable would fold long lines and write '=' as '=3D',
+        # breaking the links people copy out of outbox files. Lines stay far below SMTP's 998-character limit.
+        message.set_content(body, cte="7bit" if body.isascii() else "8bit")
         return message
 
     def send(self, to: str, subject: str, body: str, sender: str | None = None):
@@ -86,10 +89,11 @@ class Mailer:
         try:
             if self.uses_smtp:
                 self._send_smtp(message)
-                log.info("mail %s sent to %s", message["Message-ID"], masked(message["To"]))
+                log.info("mail %s '%s' sent to %s", message["Message-ID"], message["Subject"], masked(message["To"]))
             else:
                 path = self._write_outbox(message)
-                log.info("no SMTP configured: mail to %s written to %s", masked(message["To"]), path)
+                log.info("no SMTP configured: mail '%s' to %s written to %s", message["Subject"],
+                         masked(message["To"]), path)
         except Exception:
             log.exception("could not deliver mail %s to %s", message["Message-ID"], masked(message["To"]))
             raise
@@ -115,8 +119,12 @@ class Mailer:
         # Named so that a directory listing is in sending order.
         path = self.outbox / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}-" \
                              f"{new_id(nbytes=4)}.eml"
-        path.write_bytes(bytes(message))
-        path.chmod(0o600)  # mails carry single-use tokens
+        # Written aside and renamed, so whoever watches the folder never reads a half-written mail.
+        partial = path.with_suffix(".eml.part")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # mails carry single-use tokens
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(bytes(message))
+        os.replace(partial, path)
         return path
 
     def close(self) -> None:

@@ -104,17 +104,22 @@ def s3_settings(tmp_path_factory):
         process.wait(timeout=10)
 
 
-@pytest.fixture
-def base_config(mongo_uri, s3_settings, tmp_path):
-    """A config on the test servers with its own databases (a fresh db_prefix per test)."""
+def servers_config(mongo_uri: str, s3_settings: dict, data_dir: Path) -> dict:
+    """A config on the test servers with its own databases (a fresh db_prefix each call)."""
     return {
-        "data_dir": str(tmp_path / "data"),
+        "data_dir": str(data_dir),
         "admin_token": ADMIN_TOKEN,
         "mongodb": {"uri": mongo_uri, "db_prefix": "t" + secrets.token_hex(4) + "_"},
         "storage": {"s3": dict(s3_settings)},
         "jwt": {"secret": "test-secret-" + "y" * 32},
         "keys": {"cache_seconds": 0.5},
     }
+
+
+@pytest.fixture
+def base_config(mongo_uri, s3_settings, tmp_path):
+    """A config on the test servers with its own databases (a fresh db_prefix per test)."""
+    return servers_config(mongo_uri, s3_settings, tmp_path / "data")
 
 
 def with_overrides(config: dict, overrides: dict | None) -> dict:

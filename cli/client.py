@@ -338,19 +338,58 @@ class AdminClient:
 
 # -- the options every management command takes ----------------------------------------------------------------
 
+CONNECTION_OPTIONS = ("url", "token", "profile", "as_json")
+_GLOBAL_OPTIONS_KEY = "baas.connection_options"
+
+
+def connection_options(func=None, *, with_envvars: bool = True):
+    """--url/--token/--profile/--json, on each management command and (without env variables) on `baas` itself."""
+    def envvar(name):
+        return {"envvar": name, "show_envvar": True} if with_envvars else {}
+
+    def decorate(func):
+        for decorator in (
+            click.option("--json", "as_json", is_flag=True, default=None,
+                         help="Print machine-readable JSON instead of a table."),
+            click.option("--profile", metavar="NAME", **envvar("BAAS_PROFILE"),
+                         help=f"Profile saved by `baas login` [{DEFAULT_PROFILE}]."),
+            click.option("--token", metavar="TOKEN", **envvar("BAAS_ADMIN_TOKEN"),
+                         help="Admin token (or from the profile)."),
+            click.option("--url", metavar="URL", **envvar("BAAS_URL"),
+                         help=f"The baas server (or from the profile) [{DEFAULT_URL}]."),
+        ):
+            func = decorator(func)
+        return func
+
+    return decorate(func) if func is not None else decorate
+
+
+def remember_global_options(ctx: click.Context, **given) -> None:
+    """Keep the options given before the subcommand (`baas --token X projects list`) for admin_command."""
+    ctx.meta[_GLOBAL_OPTIONS_KEY] = {name: value for name, value in given.items() if value is not None}
+
+
+def _merged_options(values: dict) -> dict:
+    """An option given after the subcommand wins; one given before it comes next; then env, profile, default."""
+    ctx = click.get_current_context()
+    before = ctx.meta.get(_GLOBAL_OPTIONS_KEY, {})
+    merged = dict(values)
+    for name in CONNECTION_OPTIONS:
+        if name in before and ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
+            merged[name] = before[name]
+    return merged
+
+
 def admin_command(func):
     """Add --url/--token/--profile/--json and pass `api` (AdminClient) and `out` (Output) to the command."""
     from baas_cli.output import Output
 
-    @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
-    @click.option("--profile", envvar="BAAS_PROFILE", show_envvar=True, metavar="NAME",
-                  help=f"Profile saved by `baas login` [{DEFAULT_PROFILE}].")
-    @click.option("--token", envvar="BAAS_ADMIN_TOKEN", show_envvar=True, metavar="TOKEN",
-                  help="Admin token (or from the profile).")
-    @click.option("--url", envvar="BAAS_URL", show_envvar=True, metavar="URL",
-                  help=f"The baas server (or from the profile) [{DEFAULT_URL}].")
+    @connection_options
     @functools.wraps(func)
-    def command(*args, url, token, profile, as_json, **kwargs):
+    def command(*args, **kwargs):
+        options = _merged_options({name: kwargs.pop(name) for name in CONNECTION_OPTIONS})
+        url, token, profile, as_json = (options[name] for name in CONNECTION_OPTIONS)
+        as_json = bool(as_json)
         settings = resolve_settings(url, token, profile)
         api = AdminClient(settings.url, settings.token, missing_token_hint=settings.withheld)
         return func(*args, api=api, out=Output(as_json), **kwargs)

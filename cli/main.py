@@ -6,12 +6,20 @@ import sys
 import click
 
 from baas import __version__
+from baas_cli.client import connection_options, remember_global_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="baas")
-def cli():
-    """baas: documents, files, auth, push and plugins for your apps, self-hosted."""
+@connection_options(with_envvars=False)
+@click.pass_context
+def cli(ctx, url, token, profile, as_json):
+    """baas: documents, files, auth, push and plugins for your apps, self-hosted.
+
+    --url, --token, --profile and --json work before the command (`baas --json projects list`) and after it
+    (`baas projects list --json`); given in both places, the one after the command wins.
+    """
+    remember_global_options(ctx, url=url, token=token, profile=profile, as_json=as_json)
 
 
 @cli.command()

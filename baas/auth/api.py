@@ -7,6 +7,7 @@ from baas.auth.schemas import (AcceptedSchema, CredentialsSchema, EmailOptionalS
                                PasswordChangeSchema, PasswordSchema, RefreshSchema, ResetConfirmSchema,
                                SessionSchema, SignupSchema, TokenSchema, UserOnlySchema, UserSchema)
 from baas.context import current_principal, services
+from baas.openapi import USER_REQUIRED, extra_errors
 from baas.ratelimit import client_ip
 
 blp = Blueprint("auth", __name__, url_prefix="/v1/auth",
@@ -31,6 +32,7 @@ def _caller():
 class Signup(MethodView):
     @blp.arguments(SignupSchema)
     @blp.response(201, SessionSchema)
+    @blp.doc(operationId="signUp", **extra_errors(409))
     def post(self, body):
         """Create an account; answers with tokens (or only the user when the email must be verified first)"""
         auth, principal, ip, agent = _caller()
@@ -40,6 +42,7 @@ class Signup(MethodView):
 @blp.route("/anonymous")
 class Anonymous(MethodView):
     @blp.response(201, SessionSchema)
+    @blp.doc(operationId="signInAnonymously")
     def post(self):
         """Create an anonymous user (no email) and sign it in"""
         auth, principal, ip, agent = _caller()
@@ -50,6 +53,7 @@ class Anonymous(MethodView):
 class AnonymousUpgrade(MethodView):
     @blp.arguments(CredentialsSchema)
     @blp.response(200, SessionSchema)
+    @blp.doc(operationId="upgradeAnonymousUser", security=USER_REQUIRED, **extra_errors(409))
     def post(self, body):
         """Give the signed-in anonymous user an email and password; it keeps its id and data"""
         auth, principal, ip, agent = _caller()
@@ -61,6 +65,7 @@ class AnonymousUpgrade(MethodView):
 class Login(MethodView):
     @blp.arguments(CredentialsSchema)
     @blp.response(200, SessionSchema)
+    @blp.doc(operationId="logIn")
     def post(self, body):
         """Log in with email and password"""
         auth, principal, ip, agent = _caller()
@@ -71,6 +76,7 @@ class Login(MethodView):
 class Refresh(MethodView):
     @blp.arguments(RefreshSchema)
     @blp.response(200, SessionSchema)
+    @blp.doc(operationId="refreshSession")
     def post(self, body):
         """Exchange a refresh token (single-use) for a new token pair"""
         auth, principal, ip, agent = _caller()
@@ -80,6 +86,7 @@ class Refresh(MethodView):
 @blp.route("/logout")
 class Logout(MethodView):
     @blp.response(204)
+    @blp.doc(operationId="logOut", security=USER_REQUIRED)
     def post(self):
         """Sign out this session: its refresh token and this access token stop working"""
         auth, principal, _, _ = _caller()
@@ -89,6 +96,7 @@ class Logout(MethodView):
 @blp.route("/logout-all")
 class LogoutAll(MethodView):
     @blp.response(204)
+    @blp.doc(operationId="logOutEverywhere", security=USER_REQUIRED)
     def post(self):
         """Sign out every session of the user"""
         auth, principal, _, _ = _caller()
@@ -98,6 +106,7 @@ class LogoutAll(MethodView):
 @blp.route("/me")
 class Me(MethodView):
     @blp.response(200, UserSchema)
+    @blp.doc(operationId="getMe", security=USER_REQUIRED)
     def get(self):
         """The signed-in user"""
         auth, principal, _, _ = _caller()
@@ -105,6 +114,7 @@ class Me(MethodView):
 
     @blp.arguments(MeUpdateSchema)
     @blp.response(200, UserSchema)
+    @blp.doc(operationId="updateMe", security=USER_REQUIRED, **extra_errors(409))
     def patch(self, body):
         """Change profile data, or the email (with the password; the new address needs verifying)"""
         auth, principal, ip, _ = _caller()
@@ -113,6 +123,7 @@ class Me(MethodView):
 
     @blp.arguments(PasswordSchema, required=False)
     @blp.response(204)
+    @blp.doc(operationId="deleteMe", security=USER_REQUIRED)
     def delete(self, body):
         """Delete the signed-in user's account (needs the password, unless the user is anonymous)"""
         auth, principal, ip, _ = _caller()
@@ -123,6 +134,7 @@ class Me(MethodView):
 class MePassword(MethodView):
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
+    @blp.doc(operationId="changeMyPassword", security=USER_REQUIRED, **extra_errors(409))
     def post(self, body):
         """Change the password; every other session is signed out"""
         auth, principal, ip, _ = _caller()
@@ -133,6 +145,7 @@ class MePassword(MethodView):
 class VerifyRequest(MethodView):
     @blp.arguments(EmailOptionalSchema, required=False)
     @blp.response(202, AcceptedSchema)
+    @blp.doc(operationId="requestEmailVerification")
     def post(self, body):
         """Mail a verification link to the signed-in user, or to `email` (same answer for unknown addresses)"""
         auth, principal, ip, _ = _caller()
@@ -144,6 +157,7 @@ class VerifyRequest(MethodView):
 class VerifyConfirm(MethodView):
     @blp.arguments(TokenSchema)
     @blp.response(200, UserOnlySchema)
+    @blp.doc(operationId="confirmEmailVerification")
     def post(self, body):
         """Confirm an email address with the token from the mail"""
         auth, principal, ip, _ = _caller()
@@ -154,6 +168,7 @@ class VerifyConfirm(MethodView):
 class ResetRequest(MethodView):
     @blp.arguments(EmailSchema)
     @blp.response(202, AcceptedSchema)
+    @blp.doc(operationId="requestPasswordReset")
     def post(self, body):
         """Mail a password-reset link (same answer whether or not the address has an account)"""
         auth, principal, ip, _ = _caller()
@@ -165,6 +180,7 @@ class ResetRequest(MethodView):
 class ResetConfirm(MethodView):
     @blp.arguments(ResetConfirmSchema)
     @blp.response(204)
+    @blp.doc(operationId="confirmPasswordReset")
     def post(self, body):
         """Set a new password with the token from the mail; every session is signed out"""
         auth, principal, ip, _ = _caller()

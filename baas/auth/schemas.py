@@ -1,22 +1,32 @@
 """Request and response shapes of the auth and users APIs."""
 from marshmallow import Schema, fields, validate
 
-from baas.auth.settings import PASSWORD_MAX_CEILING
-from baas.schemas import StrictSchema, UtcDateTime
+from baas.auth.service import ROLE_PATTERN
+from baas.auth.settings import DEFAULTS, PASSWORD_MAX_CEILING, PASSWORD_MIN_FLOOR
+from baas.schemas import JsonBoolean, NonEmptySchema, StrictSchema, UtcDateTime
 
 # Length checks here only bound the work; the project's policy (baas.auth.passwords) decides the rest.
 _password = dict(validate=validate.Length(min=1, max=PASSWORD_MAX_CEILING))
-_email = dict(validate=validate.Length(min=1, max=320), metadata={"example": "ada@example.com"})
+# A password being set: the document states the default policy; a project may allow up to PASSWORD_MAX_CEILING.
+_new_password = dict(validate=validate.Length(min=1, max=PASSWORD_MAX_CEILING),
+                     metadata={"minLength": PASSWORD_MIN_FLOOR, "maxLength": DEFAULTS["password_max_length"],
+                               "pattern": r"\S",
+                               "description": "The project's policy applies: auth.password_min_length (at least "
+                                              f"{PASSWORD_MIN_FLOOR}) to auth.password_max_length (default "
+                                              f"{DEFAULTS['password_max_length']}); not only spaces."})
+# The service normalises and checks addresses (at most 254 characters) and answers 400 naming the field.
+_email = dict(validate=validate.Length(min=1, max=320),
+              metadata={"example": "ada@example.com", "format": "email", "maxLength": 254})
 _token = dict(validate=validate.Length(min=1, max=200))
 
 
 class UserSchema(Schema):
     id = fields.String(attribute="_id")
     email = fields.String(allow_none=True)
-    email_verified = fields.Boolean()
-    anonymous = fields.Boolean()
+    email_verified = JsonBoolean()
+    anonymous = JsonBoolean()
     roles = fields.List(fields.String())
-    disabled = fields.Boolean()
+    disabled = JsonBoolean()
     data = fields.Dict(metadata={"description": "Custom profile data."})
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
@@ -33,7 +43,7 @@ class SessionSchema(Schema):
 
 class SignupSchema(StrictSchema):
     email = fields.String(required=True, **_email)
-    password = fields.String(required=True, **_password)
+    password = fields.String(required=True, **_new_password)
     data = fields.Dict(load_default=None, metadata={"description": "Custom profile data (JSON object)."})
 
 
@@ -46,7 +56,7 @@ class RefreshSchema(StrictSchema):
     refresh_token = fields.String(required=True, **_token)
 
 
-class MeUpdateSchema(StrictSchema):
+class MeUpdateSchema(NonEmptySchema):
     data = fields.Dict(load_default=None, metadata={"description": "Merged key by key; null removes a key."})
     email = fields.String(load_default=None, **_email)
     password = fields.String(load_default=None, metadata={"description": "Current password; needed to change "
@@ -55,7 +65,7 @@ class MeUpdateSchema(StrictSchema):
 
 class PasswordChangeSchema(StrictSchema):
     old = fields.String(required=True, metadata={"description": "Current password."}, **_password)
-    new = fields.String(required=True, metadata={"description": "New password."}, **_password)
+    new = fields.String(required=True, **_new_password)
 
 
 class PasswordSchema(StrictSchema):
@@ -76,7 +86,7 @@ class TokenSchema(StrictSchema):
 
 class ResetConfirmSchema(StrictSchema):
     token = fields.String(required=True, **_token)
-    password = fields.String(required=True, **_password)
+    password = fields.String(required=True, **_new_password)
 
 
 class AcceptedSchema(Schema):
@@ -103,21 +113,24 @@ class UserListSchema(Schema):
     next = fields.String(allow_none=True, metadata={"description": "Pass as `after` for the next page."})
 
 
-_role = fields.String(validate=validate.Length(min=1, max=64))
+_role = fields.String(validate=validate.Length(min=1, max=64),
+                      metadata={"pattern": ROLE_PATTERN.pattern, "example": "editor"})
 
 
 class UserCreateSchema(StrictSchema):
     email = fields.String(required=True, **_email)
-    password = fields.String(load_default=None, metadata={"description": "Optional; without one the user sets it "
-                                                                         "through a password reset."}, **_password)
+    password = fields.String(load_default=None, validate=_new_password["validate"],
+                             metadata={**_new_password["metadata"],
+                                       "description": "Optional; without one the user sets it through a password "
+                                                      "reset. " + _new_password["metadata"]["description"]})
     roles = fields.List(_role, load_default=None)
     data = fields.Dict(load_default=None)
-    email_verified = fields.Boolean(load_default=False)
-    disabled = fields.Boolean(load_default=False)
+    email_verified = JsonBoolean(load_default=False)
+    disabled = JsonBoolean(load_default=False)
 
 
-class UserUpdateSchema(StrictSchema):
+class UserUpdateSchema(NonEmptySchema):
     roles = fields.List(_role, load_default=None)
-    disabled = fields.Boolean(load_default=None)
-    email_verified = fields.Boolean(load_default=None)
+    disabled = JsonBoolean(load_default=None)
+    email_verified = JsonBoolean(load_default=None)
     data = fields.Dict(load_default=None, metadata={"description": "Replaces the profile data."})

@@ -53,8 +53,11 @@ ACCOUNT_DISABLED = "This user account is disabled."
 _USER_MARKER_MESSAGES = {
     "disabled": ACCOUNT_DISABLED,
     "deleted": "This user no longer exists.",
-    "changed": "This access token predates a change to the account (roles or password); get a new one with "
+    "changed": "This access token predates a change to the account's roles; get a new one with "
                "POST /v1/auth/refresh.",
+    # A reset also ends every session, so refresh tokens are dead too: only a new log-in helps.
+    "password_reset": "The password of this account was reset, which signed out every session; log in again "
+                      "with the new password (POST /v1/auth/login).",
 }
 
 
@@ -617,7 +620,8 @@ class AuthService:
                                 "email": user["email"], "used": False, "created_at": now,
                                 "expires_at": now + timedelta(hours=hours)})
         link = f"{self._link_base(settings)}/{spec['page']}?token={token}&project={project.id}"
-        values = {"link": link, "token": token, "email": user["email"], "project": project.name, "hours": hours}
+        values = {"link": link, "token": token, "email": user["email"], "project": project.name, "hours": hours,
+                  "expires_in": f"{hours} hour" if hours == 1 else f"{hours} hours"}
         mail = settings["mail"]
         subject = render(mail[f"{kind}_subject"], values)
         body = render(mail[f"{kind}_body"], values)
@@ -696,7 +700,7 @@ class AuthService:
             "$set": {"password_hash": self.passwords.hash(password), "email_verified": True},
             "$currentDate": {"updated_at": True}})
         self._revoke_sessions(project.id, {"user_id": user["_id"]})
-        self._mark_user(project.id, user["_id"], "changed")
+        self._mark_user(project.id, user["_id"], "password_reset")
         self._clear_failures(project.id, email_key(user["email"]))
         self.hooks.after("baas_after_password_change", project_id=project.id, user_id=user["_id"], reason="reset")
 

@@ -1,12 +1,15 @@
 """Per-project auth settings (project settings["auth"]) with their defaults."""
 from __future__ import annotations
 
-from marshmallow import fields, validate, validates_schema, ValidationError
+from marshmallow import fields, validate, validates_schema
 
-from baas.schemas import StrictSchema
+from baas.errors import Invalid
+from baas.schemas import JsonBoolean, JsonInteger, StrictSchema
 
 PASSWORD_MIN_FLOOR = 8          # never fewer, whatever a project asks
 PASSWORD_MAX_CEILING = 1024     # bounds the hashing work one request can ask for
+# What the document promises link_base_url accepts: an http(s) URL of a host name, optional port and path.
+HTTP_URL_PATTERN = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]+)*/?$"
 
 DEFAULT_VERIFY_SUBJECT = "Confirm your email address for {{project}}"
 DEFAULT_VERIFY_BODY = """Hello,
@@ -15,7 +18,7 @@ please confirm your email address {{email}} for {{project}} by opening this link
 
 {{link}}
 
-The link works once and expires in {{hours}} hours. If you did not ask for it, ignore this mail.
+The link works once and expires in {{expires_in}}. If you did not ask for it, ignore this mail.
 """
 DEFAULT_RESET_SUBJECT = "Reset your password for {{project}}"
 DEFAULT_RESET_BODY = """Hello,
@@ -24,7 +27,7 @@ someone asked to reset the password of {{email}} for {{project}}. To choose a ne
 
 {{link}}
 
-The link works once and expires in {{hours}} hours. If you did not ask for it, ignore this mail; your password
+The link works once and expires in {{expires_in}}. If you did not ask for it, ignore this mail; your password
 stays unchanged.
 """
 
@@ -50,24 +53,27 @@ class AuthMailSettingsSchema(StrictSchema):
     sender = fields.String(validate=validate.Length(min=3, max=300),
                            metadata={"description": "From address, e.g. 'My App <no-reply@example.com>'."})
     link_base_url = fields.Url(require_tld=False, schemes={"http", "https"},
-                               metadata={"description": "Base URL of your app's pages that receive the tokens: "
+                               metadata={"format": "uri", "pattern": HTTP_URL_PATTERN,
+                                         "example": "https://app.example.com",
+                                         "description": "Base URL of your app's pages that receive the tokens: "
                                                         "<base>/verify-email?token=... and "
                                                         "<base>/reset-password?token=..."})
     verify_subject = fields.String(validate=validate.Length(min=1, max=200))
     verify_body = fields.String(validate=validate.Length(min=1, max=20_000),
                                 metadata={"description": "Placeholders: {{link}}, {{token}}, {{email}}, "
-                                                         "{{project}}, {{hours}}."})
+                                                         "{{project}}, {{hours}} (a number), {{expires_in}} "
+                                                         "('1 hour', '24 hours')."})
     reset_subject = fields.String(validate=validate.Length(min=1, max=200))
     reset_body = fields.String(validate=validate.Length(min=1, max=20_000))
 
 
 class AuthSettingsSchema(StrictSchema):
-    allow_signup = fields.Boolean(metadata={"description": "Anyone with the client key may sign up (default true)."})
-    allow_anonymous = fields.Boolean(metadata={"description": "POST /v1/auth/anonymous is allowed (default true)."})
-    require_verified_email = fields.Boolean(metadata={"description": "Log-in needs a confirmed email address "
+    allow_signup = JsonBoolean(metadata={"description": "Anyone with the client key may sign up (default true)."})
+    allow_anonymous = JsonBoolean(metadata={"description": "POST /v1/auth/anonymous is allowed (default true)."})
+    require_verified_email = JsonBoolean(metadata={"description": "Log-in needs a confirmed email address "
                                                                      "(default false)."})
-    password_min_length = fields.Integer(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
-    password_max_length = fields.Integer(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
+    password_min_length = JsonInteger(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
+    password_max_length = JsonInteger(validate=validate.Range(min=PASSWORD_MIN_FLOOR, max=PASSWORD_MAX_CEILING))
     mail = fields.Nested(AuthMailSettingsSchema)
 
     @validates_schema
@@ -75,8 +81,10 @@ class AuthSettingsSchema(StrictSchema):
         low = data.get("password_min_length", DEFAULTS["password_min_length"])
         high = data.get("password_max_length", DEFAULTS["password_max_length"])
         if low > high:
-            raise ValidationError("password_min_length must not exceed password_max_length.",
-                                  field_name="password_min_length")
+            # A rule between fields, which no JSON Schema in the OpenAPI document states: a 400 like the other
+            # such rules, so that 422 always means "does not match the documented schema".
+            raise Invalid("password_min_length must not exceed password_max_length.",
+                          errors={"password_min_length": ["Greater than password_max_length."]})
 
 
 def effective(project_settings: dict | None) -> dict:

@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from baas.auth.schemas import (SessionsRevokedSchema, UserCreateSchema, UserListQuerySchema, UserListSchema, UserSchema,
                                UserUpdateSchema)
 from baas.context import current_principal, services
+from baas.openapi import KEY_ONLY, extra_errors
 
 client_blp = Blueprint("users", __name__, url_prefix="/v1/users",
                        description="A project's users, for backends holding a server key.")
@@ -42,12 +43,14 @@ def _update(project_id: str, user_id: str, body: dict) -> dict:
 class Users(MethodView):
     @client_blp.arguments(UserListQuerySchema, location="query")
     @client_blp.response(200, UserListSchema)
+    @client_blp.doc(operationId="listUsers", security=KEY_ONLY)
     def get(self, query):
         """List users in id order, one page at a time"""
         return _list(_server_project("users:read").id, query)
 
     @client_blp.arguments(UserCreateSchema)
     @client_blp.response(201, UserSchema)
+    @client_blp.doc(operationId="createUser", security=KEY_ONLY, **extra_errors(409))
     def post(self, body):
         """Create a user"""
         return _create(_server_project("users:write"), body)
@@ -56,17 +59,20 @@ class Users(MethodView):
 @client_blp.route("/<user_id>")
 class User(MethodView):
     @client_blp.response(200, UserSchema)
+    @client_blp.doc(operationId="getUser", security=KEY_ONLY)
     def get(self, user_id):
         """Show a user"""
         return services().auth.get_user(_server_project("users:read").id, user_id)
 
     @client_blp.arguments(UserUpdateSchema)
     @client_blp.response(200, UserSchema)
+    @client_blp.doc(operationId="updateUser", security=KEY_ONLY)
     def patch(self, body, user_id):
         """Change a user's roles, disabled flag, verified flag or data; disabling signs it out everywhere"""
         return _update(_server_project("users:write").id, user_id, body)
 
     @client_blp.response(204)
+    @client_blp.doc(operationId="deleteUser", security=KEY_ONLY)
     def delete(self, user_id):
         """Delete a user; its tokens stop working"""
         services().auth.delete_user(_server_project("users:write").id, user_id)
@@ -76,12 +82,14 @@ class User(MethodView):
 class AdminUsers(MethodView):
     @admin_blp.arguments(UserListQuerySchema, location="query")
     @admin_blp.response(200, UserListSchema)
+    @admin_blp.doc(operationId="adminListUsers")
     def get(self, query, project_id):
         """List a project's users"""
         return _list(_admin_project(project_id).id, query)
 
     @admin_blp.arguments(UserCreateSchema)
     @admin_blp.response(201, UserSchema)
+    @admin_blp.doc(operationId="adminCreateUser", **extra_errors(409))
     def post(self, body, project_id):
         """Create a user in a project"""
         return _create(_admin_project(project_id), body)
@@ -90,17 +98,20 @@ class AdminUsers(MethodView):
 @admin_blp.route("/<user_id>")
 class AdminUser(MethodView):
     @admin_blp.response(200, UserSchema)
+    @admin_blp.doc(operationId="adminGetUser")
     def get(self, project_id, user_id):
         """Show a user"""
         return services().auth.get_user(_admin_project(project_id).id, user_id)
 
     @admin_blp.arguments(UserUpdateSchema)
     @admin_blp.response(200, UserSchema)
+    @admin_blp.doc(operationId="adminUpdateUser")
     def patch(self, body, project_id, user_id):
         """Change a user's roles, disabled flag, verified flag or data"""
         return _update(_admin_project(project_id).id, user_id, body)
 
     @admin_blp.response(204)
+    @admin_blp.doc(operationId="adminDeleteUser")
     def delete(self, project_id, user_id):
         """Delete a user"""
         services().auth.delete_user(_admin_project(project_id).id, user_id)

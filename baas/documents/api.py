@@ -12,6 +12,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.urls import iri_to_uri
 
 from baas.context import current_principal, services
+from baas.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, KEY_ONLY, LOCATION, describe, extra_errors
 from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSchema, CollectionPutSchema,
                                     CollectionSchema, DocumentPageSchema, DocumentSchema, query_parameters)
 from baas.documents.service import FindParams, etag_matches
@@ -26,7 +27,9 @@ admin_blp = Blueprint("admin-collections", __name__, url_prefix="/admin/v1/proje
 
 # Datetimes go through json_default: orjson would print microseconds, and every baas date has milliseconds.
 # OpenAPI: document bodies are any JSON object; the collection's schema (if any) is checked by the service.
-JSON_OBJECT_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
+JSON_OBJECT_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+JSON_CHANGE_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object",
+                                                                                   "minProperties": 1}}}}
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
@@ -80,6 +83,7 @@ def _body():
 @blp.route("/collections")
 class Collections(MethodView):
     @blp.response(200, CollectionSchema(many=True))
+    @blp.doc(operationId="listCollections", security=KEY_ONLY)
     def get(self):
         """List the project's collection definitions (server key, scope collections:admin)"""
         return services().documents.list_collections(current_principal())
@@ -88,6 +92,7 @@ class Collections(MethodView):
 @blp.route("/collections/<name>")
 class Collection(MethodView):
     @blp.response(200, CollectionSchema)
+    @blp.doc(operationId="getCollection", security=KEY_ONLY)
     def get(self, name):
         """Show a collection's definition (server key)"""
         return services().documents.get_collection(current_principal(), name)
@@ -95,12 +100,14 @@ class Collection(MethodView):
     @blp.arguments(CollectionPutSchema)
     @blp.response(200, CollectionSchema)
     @blp.alt_response(201, schema=CollectionSchema, description="The collection was newly defined.")
+    @blp.doc(operationId="putCollection", security=KEY_ONLY, **extra_errors(409))
     def put(self, body, name):
         """Define or change a collection: schema, indexes and rules; omitted keys keep their value (server key)"""
         definition, created = services().documents.put_collection(current_principal(), name, body)
         return definition, 201 if created else 200
 
     @blp.response(204)
+    @blp.doc(operationId="deleteCollection", security=KEY_ONLY)
     def delete(self, name):
         """Delete a collection with all its documents (server key)"""
         services().documents.delete_collection(current_principal(), name)
@@ -109,6 +116,7 @@ class Collection(MethodView):
 @admin_blp.route("/<project_id>/collections")
 class AdminCollections(MethodView):
     @admin_blp.response(200, CollectionSchema(many=True))
+    @admin_blp.doc(operationId="adminListCollections")
     def get(self, project_id):
         """List a project's collection definitions"""
         return services().documents.list_collections(current_principal(), project_id)
@@ -117,6 +125,7 @@ class AdminCollections(MethodView):
 @admin_blp.route("/<project_id>/collections/<name>")
 class AdminCollection(MethodView):
     @admin_blp.response(200, CollectionSchema)
+    @admin_blp.doc(operationId="adminGetCollection")
     def get(self, project_id, name):
         """Show a collection's definition"""
         return services().documents.get_collection(current_principal(), name, project_id)
@@ -124,12 +133,14 @@ class AdminCollection(MethodView):
     @admin_blp.arguments(CollectionPutSchema)
     @admin_blp.response(200, CollectionSchema)
     @admin_blp.alt_response(201, schema=CollectionSchema, description="The collection was newly defined.")
+    @admin_blp.doc(operationId="adminPutCollection", **extra_errors(409))
     def put(self, body, project_id, name):
         """Define or change a collection: schema, indexes and rules; omitted keys keep their value"""
         definition, created = services().documents.put_collection(current_principal(), name, body, project_id)
         return definition, 201 if created else 200
 
     @admin_blp.response(204)
+    @admin_blp.doc(operationId="adminDeleteCollection")
     def delete(self, project_id, name):
         """Delete a collection with all its documents"""
         services().documents.delete_collection(current_principal(), name, project_id)
@@ -140,7 +151,8 @@ class AdminCollection(MethodView):
 @blp.route("/collections/<name>/documents")
 class Documents(MethodView):
     init_every_request = False  # stateless: one instance serves every request
-    @blp.doc(parameters=query_parameters("filter", "sort", "limit", "offset", "fields", "cursor", "count", "expand"))
+    @describe(operationId="listDocuments",
+              parameters=query_parameters("filter", "sort", "limit", "offset", "fields", "cursor", "count", "expand"))
     @blp.alt_response(200, schema=DocumentPageSchema, success=True)
     def get(self, name):
         """Query documents: filter, sort, fields, keyset pages (cursor), offset, count, expand"""
@@ -149,9 +161,8 @@ class Documents(MethodView):
                             args.get("fields"), args.get("cursor"), args.get("count"), args.get("expand"))
         return json_response(services().documents.find(current_principal(), name, params))
 
-    @blp.doc(requestBody=JSON_OBJECT_BODY)
-    @blp.alt_response(201, schema=DocumentSchema, success=True, headers={"ETag": {"schema": {"type": "string"}},
-                                                                          "Location": {"schema": {"type": "string"}}})
+    @describe(operationId="createDocument", requestBody=JSON_OBJECT_BODY, **extra_errors(409))
+    @blp.alt_response(201, schema=DocumentSchema, success=True, headers={"ETag": ETAG, "Location": LOCATION})
     def post(self, name):
         """Create a document (the collection springs into being unless the project is strict)"""
         doc = services().documents.create(current_principal(), name, _body())
@@ -164,7 +175,10 @@ class Documents(MethodView):
 @blp.route("/collections/<name>/documents/<doc_id>")
 class Document(MethodView):
     init_every_request = False  # stateless: one instance serves every request
-    @blp.alt_response(200, schema=DocumentSchema, success=True)
+    @describe(operationId="getDocument", parameters=[IF_NONE_MATCH])
+    @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
+    @blp.alt_response(304, description="Not modified: the document still has the If-None-Match ETag.",
+                      headers={"ETag": ETAG})
     def get(self, name, doc_id):
         """Read a document; its ETag goes in If-Match on writes"""
         doc = services().documents.get(current_principal(), name, doc_id)
@@ -174,22 +188,25 @@ class Document(MethodView):
             return Response(status=304, headers={"ETag": etag})
         return _document_response(doc)
 
-    @blp.doc(requestBody=JSON_OBJECT_BODY)
-    @blp.alt_response(200, schema=DocumentSchema, success=True)
+    @describe(operationId="replaceDocument", requestBody=JSON_OBJECT_BODY, parameters=[IF_MATCH],
+             **extra_errors(409, 412))
+    @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     def put(self, name, doc_id):
         """Replace a document's fields (If-Match: 412 when it changed)"""
         doc = services().documents.replace(current_principal(), name, doc_id, _body(),
                                            request.headers.get("If-Match"))
         return _document_response(doc)
 
-    @blp.doc(requestBody=JSON_OBJECT_BODY)
-    @blp.alt_response(200, schema=DocumentSchema, success=True)
+    @describe(operationId="updateDocument", requestBody=JSON_CHANGE_BODY, parameters=[IF_MATCH],
+             **extra_errors(409, 412))
+    @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     def patch(self, name, doc_id):
         """Merge fields, or apply $set $unset $inc $push $addToSet $pull (If-Match: 412 when it changed)"""
         doc = services().documents.update(current_principal(), name, doc_id, _body(),
                                           request.headers.get("If-Match"))
         return _document_response(doc)
 
+    @describe(operationId="deleteDocument", parameters=[IF_MATCH], **extra_errors(409, 412))
     @blp.alt_response(204, success=True)
     def delete(self, name, doc_id):
         """Delete a document (If-Match: 412 when it changed)"""
@@ -199,7 +216,7 @@ class Document(MethodView):
 
 @blp.route("/collections/<name>/aggregate")
 class Aggregate(MethodView):
-    @blp.doc(parameters=query_parameters("group_by", "metrics", "filter"))
+    @blp.doc(operationId="aggregateDocuments", parameters=query_parameters("group_by", "metrics", "filter"))
     @blp.alt_response(200, schema=AggregateSchema, success=True)
     def get(self, name):
         """Grouped metrics (count, sum, avg, min, max) over the documents the caller may read"""
@@ -210,7 +227,8 @@ class Aggregate(MethodView):
 
 @blp.route("/batch")
 class Batch(MethodView):
-    @blp.doc(requestBody={"content": {"application/json": {"schema": BatchInSchema}}})
+    @blp.doc(operationId="runBatch", requestBody={"required": True,
+                                                    "content": {"application/json": {"schema": BatchInSchema}}})
     @blp.alt_response(200, schema=BatchOutSchema, success=True)
     def post(self):
         """Up to 100 create/replace/update/delete operations, run in order; NOT atomic: each has its own result"""

@@ -3,8 +3,10 @@
 Document bodies are arbitrary JSON and sit on the hot path, so their views read and write JSON with orjson
 directly; the schemas below only tell the OpenAPI document what to expect.
 """
-from marshmallow import INCLUDE, Schema, fields
+from marshmallow import INCLUDE, Schema, fields, validate
 
+from baas.query import COLLECTION_NAME, DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from baas.documents.service import MAX_BATCH
 from baas.rules import ACTIONS
 from baas.schemas import StrictSchema, UtcDateTime
 
@@ -22,12 +24,12 @@ class CollectionPutSchema(StrictSchema):
     schema = fields.Dict(allow_none=True, metadata={"description": "JSON Schema of the documents, or null."})
     # Only shapes are checked here; the service checks the content and answers 400 naming the problem.
     indexes = fields.List(fields.Dict(), metadata={"description": INDEX_DESCRIPTION, "example": INDEX_EXAMPLE})
-    rules = fields.Dict(keys=fields.String(), values=fields.Raw(),
+    rules = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
                         metadata={"description": RULE_DESCRIPTION + "; actions: " + ", ".join(ACTIONS)})
 
 
 class CollectionSchema(Schema):
-    name = fields.String()
+    name = fields.String(metadata={"pattern": COLLECTION_NAME.pattern})
     schema = fields.Dict(allow_none=True)
     indexes = fields.List(fields.Dict())
     rules = fields.Dict()
@@ -59,7 +61,7 @@ class AggregateSchema(Schema):
 
 
 class BatchInSchema(StrictSchema):
-    operations = fields.List(fields.Dict(), required=True,
+    operations = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=MAX_BATCH),
                              metadata={"description": "Up to 100 of {op: create|replace|update|delete, collection, "
                                                       "id, document, if_match}."})
 
@@ -68,17 +70,22 @@ class BatchOutSchema(Schema):
     results = fields.List(fields.Dict())
 
 
+_QUERY_PARAMETERS = {
+    "filter": ({"type": "string"}, "JSON filter in MongoDB query syntax (whitelisted operators)."),
+    "sort": ({"type": "string"}, "Comma-separated fields, '-' for descending: -score,name."),
+    "limit": ({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+              f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+    "offset": ({"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+               f"Documents to skip (at most {MAX_OFFSET})."),
+    "fields": ({"type": "string"}, "Comma-separated top-level fields to return (_id always)."),
+    "cursor": ({"type": "string"}, "next_cursor of the previous page."),
+    "count": ({"type": "boolean", "default": False}, "true adds 'total' (costs a count)."),
+    "expand": ({"type": "string"}, "Comma-separated reference fields to replace by the referenced documents."),
+    "group_by": ({"type": "string"}, "Field to group by (omit for one group)."),
+    "metrics": ({"type": "string"}, "count,sum:<f>,avg:<f>,min:<f>,max:<f> (default count)."),
+}
+
+
 def query_parameters(*names):
-    described = {
-        "filter": "JSON filter in MongoDB query syntax (whitelisted operators).",
-        "sort": "Comma-separated fields, '-' for descending: -score,name.",
-        "limit": "Page size, 1..1000 (default 20).",
-        "offset": "Documents to skip (at most 10000).",
-        "fields": "Comma-separated top-level fields to return (_id always).",
-        "cursor": "next_cursor of the previous page.",
-        "count": "true adds 'total' (costs a count).",
-        "expand": "Comma-separated reference fields to replace by the referenced documents.",
-        "group_by": "Field to group by (omit for one group).",
-        "metrics": "count,sum:<f>,avg:<f>,min:<f>,max:<f> (default count).",
-    }
-    return [{"in": "query", "name": n, "schema": {"type": "string"}, "description": described[n]} for n in names]
+    return [{"in": "query", "name": n, "schema": dict(_QUERY_PARAMETERS[n][0]), "description": _QUERY_PARAMETERS[n][1]}
+            for n in names]

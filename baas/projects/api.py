@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 
 from baas.context import current_principal, services
 from baas.http import raw_body
+from baas.openapi import KEY_ONLY, extra_errors
 from baas.projects.schemas import (CallerProjectSchema, ImportedSchema, ImportQuerySchema, KeyCreatedSchema, KeyCreateSchema, KeyRotatedSchema,
                                    KeyRotateSchema, KeySchema, ProjectCreateSchema, ProjectDeleteSchema, ProjectSchema,
                                    ProjectUpdateSchema)
@@ -18,7 +19,7 @@ client_blp = Blueprint("project", __name__, url_prefix="/v1",
 @client_blp.route("/project")
 class CallerProject(MethodView):
     @client_blp.response(200, CallerProjectSchema)
-    @client_blp.doc(security=[{"apiKey": []}])
+    @client_blp.doc(operationId="getCallerProject", security=KEY_ONLY)
     def get(self):
         """The project and key this request is authenticated with; lets an app check its key"""
         return services().projects.describe_caller(current_principal())
@@ -27,12 +28,14 @@ class CallerProject(MethodView):
 @blp.route("")
 class Projects(MethodView):
     @blp.response(200, ProjectSchema(many=True))
+    @blp.doc(operationId="listProjects")
     def get(self):
         """List projects"""
         return services().projects.list()
 
     @blp.arguments(ProjectCreateSchema)
     @blp.response(201, ProjectSchema)
+    @blp.doc(operationId="createProject", **extra_errors(409))
     def post(self, body):
         """Create a project"""
         return services().projects.create(body["id"], body.get("name"), body.get("settings"))
@@ -41,18 +44,21 @@ class Projects(MethodView):
 @blp.route("/<project_id>")
 class Project(MethodView):
     @blp.response(200, ProjectSchema)
+    @blp.doc(operationId="getProject")
     def get(self, project_id):
         """Show a project"""
         return services().projects.get(project_id)
 
     @blp.arguments(ProjectUpdateSchema)
     @blp.response(200, ProjectSchema)
+    @blp.doc(operationId="updateProject")
     def patch(self, body, project_id):
         """Update a project's name or settings (settings are merged key by key)"""
         return services().projects.update(project_id, body.get("name"), body.get("settings"))
 
     @blp.arguments(ProjectDeleteSchema, required=False)
     @blp.response(204)
+    @blp.doc(operationId="deleteProject", requestBody={"required": True})
     def delete(self, body, project_id):
         """Delete a project with its database and files; `confirm` must repeat the id"""
         services().projects.delete(project_id, (body or {}).get("confirm"))
@@ -93,12 +99,14 @@ class ProjectImport(MethodView):
 @blp.route("/<project_id>/keys")
 class Keys(MethodView):
     @blp.response(200, KeySchema(many=True))
+    @blp.doc(operationId="listKeys")
     def get(self, project_id):
         """List a project's API keys (metadata only)"""
         return services().keys.list(project_id)
 
     @blp.arguments(KeyCreateSchema)
     @blp.response(201, KeyCreatedSchema)
+    @blp.doc(operationId="createKey")
     def post(self, body, project_id):
         """Create an API key; the response holds the key itself, shown only this once"""
         doc, plaintext = services().keys.create(project_id, body["kind"], body.get("name"), body.get("scopes"),
@@ -109,6 +117,7 @@ class Keys(MethodView):
 @blp.route("/<project_id>/keys/<key_id>")
 class Key(MethodView):
     @blp.response(200, KeySchema)
+    @blp.doc(operationId="getKey")
     def get(self, project_id, key_id):
         """Show one key's metadata"""
         return services().keys.get(project_id, key_id)
@@ -117,6 +126,7 @@ class Key(MethodView):
 @blp.route("/<project_id>/keys/<key_id>/revoke")
 class RevokeKey(MethodView):
     @blp.response(200, KeySchema)
+    @blp.doc(operationId="revokeKey", **extra_errors(409))
     def post(self, project_id, key_id):
         """Revoke a key; every server process refuses it within seconds"""
         return services().keys.revoke(project_id, key_id)
@@ -126,6 +136,7 @@ class RevokeKey(MethodView):
 class RotateKey(MethodView):
     @blp.arguments(KeyRotateSchema, required=False)
     @blp.response(201, KeyRotatedSchema)
+    @blp.doc(operationId="rotateKey", **extra_errors(409))
     def post(self, body, project_id, key_id):
         """Replace a key; the old one keeps working for `grace_seconds`"""
         new, plaintext, old = services().keys.rotate(project_id, key_id, (body or {}).get("grace_seconds", 0))

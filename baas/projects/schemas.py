@@ -3,7 +3,8 @@ from marshmallow import Schema, fields, validate
 from baas.auth.settings import AuthSettingsSchema
 from baas.files.settings import FileSettingsSchema
 from baas.principal import KEY_KINDS, SCOPES
-from baas.schemas import StrictSchema, UtcDateTime
+from baas.schemas import JsonBoolean, JsonInteger, NonEmptySchema, StrictSchema, UtcDateTime
+from baas.storage.mongo import PROJECT_ID_PATTERN
 
 
 class ProjectSettingsSchema(StrictSchema):
@@ -11,9 +12,9 @@ class ProjectSettingsSchema(StrictSchema):
                                validate=validate.Length(max=100),
                                metadata={"description": "Browser origins allowed to call this project's API, "
                                                         "e.g. https://app.example.com, or '*'."})
-    strict_collections = fields.Boolean(metadata={"description": "Only collections defined by an admin accept "
+    strict_collections = JsonBoolean(metadata={"description": "Only collections defined by an admin accept "
                                                                  "documents."})
-    open_new_collections = fields.Boolean(metadata={"description": "New collections start owner-writable and "
+    open_new_collections = JsonBoolean(metadata={"description": "New collections start owner-writable and "
                                                                    "readable by signed-in users instead of "
                                                                    "server-keys-only."})
     auth = fields.Nested(AuthSettingsSchema, metadata={"description": "Auth settings; see docs/auth.md."})
@@ -21,25 +22,31 @@ class ProjectSettingsSchema(StrictSchema):
 
 
 class ProjectCreateSchema(StrictSchema):
-    id = fields.String(required=True, metadata={"example": "my-app"})
+    # The service checks the pattern (400 naming the rule); the document states it.
+    id = fields.String(required=True,
+                       metadata={"pattern": PROJECT_ID_PATTERN.pattern, "example": "my-app", "description": "3-40 of a-z, 0-9 and '-'; starts with a "
+                                                                     "letter, ends with a letter or digit."})
     name = fields.String(validate=validate.Length(min=1, max=200), metadata={"example": "My App"})
     settings = fields.Nested(ProjectSettingsSchema)
 
 
-class ProjectUpdateSchema(StrictSchema):
+class ProjectUpdateSchema(NonEmptySchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     settings = fields.Nested(ProjectSettingsSchema)
 
 
 class ProjectDeleteSchema(StrictSchema):
-    # Not required here: the service answers a missing confirmation with 400 and a message that says why.
-    confirm = fields.String(load_default=None, metadata={"description": "The project id, repeated."})
+    # Loaded as optional so that the service answers a missing confirmation with a 400 that says why; the
+    # document states it as required, which it is.
+    openapi_extra = {"required": ["confirm"]}
+    confirm = fields.String(load_default=None, metadata={"description": "The project id, repeated.",
+                                                         "example": "my-app"})
 
 
 class ProjectSchema(Schema):
     id = fields.String(attribute="_id")
     name = fields.String()
-    settings = fields.Dict()
+    settings = fields.Nested(ProjectSettingsSchema)
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 
@@ -49,11 +56,12 @@ class KeyCreateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), validate=validate.Length(max=len(SCOPES)))
     expires_at = fields.AwareDateTime(default_timezone=None, allow_none=True,
-                                      metadata={"description": "ISO 8601 with a time zone."})
+                                      metadata={"description": "ISO 8601 with a time zone; must be in the "
+                                                               "future."})
 
 
 class KeyRotateSchema(StrictSchema):
-    grace_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=30 * 86400),
+    grace_seconds = JsonInteger(load_default=0, validate=validate.Range(min=0, max=30 * 86400),
                                    metadata={"description": "How long the old key keeps working."})
 
 

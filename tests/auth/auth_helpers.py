@@ -48,7 +48,7 @@ def outbox_mails(app) -> list:
     folder = Path(app.extensions["baas"].config["data_dir"]) / "outbox"
     if not folder.exists():
         return []
-    return [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in sorted(folder.iterdir())]
+    return [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in sorted(folder.glob("*.eml"))]
 
 
 def signup(project, email, password=PASSWORD, **extra):
