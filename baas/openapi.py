@@ -100,7 +100,11 @@ def derived_operation_id(method: str, path: str) -> str:
 
 def response_name(status: int) -> str:
     """Component name of the error response for `status`, e.g. 'NotFound'."""
-    return HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:  # statuses of other protocols, e.g. tus's 460 Checksum Mismatch
+        phrase = f"status {status}"
+    return phrase.title().replace(" ", "").replace("-", "")
 
 
 def extra_errors(*statuses: int) -> dict:
@@ -168,8 +172,24 @@ class ContractPlugin(BasePlugin):
                     p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
                 statuses.add(422)
             responses = operation.setdefault("responses", {})
+            self._share_inline_errors(responses)
             for status in sorted(statuses):
                 responses[str(status)] = response_name(status)
+
+    def _share_inline_errors(self, responses: dict) -> None:
+        """Error responses a view wrote inline (a description, maybe headers) become shared components with the one
+        error schema, so every 4xx/5xx in the document has the same body whoever declared it."""
+        for status, response in list(responses.items()):
+            if not isinstance(response, dict) or not str(status).isdigit() or int(status) < 400:
+                continue
+            name = response_name(int(status))
+            if name not in self.spec.components.responses and int(status) not in _DESCRIPTIONS:
+                shared = {"description": response.get("description") or name,
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                if response.get("headers"):
+                    shared["headers"] = response["headers"]
+                self.spec.components.response(name, shared)
+            responses[status] = name
 
     def _check_operation_id(self, method: str, path: str, operation: dict) -> None:
         where = f"{method.upper()} {path}"

@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from werkzeug.http import http_date, parse_date, parse_options_header
 from werkzeug.wsgi import get_content_length
 
+from baas.openapi import ADMIN, KEY_ONLY, USER_OPTIONAL
 from baas.context import current_principal, services
 from baas.documents.api import json_response
 from baas.documents.service import etag_matches
@@ -32,8 +33,8 @@ blp = Blueprint("files", __name__, url_prefix="/v1/files",
 admin_blp = Blueprint("admin-files", __name__, url_prefix="/admin/v1/projects",
                       description="File usage of a project (platform admin token).")
 
-SECURITY = [{"apiKey": []}, {"apiKey": [], "bearer": []}]
-SERVER_SECURITY = [{"apiKey": []}]
+SECURITY = USER_OPTIONAL
+SERVER_SECURITY = KEY_ONLY
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
 TUS_CHECKSUMS = "sha1,sha256,md5"
@@ -326,7 +327,7 @@ class Settings(MethodView):
 
 @admin_blp.route("/<project_id>/files/usage")
 class Usage(MethodView):
-    @admin_blp.doc(security=[{"bearer": []}])
+    @admin_blp.doc(security=ADMIN)
     @admin_blp.response(200, UsageSchema)
     def get(self, project_id):
         """Bytes and number of files a project stores"""

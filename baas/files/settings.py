@@ -7,7 +7,7 @@ from marshmallow import ValidationError, fields, validate, validates
 
 from baas import rules as rules_module
 from baas.errors import Invalid
-from baas.schemas import StrictSchema
+from baas.schemas import JsonBoolean, JsonInteger, StrictSchema
 
 FILE_ACTIONS = ("list", "read", "create", "update", "delete")
 MAX_FILE_BYTES_CEILING = 5 * 1024 ** 4   # S3's largest object
@@ -24,26 +24,34 @@ def check_file_rules(value) -> dict:
     return {action: checked[action] for action in FILE_ACTIONS}
 
 
+class FileRulesSchema(StrictSchema):
+    """One rule per action, as for collections ("public", "authenticated", "owner", a role or filter object)."""
+    list = fields.Raw(allow_none=True)
+    read = fields.Raw(allow_none=True)
+    create = fields.Raw(allow_none=True)
+    update = fields.Raw(allow_none=True)
+    delete = fields.Raw(allow_none=True)
+
+
 class FileSettingsSchema(StrictSchema):
-    max_file_bytes = fields.Integer(validate=validate.Range(min=1, max=MAX_FILE_BYTES_CEILING),
+    max_file_bytes = JsonInteger(validate=validate.Range(min=1, max=MAX_FILE_BYTES_CEILING),
                                     metadata={"description": "Largest file in bytes (default: config "
                                                              "files.max_file_bytes)."})
     allowed_types = fields.List(fields.String(validate=validate.Length(min=3, max=100)), allow_none=True,
                                 validate=validate.Length(max=100),
                                 metadata={"description": "Content types accepted, as patterns like image/*; null: "
                                                          "everything but config files.blocked_types."})
-    rules = fields.Dict(metadata={"description": "File access rules per action (list, read, create, update, "
-                                                 "delete), as for collections. Default: server keys only."})
-    presigned_downloads = fields.Boolean(metadata={"description": "On S3, downloads answer 302 to a short-lived "
+    rules = fields.Nested(FileRulesSchema, metadata={
+        "description": "File access rules per action (list, read, create, update, delete), as for collections. "
+                       "Default: server keys only."})
+    presigned_downloads = JsonBoolean(metadata={"description": "On S3, downloads answer 302 to a short-lived "
                                                                   "presigned URL instead of streaming."})
-    delete_with_user = fields.Boolean(metadata={"description": "Deleting a user deletes the files they own."})
+    delete_with_user = JsonBoolean(metadata={"description": "Deleting a user deletes the files they own."})
 
     @validates("rules")
     def _rules(self, value, **kwargs):
-        try:
-            check_file_rules(value)
-        except Invalid as exc:
-            raise ValidationError(exc.message) from None
+        # A rule's meaning is checked as for collections, and refused the same way: 400 naming the action.
+        check_file_rules(value)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields
 from werkzeug.routing import Rule
 
+from baas.openapi import KEY_ONLY, USER_REQUIRED
 from baas.context import current_principal, services
 from baas.errors import Invalid
 from baas.schemas import StrictSchema
@@ -72,7 +73,7 @@ def document(api, functions: dict) -> None:
         body_schema = input_schema(spec)
         if body_schema is None and spec.schema is not None:
             body_schema = spec.schema  # a marshmallow schema: apispec turns it into a component
-        security = [{"apiKey": []}] if spec.access in ("public", "server") else [{"apiKey": [], "bearer": []}]
+        security = KEY_ONLY if spec.access in ("public", "server") else USER_REQUIRED
         responses = {
             "200": {"description": "The function's result.",
                     "content": {"application/json": {"schema": {"type": "object", "properties": {"result": {}},

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from baas.context import services
 from baas.errors import NotFound, Unauthorized
 from baas.http import bearer_token
+from baas.openapi import ADMIN_TOKEN, extra_errors
 from baas.observability.metrics import CONTENT_TYPE
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics for monitoring.")
@@ -17,11 +18,11 @@ blp = Blueprint("metrics", __name__, description="Prometheus metrics for monitor
 
 @blp.route("/metrics")
 class MetricsView(MethodView):
-    @blp.doc(security=[{"bearer": []}], responses={"200": {
+    @blp.doc(security=[{ADMIN_TOKEN: []}], responses={"200": {
         "description": "Prometheus text exposition format 0.0.4.",
-        "content": {"text/plain": {"schema": {"type": "string"}}}}})
-    @blp.alt_response(401, response="DEFAULT_ERROR")  # missing or wrong metrics token or admin token
-    @blp.alt_response(404, response="DEFAULT_ERROR")  # metrics switched off (metrics.enabled: false)
+        "content": {"text/plain": {"schema": {"type": "string"}}}},
+        # 401: no or a wrong token; 404: metrics.enabled is false; 503: the admin token cannot be checked
+        **extra_errors(401, 404, 503)["responses"]})
     def get(self):
         """Server metrics in Prometheus text format (Bearer metrics.token, or the admin token)"""
         svc = services()

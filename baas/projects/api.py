@@ -71,7 +71,6 @@ class ProjectExport(MethodView):
                                                "manifest.json last with each entry's SHA-256.",
                                 "content": {"application/gzip": {"schema": {"type": "string",
                                                                             "format": "binary"}}}}})
-    @blp.alt_response(404, response="DEFAULT_ERROR")
     def get(self, project_id):
         """Export a project's collections, indexes, documents, users and keys as a tar.gz"""
         chunks = services().transfer.export(project_id)
@@ -86,9 +85,7 @@ class ProjectImport(MethodView):
     @blp.doc(requestBody={"required": True, "content": {"application/gzip": {"schema": {"type": "string",
                                                                                         "format": "binary"}}}})
     @blp.response(201, ImportedSchema)
-    @blp.alt_response(400, response="DEFAULT_ERROR")
-    @blp.alt_response(409, response="DEFAULT_ERROR")
-    @blp.alt_response(413, response="DEFAULT_ERROR")
+    @blp.doc(**extra_errors(409))
     def post(self, query):
         """Import a project archive made by export; a damaged or truncated archive is refused with nothing written"""
         svc = services()

@@ -5,6 +5,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from baas.openapi import USER_REQUIRED
 from baas.context import current_principal, services
 from baas.errors import Invalid
 from baas.push.schemas import (DeliverySchema, MessageCreatedSchema, MessageInSchema, MessageListQuerySchema,
@@ -18,7 +19,7 @@ admin_blp = Blueprint("admin-push", __name__, url_prefix="/admin/v1/projects/<pr
                       description="A project's VAPID keys and push messages (platform admin token).")
 
 _API_KEY = [{"apiKey": []}]
-_USER = [{"apiKey": [], "bearer": []}]
+_USER = USER_REQUIRED
 
 
 def _json_body(schema):

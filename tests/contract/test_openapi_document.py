@@ -42,7 +42,9 @@ def test_every_operation_has_a_unique_id_security_and_its_error_statuses(spec):
         where = f"{method.upper()} {path}"
         assert "default" not in op["responses"], where
         statuses = set(op["responses"])
-        if path.startswith("/admin/v1/"):
+        if path == "/metrics":  # the admin token, or the metrics token (also a bearer token)
+            assert op["security"] == [{"adminToken": []}] and {"401", "404", "503"} <= statuses, where
+        elif path.startswith("/admin/v1/"):
             assert op["security"] == [{"adminToken": []}], where
             assert {"400", "401", "503"} <= statuses, where
         elif path.startswith("/v1/"):
@@ -104,7 +106,16 @@ def test_the_constraints_the_server_enforces_are_stated(spec):
         assert "$ref" in spec["paths"][probe]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
 
 
+# Operations with dedicated clients instead of a generated SDK: the tus protocol (tus-js-client, TUSKit, tuspy)
+# and project archives (`baas export` / `baas import`); openapi-python-client has no model for their bodies.
+NOT_FOR_SDKS = {("/v1/files/tus/", "post"), ("/v1/files/tus/{upload_id}", "patch"),
+                ("/admin/v1/projects/{project_id}/export", "get"), ("/admin/v1/projects/import", "post")}
+
+
 def test_openapi_python_client_generates_every_model_and_operation_without_warnings(spec, tmp_path):
+    spec = json.loads(json.dumps(spec))
+    for path, method in NOT_FOR_SDKS:
+        del spec["paths"][path][method]
     document = tmp_path / "openapi.json"
     document.write_text(json.dumps(spec))
     config = tmp_path / "generator.yaml"

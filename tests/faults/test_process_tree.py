@@ -92,6 +92,13 @@ def project_ids(server: ServerProcess) -> list[str]:
     return [project["id"] for project in response.json()]
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=10).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 def test_kill_9_of_the_main_process_leaves_nothing_running(tmp_path):
     config = embedded_config(tmp_path, workers=2)
     server = start(config, tmp_path)
@@ -125,7 +132,8 @@ def test_a_killed_worker_is_replaced_and_a_killed_database_restarted(tmp_path):
                    message="a new worker in place of the killed one")
         assert second in tree.workers(), "the other worker must keep serving"
         assert server.process.poll() is None and tree.database() == database
-        # Every request is served (new connections reach the workers that are alive).
+        # Every request is served (new connections reach the workers that are alive), once the new worker is up.
+        wait_until(lambda: _answers(f"{server.url}/readyz"), timeout=30, message="/readyz after the respawn")
         for _ in range(20):
             assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
 

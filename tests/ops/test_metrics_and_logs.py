@@ -115,4 +115,4 @@ def test_feature_counters_show_in_the_scrape(app, client):
 def test_metrics_endpoint_is_in_the_openapi_document(client):
     operation = client.get("/openapi.json").get_json()["paths"]["/metrics"]["get"]
     assert {"200", "401", "404"} <= set(operation["responses"])
-    assert operation["security"] == [{"bearer": []}]
+    assert operation["security"] == [{"adminToken": []}]

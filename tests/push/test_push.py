@@ -252,7 +252,7 @@ def test_openapi_declares_the_push_contract(client):
     assert "audience" in spec["components"]["schemas"]["MessageIn"]["properties"]
     subscribe = paths["/v1/push/subscriptions"]["post"]
     assert {"200", "201", "400"} <= set(subscribe["responses"])
-    assert subscribe["security"] == [{"apiKey": [], "bearer": []}]
+    assert subscribe["security"] == [{"apiKey": [], "userToken": []}]
     assert "/v1/push/vapid-public-key" in paths
     assert "/admin/v1/projects/{project_id}/push/vapid/rotate" in paths
     from openapi_spec_validator import validate
