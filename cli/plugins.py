@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 import click
 
 from baas_cli.client import admin_command
+from baas_cli.params import JsonObject
 
 PLUGIN_COLUMNS = [
     ("NAME", "name"),
@@ -57,21 +58,6 @@ def _when(epoch) -> str:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
-
-
-class JsonObject(click.ParamType):
-    name = "JSON"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dict):
-            return value
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            self.fail(f"not JSON: {exc}", param, ctx)
-        if not isinstance(parsed, dict):
-            self.fail("must be a JSON object, e.g. '{\"retention_days\": 30}'", param, ctx)
-        return parsed
 
 
 # ---- plugins

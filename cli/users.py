@@ -1,12 +1,12 @@
 """`baas users ...`: a project's end users through the admin API (/admin/v1/projects/<id>/users)."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from baas_cli.client import admin_command
+from baas_cli.params import JsonObject
 from baas_cli.output import format_time
 
 USER_COLUMNS = [
@@ -29,21 +29,6 @@ USER_FIELDS = [
     ("created", lambda u: format_time(u.get("created_at"))),
     ("updated", lambda u: format_time(u.get("updated_at"))),
 ]
-
-
-class JsonObject(click.ParamType):
-    name = "JSON"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dict):
-            return value
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            self.fail(f"not valid JSON: {exc}", param, ctx)
-        if not isinstance(parsed, dict):
-            self.fail("must be a JSON object, e.g. '{\"plan\": \"pro\"}'", param, ctx)
-        return parsed
 
 
 def _read_password(from_stdin: bool, prompt: bool) -> str | None:
