@@ -17,11 +17,11 @@ def create_app(config: dict | None = None):
     from pathlib import Path
 
     from baas import config as config_module
-    from baas import errors, health, http, logs, openapi, runtime, swagger_ui
+    from baas import errors, health, http, openapi, runtime, swagger_ui
     from baas.flask_app import BaasFlask
     from baas.context import Services
     from baas import observability
-    from baas.observability.logs import configure_access_log
+    from baas.observability.logs import configure_access_log, configure_logging
     from baas.observability.metrics import Metrics
     from baas.plugins import manager as plugin_manager
     from baas.projects import api as projects_api
@@ -34,7 +34,7 @@ def create_app(config: dict | None = None):
     from baas.storage.mongo import MongoStore
 
     cfg = config_module.from_mapping(config)
-    logs.configure(cfg["logging"]["level"])
+    configure_logging(cfg)
     cfg, embedded = runtime.resolve(cfg)
 
     app = BaasFlask("baas")

@@ -51,6 +51,26 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+_HANDLER_NAME = "baas-stderr"
+
+
+def configure_logging(config: dict) -> None:
+    """`logging.level` for baas's own loggers, written to stderr in `logging.format`.
+
+    An application that already configured logging (a root handler exists, e.g. pytest's or an embedding app's)
+    keeps its handlers; only the level of baas's loggers is set. Applied by create_app, so every server process
+    (granian workers included) logs the same way.
+    """
+    logger = logging.getLogger("baas")
+    logger.setLevel(config["logging"]["level"])
+    if logging.getLogger().handlers or any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
+        return
+    handler = _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter(config["logging"]["format"]))
+    logger.addHandler(handler)
+
+
 def configure_access_log(config: dict) -> logging.Logger:
     """Give the access logger its own stderr handler in the configured format (idempotent per process)."""
     logger = logging.getLogger(ACCESS_LOGGER)
