@@ -276,17 +276,57 @@ def equality_as_in(query):
 
 
 def and_filters(*filters) -> dict:
-    parts = [f for f in filters if f]
-    if not parts:
-        return {}
-    if len(parts) == 1:
-        return parts[0]
+    """The AND of `filters` as one flat object wherever that means the same on MongoDB.
+
+    Nested `$and`s are flattened, conditions on different fields become keys of one object, a condition that
+    appears twice is kept once, and operator objects on the same field merge when they share no operator
+    (`{"score": {"$lt": 9}}` and `{"score": {"$gte": 1}}` -> `{"score": {"$lt": 9, "$gte": 1}}`: on an array field
+    each operator may still be met by a different element, exactly as with `$and`). Anything else (two plain
+    values for one field, a plain value beside operators, the same operator twice, a second `$or`) stays in
+    one `$and`. Rules, plugin constraints, keyset cursors and client filters are combined here, and the embedded
+    database compiles only flat objects to SQL: one `$and` makes it evaluate every document in Python.
+    """
     merged: dict = {}
-    for part in parts:
-        if any(key in merged for key in part):
-            return {"$and": parts}
-        merged.update(part)
+    rest: list = []
+    for condition in filters:
+        if condition:
+            for key, value in _conjuncts(condition):
+                if key not in merged:
+                    merged[key] = value
+                elif _same_condition(merged[key], value):
+                    continue
+                elif key[0] != "$" and _operator_object(merged[key]) and _operator_object(value) \
+                        and not merged[key].keys() & value.keys():
+                    merged[key] = {**merged[key], **value}
+                elif not any(_same_condition(value, kept.get(key, _NOTHING)) for kept in rest):
+                    rest.append({key: value})
+    if rest:
+        merged["$and"] = rest
     return merged
+
+
+def _conjuncts(condition: dict):
+    for key, value in condition.items():
+        if key == "$and":
+            for item in value:
+                yield from _conjuncts(item)
+        else:
+            yield key, value
+
+
+def _operator_object(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(key.startswith("$") for key in value)
+
+
+def _same_condition(a, b) -> bool:
+    """Whether two conditions are the same, without Python's 1 == 1.0 == True."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_condition(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_condition(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def parse_sort(text: str | None) -> list[tuple[str, int]]:
@@ -447,24 +487,42 @@ def _other_types(field: str, value, after: bool) -> list[dict]:
     return [{field: {"$type": other}} for other in others if other != "array"]
 
 
-def keyset_filter(sort: list[tuple[str, int]], values: list) -> dict:
-    """The documents strictly after `values` in `sort` order (MongoDB sorts null/missing lowest)."""
+def keyset_branches(sort: list[tuple[str, int]], values: list) -> list[dict]:
+    """Disjoint filters whose union is every document strictly after `values` in `sort` order (MongoDB sorts
+    null and missing lowest), listed in that order: every document of a branch sorts before every document
+    of a later one. So a page can be read branch by branch, as flat AND-only queries the embedded database
+    serves from an index, and stop as soon as it is full; MongoDB gets their `$or` (`keyset_filter`).
+
+    A document that first differs from the cursor at a later sort field sorts earlier, so the branches
+    with the longest equal prefix come first.
+    """
     branches = []
-    for index, (field, direction) in enumerate(sort):
-        value = values[index]
+    for index in range(len(sort) - 1, -1, -1):
+        field, direction = sort[index]
         equal = {f: values[i] for i, (f, _) in enumerate(sort[:index])}
-        if value is None:
-            if direction == 1:
-                after = {field: {"$ne": None}}
-            else:
-                continue  # nothing sorts below null in descending order
-        elif direction == 1:
-            alternatives = [{field: {"$gt": value}}] + _other_types(field, value, after=True)
-            after = alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
-        else:
-            after = {"$or": [{field: {"$lt": value}}, {field: None}] + _other_types(field, value, after=False)}
-        branch = and_filters(equal, after) if equal else after
-        branches.append(branch)
+        for after in _after(field, direction, values[index]):
+            branches.append(and_filters(equal, after))
+    return branches
+
+
+def _after(field: str, direction: int, value) -> list[dict]:
+    """The values of `field` strictly after `value` in `direction`, as filters in sort order."""
+    if value is None:
+        # Nothing sorts below null and missing in descending order.
+        return [{field: {"$ne": None}}] if direction == 1 else []
+    first = {field: {"$gt" if direction == 1 else "$lt": value}}
+    others = _other_types(field, value, after=direction == 1)
+    if direction == -1 and field != "_id":  # baas ids are never null
+        others.append({field: None})
+    if not others:
+        return [first]
+    # The other types are rare: one query for all of them, sorted by the server.
+    return [first, others[0] if len(others) == 1 else {"$or": others}]
+
+
+def keyset_filter(sort: list[tuple[str, int]], values: list) -> dict:
+    """The documents strictly after `values` in `sort` order, as one filter."""
+    branches = keyset_branches(sort, values)
     if not branches:
         return {"_id": {"$in": []}}
     return branches[0] if len(branches) == 1 else {"$or": branches}

@@ -226,6 +226,19 @@ def _reference(spec: dict):
     return None, False
 
 
+SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean", "null"})
+SCALAR_SYSTEM_FIELDS = frozenset({"_owner", "_rev", "_shape"})
+
+
+def _declares_scalar(spec) -> bool:
+    """Whether a property's schema lets it hold only strings, numbers, booleans or null."""
+    if not isinstance(spec, dict):
+        return False
+    declared = spec.get("type")
+    types = set(declared) if isinstance(declared, list) else {declared}
+    return bool(types) and types <= SCALAR_TYPES and types != {"null"}
+
+
 def check_indexes(indexes) -> list[dict]:
     if indexes is None:
         return []
@@ -277,7 +290,7 @@ class Definition:
 
     __slots__ = ("project_id", "name", "schema", "indexes", "rules", "created_at", "updated_at", "defined",
                  "collection", "validator", "date_fields", "query_date_fields", "date_only_fields", "refs",
-                 "prepared_rules", "ttl", "guarded_fields")
+                 "prepared_rules", "ttl", "guarded_fields", "scalar_fields")
 
     def __init__(self, project_id: str, name: str, collection, *, schema=None, indexes=(), rules=None,
                  created_at=None, updated_at=None, defined: bool = False):
@@ -306,6 +319,10 @@ class Definition:
                 if target is not None:
                     refs[field] = (target, many)
         self.date_fields = frozenset(dates)
+        # Fields that never hold an array (or an object): equality on them needs no array-membership test,
+        # which lets the embedded database answer it from an index (see storage.mongo.embedded_find_command).
+        self.scalar_fields = SCALAR_SYSTEM_FIELDS | frozenset(
+            field for field, spec in ((schema or {}).get("properties") or {}).items() if _declares_scalar(spec))
         self.query_date_fields = frozenset(dates) | SYSTEM_DATE_FIELDS
         self.date_only_fields = tuple(date_only)
         self.refs = refs

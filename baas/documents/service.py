@@ -25,7 +25,7 @@ from baas.documents.updates import apply_patch, filter_fields, parse_patch, plan
 from baas.errors import BaasError, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_REGEX, CursorCodec, and_filters,
                         check_collection_name, check_document_id, check_document_keys, check_path, compile_filter,
-                        equality_as_in, keyset_filter, parse_bool, parse_fields, parse_int, parse_json_param,
+                        equality_as_in, keyset_branches, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
 from baas.storage.mongo import (SORT_MEMORY_CODES, TOO_LARGE_CODES, AmbiguousGroups, ensure_index, failure_reason,
                                 find_one, find_one_and_update, find_page, restore_aggregated)
@@ -573,11 +573,11 @@ class DocumentService:
         fields = parse_fields(params.fields)
         expand = self._parse_expand(project, defn, params.expand) if params.expand else None
         base = and_filters(query, rule_filter, self._plugin_filter(defn, principal, "list"))
-        page = base
+        after = None
         # A cursor belongs to one collection, sort and filter; replaying it elsewhere is refused.
         scope = f"{project.id}/{collection}/{hashlib.sha256((params.filter or '').encode()).hexdigest()[:16]}"
         if params.cursor:
-            page = and_filters(base, keyset_filter(sort, self.cursors.decode(params.cursor, scope, sort)))
+            after = keyset_branches(sort, self.cursors.decode(params.cursor, scope, sort))
         projection = None
         hidden = ()
         if fields is not None:
@@ -589,8 +589,9 @@ class DocumentService:
             hidden = tuple(extra)
             projection = dict.fromkeys(wanted | extra, 1)
         try:
-            items = find_page(defn.collection, page, projection, sort, offset, limit + 1,
-                              max_time_ms=self.query_time_limit_ms)
+            items = find_page(defn.collection, base, projection, sort, offset, limit + 1,
+                              max_time_ms=self.query_time_limit_ms, after=after,
+                              sql_backed=self.mongo.sql_backed, scalar_fields=defn.scalar_fields)
         except OperationFailure as exc:
             raise query_refused(exc, "filter") from None
         next_cursor = None

@@ -11,6 +11,8 @@ import orjson
 import pymongo
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from baas.query import and_filters
+
 PROJECT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 # Server error codes services turn into their own messages (the server's text is for the log only).
 SORT_MEMORY_CODES = frozenset({292, 16819, 16820})  # QueryExceededMemoryLimitNoDiskUseAllowed and its elders
@@ -35,6 +37,21 @@ class MongoStore:
             appname="baas",
         )
         self.platform = self.client[f"{db_prefix}platform"]
+        self._sql_backed: bool | None = None
+
+    @property
+    def sql_backed(self) -> bool:
+        """Whether the server is the embedded nx-27017 (MongoDB's protocol over SQLite), asked once.
+
+        Only the shape of queries depends on it (see `find_page`): both answer them alike.
+        """
+        if self._sql_backed is None:
+            try:
+                info = self.client.admin.command("buildInfo")
+            except PyMongoError:
+                return False  # asked again next time; a database that is down answers nothing anyway
+            self._sql_backed = info.get("process") == "nx_27017"
+        return self._sql_backed
 
     def project_db_name(self, project_id: str) -> str:
         if not PROJECT_ID_PATTERN.match(project_id):
@@ -108,27 +125,109 @@ def find_one_and_update(collection, filter: dict, update: dict):
 
 
 def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int,
-              max_time_ms: int | None = None) -> list:
-    """`list(collection.find(filter, projection, sort=..., skip=..., limit=...))` as one `find` command.
+              max_time_ms: int | None = None, *, after: list[dict] | None = None, sql_backed: bool = False,
+              scalar_fields=frozenset()) -> list:
+    """`list(collection.find(filter, projection, sort=..., skip=..., limit=...))` as few `find` commands.
 
-    A page is small and bounded, so the first batch normally holds all of it; pymongo's cursor machinery
-    costs more CPU than decoding the page itself. Should the server cut the batch short (its 16 MB batch
-    limit), the cursor stays open: it is closed and the page is read the ordinary way.
+    `after` is a keyset cursor's ordered, disjoint branches (`baas.query.keyset_branches`): the page is the
+    documents matching `filter` and any branch. MongoDB gets one command with their `$or`. The embedded
+    database (`sql_backed`) evaluates any `$or` in Python over every document, so it gets one AND-only command
+    per branch, in order, until the page is full, each shaped so SQLite can serve it from an index
+    (`embedded_shape`). `scalar_fields` are the fields the collection's schema says never hold an array.
     """
-    command = {"find": collection.name, "filter": filter, "sort": dict(sort), "limit": limit, "batchSize": limit}
+    if after is not None and not after:
+        return []
+    if not sql_backed or (after is not None and skip):
+        if after is not None:
+            filter = and_filters(filter, after[0] if len(after) == 1 else {"$or": after})
+        return _find(collection, _find_command(collection.name, filter, projection, sort, skip, limit, max_time_ms))
+    items: list = []
+    for branch in after if after is not None else [None]:
+        wanted = limit - len(items)
+        command = embedded_find_command(collection.name, and_filters(filter, branch), projection, sort, skip,
+                                        wanted, max_time_ms, scalar_fields)
+        items.extend(_find(collection, command))
+        if len(items) >= limit:
+            break
+    return items
+
+
+def _find_command(name: str, filter: dict, projection, sort: list, skip: int, limit: int, max_time_ms) -> dict:
+    command = {"find": name, "filter": filter, "sort": dict(sort), "limit": limit, "batchSize": limit}
     if skip:
         command["skip"] = skip
     if projection is not None:
         command["projection"] = projection
     if max_time_ms:
         command["maxTimeMS"] = max_time_ms
+    return command
+
+
+def _find(collection, command: dict) -> list:
+    """Run one `find` command and return all it matched.
+
+    A page is small and bounded, so the first batch normally holds all of it; pymongo's cursor machinery
+    costs more CPU than decoding the page itself. Should the server cut the batch short (its 16 MB batch
+    limit), the cursor stays open: it is closed and the page is read the ordinary way.
+    """
     reply = collection.database.command(command, codec_options=collection.codec_options,
                                         read_preference=collection.read_preference)
     cursor = reply["cursor"]
     if not cursor.get("id"):
         return cursor["firstBatch"]
     collection.database.command({"killCursors": collection.name, "cursors": [cursor["id"]]})
-    return list(collection.find(filter, projection, sort=sort, skip=skip, limit=limit, max_time_ms=max_time_ms))
+    found = collection.find(command["filter"], command.get("projection"), sort=list(command["sort"].items()),
+                            skip=command.get("skip", 0), limit=command["limit"], max_time_ms=command.get("maxTimeMS"))
+    for bound in ("min", "max"):
+        if bound in command:
+            found = getattr(found, bound)(list(command[bound].items()))
+    return list(found)
+
+
+# _id bounds as the embedded database's `min` (inclusive) and `max` (exclusive) options. Ids are strings
+# without NUL (baas.query.DOCUMENT_ID), so the id followed by NUL is the next possible one.
+_ID_BOUNDS = {"$gte": ("min", ""), "$gt": ("min", "\x00"), "$lt": ("max", ""), "$lte": ("max", "\x00")}
+
+
+def embedded_find_command(name: str, filter: dict, projection, sort: list, skip: int, limit: int,
+                          max_time_ms=None, scalar_fields=frozenset()) -> dict:
+    """The `find` command that asks the embedded database for exactly what `filter` asks MongoDB, in the
+    shape its SQL compiler serves from an index (its source and `EXPLAIN QUERY PLAN` say which):
+
+    - Plain equality on a field compiles to `value = ? OR EXISTS (... json_each ...)` (array membership),
+      which no index serves; `{"$eq": value}` compiles to `value = ?`. Both mean the same on a field that
+      never holds an array, so that form is sent for `scalar_fields`. Elsewhere equality stays plain.
+    - A range on `_id` is evaluated in Python over every document; the server's `min`/`max` options bound
+      the `_id` column (and its unique index) in SQL instead.
+    """
+    shaped, bounds = {}, {}
+    for key, value in filter.items():
+        if key in scalar_fields and isinstance(value, (str, int, float)):
+            shaped[key] = {"$eq": value}
+        else:
+            shaped[key] = value
+    id_range = shaped.get("_id")
+    if isinstance(id_range, dict) and id_range and all(op in _ID_BOUNDS and isinstance(v, str)
+                                                        for op, v in id_range.items()) \
+            and len({_ID_BOUNDS[op][0] for op in id_range}) == len(id_range) and not _holds_dates(shaped):
+        # (Filters holding dates take another path in the server, which does not apply min/max.)
+        del shaped["_id"]
+        for op, value in id_range.items():
+            bound, suffix = _ID_BOUNDS[op]
+            bounds[bound] = {"_id": value + suffix}
+    command = _find_command(name, shaped, projection, sort, skip, limit, max_time_ms)
+    command.update(bounds)
+    return command
+
+
+def _holds_dates(value) -> bool:
+    if isinstance(value, datetime):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_dates(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_dates(item) for item in value)
+    return False
 
 
 MAX_TEXT_CHECKS = 10
