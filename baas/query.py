@@ -508,8 +508,9 @@ def keyset_branches(sort: list[tuple[str, int]], values: list) -> list[dict]:
 def _after(field: str, direction: int, value) -> list[dict]:
     """The values of `field` strictly after `value` in `direction`, as filters in sort order."""
     if value is None:
-        # Nothing sorts below null and missing in descending order.
-        return [{field: {"$ne": None}}] if direction == 1 else []
+        # Nothing sorts below null and missing in descending order. `$exists` is redundant on MongoDB, but
+        # the embedded database lets `$ne: null` match missing fields.
+        return [{field: {"$exists": True, "$ne": None}}] if direction == 1 else []
     first = {field: {"$gt" if direction == 1 else "$lt": value}}
     others = _other_types(field, value, after=direction == 1)
     if direction == -1 and field != "_id":  # baas ids are never null
