@@ -41,21 +41,39 @@ import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# baas's own query code builds the plans the script prints (planned_commands).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 PYTHON = "/work/venv/bin/python" if os.path.exists("/work/venv/bin/python") else sys.executable
 COLLECTION_RULES = {"list": "public", "read": "public", "create": "public", "update": "none", "delete": "none",
                     "aggregate": "public"}
 INDEXES = [{"name": "by_group_score", "keys": {"group": 1, "score": -1}}]
+# Typed fields, as an app declares them (and as Parse's classes have them): a field the schema keeps scalar
+# lets the embedded database answer equality on it from an index (docs/data-api.md, "Fast query shapes").
+SCHEMA = {"type": "object", "properties": {
+    "group": {"type": "integer"}, "score": {"type": "integer"}, "name": {"type": "string"},
+    "active": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}},
+    "price": {"type": "number"}}}
+# The owner-rule collection: a signed-in user lists only their own documents (the common mobile case).
+OWNER_RULES = {"list": "owner", "read": "owner", "create": "authenticated", "update": "owner", "delete": "owner",
+               "aggregate": "owner"}
+# Creates go to their own collections, so every query scenario runs over exactly the seeded documents.
+WRITES_SUFFIX = "_writes"
+OWNED_SUFFIX = "_owned"
 GROUPS = 100  # 10,000 documents -> 100 per group, so a query page of 20 is a real top-20 out of 100
 BATCH_SIZE = 100
 # The load comes from one API key: the default general limit (6000/minute) would turn most of a run into 429s.
 # The limiter stays on, so its per-request cost is measured; only its ceiling is lifted.
-SERVER_ENV_DEFAULTS = {"BAAS_RATE_LIMITS_API_PER_KEY": "100000000/hour"}
+SERVER_ENV_DEFAULTS = {"BAAS_RATE_LIMITS_API_PER_KEY": "100000000/hour",
+                       # The owner-rule scenario's user token must outlive a sweep.
+                       "BAAS_AUTH_ACCESS_TOKEN_MINUTES": "600"}
 ALL_SCENARIOS = ("healthz", "readyz", "project", "floor_get", "get", "floor_create", "create", "floor_query", "query",
-                 "query_count", "update", "update_hot")
+                 "query_owner", "query_page2", "query_count", "update", "update_hot")
+# Run again at every --docs count of a sweep; the others run at the first count only.
+QUERY_SCENARIOS = ("floor_query", "query", "query_owner", "query_page2", "query_count")
 # PATCH bodies of the update scenarios: atomic operators, so concurrent writers of one document all succeed.
 UPDATE_BODY = '{"$inc":{"score":1},"$set":{"name":"updated"}}'
 HOT_UPDATE_BODY = '{"$inc":{"score":1}}'
-DEFAULT_SCENARIOS = "healthz,project,floor_get,get,floor_create,create,floor_query,query,query_count"
+DEFAULT_SCENARIOS = "healthz,project,floor_get,get,floor_create,create,floor_query,query,query_owner,query_page2"
 # Bare Flask views on the same database (floor_app.py): what Flask + pymongo + granian cost without baas.
 FLOOR_SCENARIOS = {"floor_get": "get", "floor_create": "create", "floor_query": "query"}
 # The issue's targets, and the bare view it measured beside them (0.36 ms on its machine) for the floor rows.
@@ -82,10 +100,13 @@ class Api:
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
-    def request(self, method: str, path: str, body=None, key: str | None = None) -> tuple[int, object]:
+    def request(self, method: str, path: str, body=None, key: str | None = None,
+                token: str | None = None) -> tuple[int, object]:
         headers = {"Accept": "application/json"}
         if key or self.key:
             headers["X-API-Key"] = key or self.key
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -225,11 +246,11 @@ class FloorServer:
     """floor_app.py under granian with the server's workers and threads, on the server's database."""
 
     def __init__(self, mongodb_uri: str, database: str, collection: str, workers: int, threads: int,
-                 startup_timeout: float = 30.0):
+                 startup_timeout: float = 30.0, writes: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "BAAS_FLOOR_MONGODB_URI": mongodb_uri, "BAAS_FLOOR_DATABASE": database,
-                    "BAAS_FLOOR_COLLECTION": collection}
+                    "BAAS_FLOOR_COLLECTION": collection, "BAAS_FLOOR_WRITES_COLLECTION": writes or collection}
         self.workers, self.threads = workers, threads
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
@@ -420,6 +441,7 @@ class Scenario:
     creates: bool = False  # POST a fresh document body per request
     expect_status: int = 200
     body: str = ""         # one JSON body sent with every request
+    token: str | None = None  # a signed-in user's access token (Authorization: Bearer)
 
 
 def document_for(index: int, rng: random.Random) -> dict:
@@ -427,15 +449,29 @@ def document_for(index: int, rng: random.Random) -> dict:
             "active": index % 3 != 0, "tags": ["bench", f"t{index % 7}"], "price": round(rng.uniform(1, 500), 2)}
 
 
-def query_path(collection: str, group: int, count: bool) -> str:
+def query_path(collection: str, group: int, count: bool = False, cursor: str | None = None) -> str:
     query = {"filter": json.dumps({"group": group}, separators=(",", ":")), "sort": "-score", "limit": "20"}
     if count:
         query["count"] = "true"
+    if cursor:
+        query["cursor"] = cursor
     return f"/v1/collections/{collection}/documents?{urllib.parse.urlencode(query)}"
 
 
-def build_scenario(name: str, collection: str, ids: list[str], load_key: str | None,
-                   server_key: str | None = None) -> Scenario:
+@dataclass
+class Setup:
+    """What one --docs count of a run has seeded: the collections, the ids to GET, the owner-rule user."""
+    docs: int
+    collection: str
+    ids: list[str] = field(default_factory=list)
+    user_token: str | None = None
+    user_id: str | None = None
+    page2_paths: list[str] = field(default_factory=list)
+    page2_values: dict = field(default_factory=dict)  # group -> sort values of page 1's last item
+
+
+def build_scenario(name: str, setup: Setup, load_key: str | None, server_key: str | None = None) -> Scenario:
+    collection, ids = setup.collection, setup.ids
     base = f"/v1/collections/{collection}/documents"
     if name == "healthz":
         return Scenario(name, "GET", ["/healthz"], None)
@@ -446,7 +482,8 @@ def build_scenario(name: str, collection: str, ids: list[str], load_key: str | N
     if name == "get":
         return Scenario(name, "GET", [f"{base}/{urllib.parse.quote(str(i), safe='')}" for i in ids], load_key)
     if name == "create":
-        return Scenario(name, "POST", [base], load_key, creates=True, expect_status=201)
+        return Scenario(name, "POST", [f"/v1/collections/{collection}{WRITES_SUFFIX}/documents"], load_key,
+                        creates=True, expect_status=201)
     if name == "update":  # operator updates spread over the collection (the rules let only the server key)
         return Scenario(name, "PATCH", [f"{base}/{urllib.parse.quote(str(i), safe='')}" for i in ids], server_key,
                         body=UPDATE_BODY)
@@ -456,6 +493,11 @@ def build_scenario(name: str, collection: str, ids: list[str], load_key: str | N
     if name in ("query", "query_count"):
         return Scenario(name, "GET", [query_path(collection, g, name == "query_count") for g in range(GROUPS)],
                         load_key)
+    if name == "query_owner":  # the same query under the owner rule, as the signed-in user
+        return Scenario(name, "GET", [query_path(collection + OWNED_SUFFIX, g) for g in range(GROUPS)], load_key,
+                        token=setup.user_token)
+    if name == "query_page2":  # the second page of the query: a keyset cursor
+        return Scenario(name, "GET", setup.page2_paths, load_key)
     if name == "floor_get":
         return Scenario(name, "GET", [f"/floor/documents/{urllib.parse.quote(str(i), safe='')}" for i in ids], None)
     if name == "floor_create":
@@ -467,9 +509,9 @@ def build_scenario(name: str, collection: str, ids: list[str], load_key: str | N
 
 # -------------------------------------------------------------------------------------------------- seeding/setup
 
-def define_collection(api: Api, collection: str) -> None:
-    status, body = api.request("PUT", f"/v1/collections/{collection}", {"indexes": INDEXES,
-                                                                        "rules": COLLECTION_RULES})
+def define_collection(api: Api, collection: str, rules: dict = COLLECTION_RULES) -> None:
+    status, body = api.request("PUT", f"/v1/collections/{collection}", {"schema": SCHEMA, "indexes": INDEXES,
+                                                                        "rules": rules})
     if status not in (200, 201):
         raise BenchError(f"PUT /v1/collections/{collection} answered {status}: {body}")
 
@@ -495,9 +537,12 @@ def _progress(done: int, total: int, started: float) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def seed(api: Api, collection: str, count: int) -> list[str]:
+def seed(api: Api, collection: str, count: int, owners: list[str] | None = None) -> list[str]:
+    """Seed `count` documents; with `owners`, document i belongs to owners[i % len(owners)]."""
     rng = random.Random(20240604)
     documents = [document_for(i, rng) for i in range(count)]
+    for i, doc in enumerate(documents if owners else ()):
+        doc["_owner"] = owners[i % len(owners)]
     ids: list[str] = []
     started = time.monotonic()
     # The operation's verb key: the agreed contract said "action", the implementation may say "op".
@@ -556,11 +601,112 @@ def existing_ids(api: Api, collection: str, want: int) -> list[str]:
     return ids
 
 
+def sign_up(api: Api, client_key: str | None) -> tuple[str, str]:
+    """A fresh signed-in user: (access token, user id)."""
+    email = f"bench-{random.getrandbits(40):010x}@example.com"
+    status, body = api.request("POST", "/v1/auth/signup", {"email": email, "password": "bench password 2026"},
+                               key=client_key)
+    if status not in (200, 201) or not isinstance(body, dict) or "access_token" not in body:
+        raise BenchError(f"POST /v1/auth/signup answered {status}: {str(body)[:300]}")
+    return body["access_token"], body["user"]["id"]
+
+
+def prepare(api: Api, args, docs: int, position: int, client_key: str | None, log) -> Setup:
+    """Define and seed the collections of one --docs count (the first count uses --collection itself)."""
+    name = args.collection if position == 0 else f"{args.collection}_{docs}"
+    setup = Setup(docs, name)
+    define_collection(api, name)
+    define_collection(api, name + WRITES_SUFFIX)
+    if docs:
+        log(f"seeding {docs} documents into '{name}' ...")
+        setup.ids = seed(api, name, docs)
+    if len(setup.ids) < min(docs, 1000) or not docs:
+        setup.ids = existing_ids(api, name, max(docs, 1000))
+    if "query_owner" in args.scenarios:
+        define_collection(api, name + OWNED_SUFFIX, OWNER_RULES)
+        setup.user_token, setup.user_id = sign_up(api, client_key)
+        if docs:
+            # Half the documents are the user's: each group holds 50 of theirs among 100.
+            log(f"seeding {docs} documents into '{name}{OWNED_SUFFIX}', half of them the user's ...")
+            seed(api, name + OWNED_SUFFIX, docs, owners=[setup.user_id, "someone-else"])
+    if "query_page2" in args.scenarios:
+        for group in range(GROUPS):
+            status, body = api.request("GET", query_path(name, group), key=client_key)
+            if status == 200 and body.get("next_cursor"):
+                setup.page2_paths.append(query_path(name, group, cursor=body["next_cursor"]))
+                last = body["items"][-1]
+                setup.page2_values.setdefault(group, [last["score"], last["_id"]])
+    return setup
+
+
+# --------------------------------------------------------------------------------------------------- query plans
+
+def planned_commands(name: str, setup: Setup, group: int) -> list[dict] | None:
+    """The `find` commands baas's storage adapter sends the embedded database for one request of a query
+    scenario, built by baas's own code (filter compiler, rule merge, keyset branches, embedded shapes)."""
+    from baas.documents.definitions import Definition, storage_name
+    from baas.query import and_filters, compile_filter, keyset_branches
+    from baas.storage.mongo import embedded_find_command
+
+    sort = [("score", -1), ("_id", 1)]
+    collection = setup.collection
+    rule = None
+    if name == "query_owner":
+        collection, rule = collection + OWNED_SUFFIX, {"_owner": setup.user_id}
+    elif name == "floor_query":  # the bare view sends the shape the adapter sends
+        return [{"find": storage_name(collection), "filter": {"group": {"$eq": group}}, "sort": dict(sort),
+                 "limit": 20}]
+    elif name not in ("query", "query_page2"):
+        return None
+    scalar = Definition("bench", collection, None, schema=SCHEMA, indexes=INDEXES,
+                        rules=COLLECTION_RULES).scalar_fields
+    # The list rule and the read rule both give the owner filter: the merge keeps one.
+    base = and_filters(compile_filter({"group": group}), rule, rule)
+    branches = [None]
+    if name == "query_page2":
+        if not setup.page2_values:
+            return None
+        values = setup.page2_values.get(group) or next(iter(setup.page2_values.values()))
+        branches = keyset_branches(sort, values)
+    return [embedded_find_command(storage_name(collection), and_filters(base, branch), None, sort, 0, 21,
+                                  scalar_fields=scalar) for branch in branches]
+
+
+def explain_commands(database_file: Path, commands: list[dict]) -> list[str]:
+    """EXPLAIN QUERY PLAN of each command, by nx-27017's own SQL compiler (neosqlite) on the server's file."""
+    import neosqlite
+
+    lines = []
+    connection = neosqlite.Connection(str(database_file))
+    try:
+        for command in commands:
+            cursor = connection[command["find"]].find(command["filter"]).sort(list(command["sort"].items()))
+            cursor = cursor.limit(command["limit"])
+            python = cursor._query_helpers._build_simple_where_clause(command["filter"]) is None
+            plan = [step["detail"] for step in cursor.explain()["queryPlanner"]["winningPlan"]]
+            bounds = " + ".join(f"{b} {command[b]}" for b in ("min", "max") if b in command)
+            served = "PYTHON SCAN (filter not compiled to SQL)" if python else (
+                "index" if any("USING INDEX" in p or "USING COVERING INDEX" in p for p in plan) else "SQL SCAN")
+            lines.append(f"{served}: filter {json.dumps(command['filter'], default=str)}"
+                         f"{' ' + bounds if bounds else ''} -> {'; '.join(plan)}")
+    finally:
+        connection.close()
+    return lines
+
+
+def database_file(server: "ServerUnderTest", api: Api, prefix: str) -> Path | None:
+    status, project = api.request("GET", "/v1/project")
+    if status != 200:
+        return None
+    candidates = sorted((server.data_dir / "db").glob(f"{prefix}p_{project['id']}*"))
+    return next((c for c in candidates if c.suffix in (".db", ".sqlite", ".sqlite3")), None)
+
+
 def check_scenario(api: Api, scenario: Scenario) -> str | None:
     """One request before the load: the scenario must answer what it claims to measure, or the numbers lie."""
     body = document_for(0, random.Random(1)) if scenario.creates else json.loads(scenario.body or "null")
     status, payload = api.request(scenario.method, scenario.paths[len(scenario.paths) // 2], body,
-                                  key=scenario.key)
+                                  key=scenario.key, token=scenario.token)
     if status != scenario.expect_status:
         return f"{scenario.method} {scenario.paths[0]} answered {status}: {str(payload)[:300]}"
     if scenario.name.startswith(("query", "floor_query")):
@@ -572,6 +718,8 @@ def check_scenario(api: Api, scenario: Scenario) -> str | None:
             return "query items are not sorted by -score"
         if scenario.name == "query_count" and not isinstance(payload.get("total"), int):
             return "count=true gave no integer total"
+        if scenario.token and len({item.get("_owner") for item in items}) != 1:
+            return "the owner-rule query returned documents of more than one owner"
     return None
 
 
@@ -591,12 +739,14 @@ class LoadResult:
 
 LUA_TEMPLATE = r"""
 local paths_file, method, creates, key, fixed_body = %(paths_file)s, %(method)s, %(creates)s, %(key)s, %(body)s
+local token = %(token)s
 local paths = {}
 local counter = 0
 local thread_no = 0
 wrk.method = method
 wrk.headers["Accept"] = "application/json"
 if key ~= "" then wrk.headers["X-API-Key"] = key end
+if token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 if creates or fixed_body ~= "" then wrk.headers["Content-Type"] = "application/json" end
 
 local threads = {}
@@ -647,7 +797,8 @@ def run_wrk(url: str, scenario: Scenario, connections: int, duration: float, thr
                                       "method": _lua_string(scenario.method),
                                       "creates": "true" if scenario.creates else "false",
                                       "key": _lua_string(scenario.key or ""),
-                                      "body": _lua_string(scenario.body)})
+                                      "body": _lua_string(scenario.body),
+                                      "token": _lua_string(scenario.token or "")})
     command = ["wrk", "-t", str(max(1, min(threads, connections))), "-c", str(connections),
                "-d", f"{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
@@ -666,6 +817,8 @@ def _python_connection_loop(host, port, scenario: Scenario, stop_at: float, seed
     headers = {"Accept": "application/json"}
     if scenario.key:
         headers["X-API-Key"] = scenario.key
+    if scenario.token:
+        headers["Authorization"] = f"Bearer {scenario.token}"
     if scenario.creates or scenario.body:
         headers["Content-Type"] = "application/json"
     conn = None
@@ -765,6 +918,7 @@ class ScenarioResult:
     baas_cpu_s: float
     db_cpu_s: float
     round: int = 1
+    docs: int = 0
 
 
 def measure(args, url: str, scenario: Scenario, tree: ProcessTree | None, driver: str, workdir: Path
@@ -823,7 +977,8 @@ def _nan_to_null(value):
     return value
 
 
-def start_floor(args, api: Api, tree: ProcessTree, server: "ServerUnderTest | None") -> FloorServer:
+def start_floor(args, api: Api, tree: ProcessTree, server: "ServerUnderTest | None", collection: str
+                ) -> FloorServer:
     """The floor server on the baas server's database and collection (see floor_app.py)."""
     uri = args.floor_mongodb_uri or embedded_mongodb_uri(tree)
     if not uri:
@@ -832,8 +987,9 @@ def start_floor(args, api: Api, tree: ProcessTree, server: "ServerUnderTest | No
     if status != 200 or not isinstance(project, dict) or not project.get("id"):
         raise BenchError(f"GET /v1/project answered {status}: {str(project)[:200]}")
     prefix = args.floor_db_prefix if server is None else args.server_env.get("BAAS_MONGODB_DB_PREFIX", "baas_")
-    return FloorServer(uri, f"{prefix}p_{project['id']}", args.collection, args.workers or 1,
-                       args.threads or 4).start()
+    from baas.documents.definitions import storage_name
+    return FloorServer(uri, f"{prefix}p_{project['id']}", storage_name(collection), args.workers or 1,
+                       args.threads or 4, writes=storage_name(collection + WRITES_SUFFIX)).start()
 
 
 def format_floor_comparison(results: list[ScenarioResult]) -> str:
@@ -886,7 +1042,9 @@ def parse_args(argv=None):
     parser.add_argument("--connections", "-c", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--duration", "-d", type=float, default=10.0, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds of load before each scenario")
-    parser.add_argument("--docs", type=int, default=10_000, help="documents to seed (0: use those already there)")
+    parser.add_argument("--docs", default="10000",
+                        help="documents to seed (0: use those already there); a comma-separated list (10000,100000) "
+                             "is a sweep: the query scenarios run again over each count, in its own collection")
     parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
                         help=f"comma-separated, from: {', '.join(ALL_SCENARIOS)}")
     parser.add_argument("--collection", default="bench", help="collection to define, seed and query")
@@ -924,7 +1082,13 @@ def parse_args(argv=None):
     for name in args.scenarios:
         if name not in ALL_SCENARIOS:
             parser.error(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
-    if args.connections < 1 or args.duration <= 0 or args.docs < 0 or args.rounds < 1:
+    try:
+        args.docs = [int(count) for count in str(args.docs).split(",") if count.strip()]
+    except ValueError:
+        parser.error(f"--docs takes counts separated by commas, got {args.docs!r}")
+    if not args.docs:
+        parser.error("--docs needs at least one count")
+    if args.connections < 1 or args.duration <= 0 or min(args.docs) < 0 or args.rounds < 1:
         parser.error("--connections, --duration and --rounds must be positive, --docs not negative")
     if args.url and not args.server_key and any(n not in BASELINE_SCENARIOS for n in args.scenarios):
         parser.error("--url needs --server-key for the document scenarios")
@@ -962,59 +1126,74 @@ def main(argv=None) -> int:
             log(f"  process {line}")
 
         setup_api = Api(url, keys.server)
-        ids: list[str] = []
-        wants_documents = any(name not in BASELINE_SCENARIOS for name in args.scenarios)
-        if wants_documents:
-            try:
-                define_collection(setup_api, args.collection)
-                if args.docs:
-                    log(f"seeding {args.docs} documents into '{args.collection}' ...")
-                    ids = seed(setup_api, args.collection, args.docs)
-                if len(ids) < min(args.docs, 1000) or not args.docs:
-                    ids = existing_ids(setup_api, args.collection, max(args.docs, 1000))
-            except BenchError as exc:
-                log(f"documents API not usable, running only the baseline scenarios: {exc}")
-                wants_documents = False
-                for name in args.scenarios:
-                    if name not in BASELINE_SCENARIOS:
-                        skipped[name] = str(exc)
-
-        floor_url = floor_tree = floor_api = None
-        wanted_floors = [name for name in args.scenarios if name in FLOOR_SCENARIOS and name not in skipped]
-        if wanted_floors:
-            try:
-                floor = start_floor(args, setup_api, tree, server)
-            except BenchError as exc:
-                log(f"floor scenarios not measured: {exc}")
-                skipped.update(dict.fromkeys(wanted_floors, str(exc)))
-            else:
-                floor_url, floor_api = floor.url, Api(floor.url)
-                floor_tree = FloorTree(floor.process.pid, tree)
-
         load_key = keys.client or keys.server
-        # Rounds interleave the scenarios (floor_get, get, floor_get, get, ...) so that a neighbour's burst
-        # lands on both sides of a comparison; the comparison then takes the median over rounds.
-        for round_number, name in ((r, n) for r in range(1, args.rounds + 1) for n in args.scenarios):
-            if name in skipped:
-                continue
-            if name in ("get", "floor_get", "update", "update_hot") and not ids:
-                skipped[name] = "no document ids to GET"
-                continue
-            scenario = build_scenario(name, args.collection, ids, load_key, keys.server)
-            is_floor = name in FLOOR_SCENARIOS
-            problem = check_scenario(floor_api if is_floor else setup_api, scenario)
-            if problem:
-                skipped[name] = problem
-                log(f"skipping {name}: {problem}")
-                continue
-            log(f"running {name} ..." if args.rounds == 1 else f"running {name} (round {round_number}) ...")
-            result = measure(args, floor_url if is_floor else url, scenario, floor_tree if is_floor else tree,
-                             driver, workdir)
-            result.round = round_number
-            results.append(result)
+        wants_documents = any(name not in BASELINE_SCENARIOS for name in args.scenarios)
+        plans: dict[str, list[str]] = {}
+        sweep = len(args.docs) > 1
+        for position, docs in enumerate(args.docs):
+            names = args.scenarios if position == 0 else [n for n in args.scenarios if n in QUERY_SCENARIOS]
+            setup = Setup(docs, args.collection)
+            if wants_documents:
+                try:
+                    setup = prepare(setup_api, args, docs, position, load_key, log)
+                except BenchError as exc:
+                    log(f"documents API not usable, running only the baseline scenarios: {exc}")
+                    wants_documents = False
+                    for name in args.scenarios:
+                        if name not in BASELINE_SCENARIOS:
+                            skipped[name] = str(exc)
+            if floor is not None:
+                floor.stop()
+                floor = None
+            floor_url = floor_tree = floor_api = None
+            wanted_floors = [name for name in names if name in FLOOR_SCENARIOS and name not in skipped]
+            if wanted_floors:
+                try:
+                    floor = start_floor(args, setup_api, tree, server, setup.collection)
+                except BenchError as exc:
+                    log(f"floor scenarios not measured: {exc}")
+                    skipped.update(dict.fromkeys(wanted_floors, str(exc)))
+                else:
+                    floor_url, floor_api = floor.url, Api(floor.url)
+                    floor_tree = FloorTree(floor.process.pid, tree)
+            if server is not None and wants_documents:
+                found = database_file(server, setup_api, args.server_env.get("BAAS_MONGODB_DB_PREFIX", "baas_"))
+                for name in names:
+                    commands = planned_commands(name, setup, GROUPS // 2) if found else None
+                    if commands:
+                        label = f"{name} @{docs}" if sweep else name
+                        plans[label] = explain_commands(found, commands)
+                        log(f"plan of {label}:")
+                        for line in plans[label]:
+                            log(f"  {line}")
+            # Rounds interleave the scenarios (floor_get, get, floor_get, get, ...) so that a neighbour's burst
+            # lands on both sides of a comparison; the comparison then takes the median over rounds.
+            for round_number, name in ((r, n) for r in range(1, args.rounds + 1) for n in names):
+                if name in skipped:
+                    continue
+                if name in ("get", "floor_get", "update", "update_hot") and not setup.ids:
+                    skipped[name] = "no document ids to GET"
+                    continue
+                if name == "query_page2" and not setup.page2_paths:
+                    skipped[name] = "no query had a second page"
+                    continue
+                scenario = build_scenario(name, setup, load_key, keys.server)
+                is_floor = name in FLOOR_SCENARIOS
+                problem = check_scenario(floor_api if is_floor else setup_api, scenario)
+                if problem:
+                    skipped[name] = problem
+                    log(f"skipping {name}: {problem}")
+                    continue
+                where = f" over {docs} documents" if sweep else ""
+                log(f"running {name}{where} ..." if args.rounds == 1
+                    else f"running {name}{where} (round {round_number}) ...")
+                result = measure(args, floor_url if is_floor else url, scenario,
+                                 floor_tree if is_floor else tree, driver, workdir)
+                result.round, result.docs = round_number, docs
+                results.append(result)
+            if floor_api is not None:
+                floor_api.close()
         setup_api.close()
-        if floor_api is not None:
-            floor_api.close()
 
         log("")
         log(format_table(results))
@@ -1029,7 +1208,7 @@ def main(argv=None) -> int:
                         "server_env": None if args.url else args.server_env,
                         "server_threads": args.threads, "server_workers": args.workers, "connections": args.connections, "duration_s": args.duration,
                         "warmup_s": args.warmup, "docs": args.docs, "results": [asdict(r) for r in results],
-                        "skipped": skipped}
+                        "plans": plans, "skipped": skipped}
             text = json.dumps(_nan_to_null(document), indent=2)
             if args.json == "-":
                 print(text)
