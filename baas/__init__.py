@@ -22,7 +22,7 @@ def create_app(config: dict | None = None):
     from baas.context import Services
     from baas import observability
     from baas.observability.logs import configure_access_log, configure_logging
-    from baas.observability.metrics import Metrics
+    from baas.observability.metrics import SHARED_COLLECTION, Metrics
     from baas.plugins import manager as plugin_manager
     from baas.projects import api as projects_api
     from baas.projects.admin import AdminTokens
@@ -63,7 +63,8 @@ def create_app(config: dict | None = None):
     hooks = plugin_manager.from_config(cfg["plugins"])
     cache_seconds = cfg["keys"]["cache_seconds"]
     svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded,
-                   metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo)))
+                   metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo),
+                                   shared=mongo.platform[SHARED_COLLECTION]))
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
     svc.transfer = ProjectTransfer(mongo, svc.projects, cfg["projects"]["max_import_bytes"])

@@ -252,8 +252,9 @@ def project_with_plugin(app, plugin: str, settings: dict | None = None) -> Proje
 class ServerProcess:
     """`baas serve` in a child process on a free port, for tests that need several real processes."""
 
-    def __init__(self, config: dict, tmp_path: Path, port: int | None = None):
+    def __init__(self, config: dict, tmp_path: Path, port: int | None = None, env: dict | None = None):
         self.port = port or free_port()
+        self.extra_env = dict(env or {})  # e.g. PYTHONPATH for plugin modules of a test
         self.config = json.loads(json.dumps(config))
         self.config.setdefault("server", {}).update({"port": self.port, "host": "127.0.0.1"})
         self.config_path = tmp_path / f"server-{self.port}.yaml"
@@ -265,6 +266,7 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
+        env.update(self.extra_env)
         # Its own process group, as a terminal gives it (a test may signal the whole group); no orphans if pytest
         # is killed.
         self.process = subprocess.Popen([sys.executable, "-m", "baas", "serve", "--config", str(self.config_path)],
