@@ -28,7 +28,7 @@ def create_app(config: dict | None = None):
     from baas.projects.admin import AdminTokens
     from baas.projects.keys import KeyService
     from baas.projects.service import ProjectService
-    from baas.projects.transfer import ProjectTransfer
+    from baas.projects.transfer import KeysPart, ProjectTransfer
     from baas.storage.blobs_local import LocalBlobStore
     from baas.storage.blobs_s3 import S3BlobStore
     from baas.storage.mongo import MongoStore
@@ -67,7 +67,8 @@ def create_app(config: dict | None = None):
                                    shared=mongo.platform[SHARED_COLLECTION]))
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
-    svc.transfer = ProjectTransfer(mongo, svc.projects, cfg["projects"]["max_import_bytes"])
+    svc.transfer = ProjectTransfer(mongo, svc.projects, blobs, cfg["projects"]["max_import_bytes"], cache_seconds)
+    svc.transfer.parts.append(KeysPart(mongo.platform["api_keys"], svc.keys.forget_cached))
     svc.admin = AdminTokens(mongo, cfg["admin_token"], cache_seconds)
     app.extensions["baas"] = svc
     if embedded is not None:

@@ -329,8 +329,10 @@ class AdminClient:
         """The streaming response of a project export (read it with iter_content)."""
         return self.send("GET", self._project_path(project_id, "/export"), stream=True, timeout=(TIMEOUT[0], 300))
 
-    def import_project(self, archive, project_id: str | None = None) -> dict:
-        query = "?" + urlencode({"project_id": project_id}) if project_id else ""
+    def import_project(self, archive, project_id: str | None = None, overwrite: bool = False) -> dict:
+        params = {key: value for key, value in (("project_id", project_id), ("overwrite", "true" if overwrite else None))
+                  if value}
+        query = "?" + urlencode(params) if params else ""
         response = self.send("POST", "/admin/v1/projects/import" + query, data=archive, timeout=(TIMEOUT[0], 3600),
                              headers={"Content-Type": "application/gzip"})
         return response.json()
