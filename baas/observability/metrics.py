@@ -172,7 +172,8 @@ class SharedCounters:
             metric = CounterMetricFamily(name, description, labels=[label])
             stored = totals.get(family) or {}
             for value in values:
-                metric.add_metric([value], int(stored.get(value, 0)))
+                if stored.get(value):  # outcomes that never happened are left out, as a labelled Counter does
+                    metric.add_metric([value], int(stored[value]))
             yield metric
 
 
