@@ -211,7 +211,7 @@ class ProjectTransfer:
             indexes = [dict(index) for index in collection.list_indexes() if index.get("name") != "_id_"]
             yield from archive.lines(f"db/{name}.indexes.json", [indexes])
         if FILES_COLLECTION in names:
-            for doc in db[FILES_COLLECTION].find({}, {"key": 1, "size": 1}).sort("_id", 1):
+            for doc in _pages(db[FILES_COLLECTION], {"key": 1, "size": 1}):
                 yield from archive.member(f"files/{doc['_id']}", doc["size"], self.blobs.open(doc["key"]))
         yield from archive.close({"format": FORMAT, "version": VERSION, "project_id": project["_id"],
                                   "exported_at": utcnow().isoformat(), "entries": archive.entries})
@@ -435,6 +435,19 @@ class ProjectTransfer:
                 self._discard(entry["_id"])
             else:
                 self.imports.delete_one({"_id": entry["_id"]})
+
+
+def _pages(collection, projection: dict, size: int = 100) -> Iterator[dict]:
+    """Every document in _id order, a page per query: streaming a page's files may take longer than a server
+    keeps an idle cursor open (10 minutes on MongoDB)."""
+    last = None
+    while True:
+        page = list(collection.find({} if last is None else {"_id": {"$gt": last}}, projection)
+                    .sort("_id", 1).limit(size))
+        yield from page
+        if len(page) < size:
+            return
+        last = page[-1]["_id"]
 
 
 class _LineSplitter:

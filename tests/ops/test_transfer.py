@@ -316,3 +316,30 @@ def test_archives_over_the_limit_are_refused(make_app, admin, client):
     assert len(bomb.getvalue()) < 200
     assert _import(small, bomb.getvalue(), "big-app").status_code == 413
     assert admin.get("/admin/v1/projects/big-app").status_code == 404
+
+
+def test_files_round_trip_on_local_disk(make_app):
+    """The same archive path with files kept under data_dir (no S3)."""
+    app = make_app({"storage.s3.endpoint": None})
+    client = app.test_client()
+    from baas.testing import ApiClient
+
+    admin = ApiClient(client, ADMIN)
+    project = create_project(admin, client, "disk-app")
+    data = os.urandom(70_000)
+    uploaded = _upload(project, data, "disk.bin")
+    assert _import(client, _archive(client, "disk-app"), "disk-copy").status_code == 201
+    key = admin.post("/admin/v1/projects/disk-copy/keys", json={"kind": "server", "name": "s"}).get_json()["key"]
+    copy = project.server.with_headers(**{"X-API-Key": key})
+    assert _content(copy, uploaded["_id"]) == data
+    assert _import(client, _archive(client, "disk-app"), overwrite=True).status_code == 201
+    assert _content(project.server, uploaded["_id"]) == data
+
+
+def test_file_metadata_is_read_a_page_at_a_time_without_gaps(app):
+    from baas.projects.transfer import _pages
+
+    collection = app.extensions["baas"].mongo.platform["pages_probe"]
+    collection.insert_many([{"_id": f"f{n:02d}", "size": n} for n in range(7)])
+    assert [doc["_id"] for doc in _pages(collection, {"size": 1}, size=3)] == [f"f{n:02d}" for n in range(7)]
+    assert [doc["_id"] for doc in _pages(collection, {"size": 1}, size=7)] == [f"f{n:02d}" for n in range(7)]
