@@ -39,7 +39,7 @@ def test_files_list_usage_and_delete(baas, http, one_line_error):
 
     usage = baas("files", "usage", "cli-files")
     total = sum(f["size"] for f in uploaded)
-    assert usage.exit_code == 0 and f"stores 2 files" in usage.output and f"({total} bytes)" in usage.output
+    assert usage.exit_code == 0 and "stores 2 files" in usage.output and f"({total} bytes)" in usage.output
     assert json.loads(baas("files", "usage", "cli-files", "--json").output) == {
         "project_id": "cli-files", "bytes": total, "count": 2}
 
@@ -58,6 +58,7 @@ def test_files_list_usage_and_delete(baas, http, one_line_error):
 
 def test_export_then_import_as_a_copy_and_over_the_original(baas, http, tmp_path, one_line_error):
     key, uploaded = _project_with_files(http, "cli-move")
+    assert http.admin("PUT", "/admin/v1/projects/cli-move/collections/notes", json={}).status_code == 201
     archive = tmp_path / "cli-move.tar.gz"
     exported = baas("export", "cli-move", "-o", archive)
     assert exported.exit_code == 0, exported.output
@@ -67,6 +68,7 @@ def test_export_then_import_as_a_copy_and_over_the_original(baas, http, tmp_path
     assert copied.exit_code == 0, copied.output
     result = json.loads(copied.output)
     assert result["project_id"] == "cli-copy" and result["files"] == 2 and result["keys"] == 0
+    assert http.admin("GET", "/admin/v1/projects/cli-copy/collections/notes").status_code == 200
     copy_key = http.admin("POST", "/admin/v1/projects/cli-copy/keys", json={"kind": "server", "name": "s"}).json()
     for doc in uploaded:
         content = http.with_key(copy_key["key"], "GET", f"/v1/files/{doc['_id']}/content")

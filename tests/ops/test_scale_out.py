@@ -5,22 +5,18 @@ queue, metrics of background work); nothing lives in one process only. One clust
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from baas.storage.embedded import die_with_parent
-from baas.testing import ADMIN_TOKEN, ServerProcess, servers_config, wait_until, with_overrides
+from baas.testing import ADMIN_TOKEN, ServerProcess, WorkerProcess, servers_config, wait_until, with_overrides
+
+from push_receiver import PUSH_CONFIG  # tests/push, put on the path by tests/ops/conftest.py
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "push"))
-from push_receiver import PUSH_CONFIG, PushReceiver  # noqa: E402
 
 PASSWORD = "correct horse battery"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -33,32 +29,18 @@ class Cluster:
         self.folder = folder
         self.env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
         self.servers: list[ServerProcess] = []
-        self.workers: list[subprocess.Popen] = []
+        self.workers: list[WorkerProcess] = []
 
     def start(self) -> "Cluster":
         for _ in range(2):
             self.servers.append(ServerProcess(self.config, self.folder, env=self.env).start())
-        path = self.folder / "worker.yaml"
-        path.write_text(json.dumps(self.config))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
-        env.update(self.env)
         for number in range(2):
-            log = open(self.folder / f"worker-{number}.log", "wb")
-            self.workers.append(subprocess.Popen([sys.executable, "-m", "baas", "worker", "--config", str(path)],
-                                                 env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent))
+            self.workers.append(WorkerProcess(self.config, self.folder, f"worker-{number}", self.env).start())
         return self
 
     def stop_workers(self) -> None:
-        for process in self.workers:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.workers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for worker in self.workers:
+            worker.stop()
 
     def stop(self) -> None:
         self.stop_workers()
@@ -69,13 +51,6 @@ class Cluster:
         from baas.storage.mongo import MongoStore
 
         return MongoStore(self.config["mongodb"]["uri"], self.config["mongodb"]["db_prefix"])
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = PushReceiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,15 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tarfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from bson import Binary, Int64, ObjectId
 
 from baas.testing import ADMIN_TOKEN, create_project, sign_up_user
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "push"))
-from push_receiver import PUSH_CONFIG, PushReceiver  # noqa: E402
+from push_receiver import PUSH_CONFIG  # tests/push, put on the path by tests/ops/conftest.py
 
 PASSWORD = "correct horse battery"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -28,13 +25,6 @@ TYPED = {"when": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc), "bl
          "nested": {"list": [1, "two", None, True]}}
 # (No Decimal128: nx-27017, the stand-in database, cannot store it; the export writes it as canonical
 # {"$numberDecimal": ...} all the same, and a real MongoDB keeps it.)
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = PushReceiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
