@@ -40,11 +40,13 @@ import tarfile
 import tempfile
 import time
 import zlib
+from contextlib import contextmanager
 from typing import BinaryIO, Iterable, Iterator, Protocol
 
 from bson import json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
-from pymongo.errors import DuplicateKeyError
+from bson.errors import InvalidDocument
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from baas.errors import Conflict, Invalid, PayloadTooLarge
 from baas.query import DOCUMENT_ID
@@ -54,6 +56,7 @@ log = logging.getLogger("baas.projects")
 
 FORMAT = "baas-project-export"
 VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: keys.jsonl at the top level (the keys part), no other parts, no files
 # Per-session state: meaningless on another server, and a security risk to carry over (indexes still go along).
 SKIPPED_COLLECTIONS = frozenset({"_sessions", "_refresh_tokens", "_revoked", "_user_tokens", "_login_failures"})
 FILES_COLLECTION = "_files"      # baas.files keeps one metadata document per file here, `key` naming its object
@@ -256,7 +259,7 @@ class ProjectTransfer:
                                               "(projects.max_import_bytes); nothing was imported.")
                     source = archive.extractfile(member)
                     digest = hashlib.sha256()
-                    keep = name == "manifest.json" or name == "project.json" or name.startswith("parts/")
+                    keep = name in ("manifest.json", "project.json", "keys.jsonl") or name.startswith("parts/")
                     kept = bytearray()
                     lines = _LineSplitter() if name == f"db/{FILES_COLLECTION}.jsonl" else None
                     while chunk := source.read(CHUNK):
@@ -278,8 +281,9 @@ class ProjectTransfer:
             manifest = json.loads(manifest_entry["data"])
         except (TypeError, ValueError):
             raise Invalid("The archive has no readable manifest.json (truncated?); nothing was imported.") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise Invalid(f"This is not a {FORMAT} archive of version {VERSION}.")
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
+                or manifest.get("version") not in READABLE_VERSIONS:
+            raise Invalid(f"This is not a {FORMAT} archive (versions {', '.join(map(str, READABLE_VERSIONS))}).")
         listed = {entry.get("path"): entry for entry in manifest.get("entries") or [] if isinstance(entry, dict)}
         if set(listed) != set(checked.entries):
             raise Invalid("The archive's entries do not match its manifest; nothing was imported.")
@@ -296,9 +300,9 @@ class ProjectTransfer:
         try:
             checked.record = loads(checked.entries["project.json"]["data"].decode())
             for path, entry in checked.entries.items():
-                if path.startswith("parts/"):
-                    checked.parts[path[len("parts/"):-len(".jsonl")]] = [
-                        loads(line) for line in entry["data"].decode().splitlines() if line]
+                if path.startswith("parts/") or path == "keys.jsonl":
+                    part = "keys" if path == "keys.jsonl" else path[len("parts/"):-len(".jsonl")]
+                    checked.parts[part] = [loads(line) for line in entry["data"].decode().splitlines() if line]
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             raise Invalid(f"The archive's project record or parts cannot be read ({exc.__class__.__name__}); "
                           "nothing was imported.") from None
@@ -316,13 +320,16 @@ class ProjectTransfer:
             with self._open(handle) as archive:
                 for member in archive:
                     name = member.name
-                    if name.startswith("db/") and name.endswith(".jsonl"):
-                        collection = name[len("db/"):-len(".jsonl")]
-                        counts[collection] = self._insert(db[collection], archive.extractfile(member), storage_id,
-                                                          usage if collection == FILES_COLLECTION else None)
-                    elif name.startswith("db/") and name.endswith(".indexes.json"):
-                        collection = name[len("db/"):-len(".indexes.json")]
-                        _create_indexes(db[collection], loads(archive.extractfile(member).read().decode()))
+                    if name.startswith("db/"):
+                        with _refused_as_invalid(name):
+                            if name.endswith(".jsonl"):
+                                collection = name[len("db/"):-len(".jsonl")]
+                                counts[collection] = self._insert(
+                                    db[collection], archive.extractfile(member), storage_id,
+                                    usage if collection == FILES_COLLECTION else None)
+                            else:
+                                collection = name[len("db/"):-len(".indexes.json")]
+                                _create_indexes(db[collection], loads(archive.extractfile(member).read().decode()))
                     elif name.startswith("files/"):
                         file_id = name[len("files/"):]
                         self.blobs.put(storage_prefix(storage_id) + f"files/{file_id}", archive.extractfile(member),
@@ -463,7 +470,7 @@ class _LineSplitter:
 
 
 def _valid_path(name: str) -> bool:
-    if name in ("manifest.json", "project.json"):
+    if name in ("manifest.json", "project.json", "keys.jsonl"):
         return True
     folder, _, rest = name.partition("/")
     if folder == "parts":
@@ -485,6 +492,18 @@ def _note_file(checked: _Checked, line: bytes) -> None:
                                      "content_type": doc.get("content_type") or "application/octet-stream"}
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise Invalid("A file's metadata in the archive cannot be read; nothing was imported.") from None
+
+
+@contextmanager
+def _refused_as_invalid(path: str):
+    """What the database refuses to store from an entry (a duplicate _id, a broken document or index) is the
+    archive's fault: a 400 naming the entry, not a server error."""
+    try:
+        yield
+    except (DuplicateKeyError, OperationFailure, InvalidDocument, ValueError, KeyError, TypeError,
+            UnicodeDecodeError) as exc:
+        reason = "a duplicate _id or unique value" if isinstance(exc, DuplicateKeyError) else exc.__class__.__name__
+        raise Invalid(f"The archive's '{path}' cannot be imported ({reason}); nothing was imported.") from None
 
 
 def _create_indexes(collection, indexes) -> None:

@@ -333,3 +333,94 @@ def test_file_metadata_is_read_a_page_at_a_time_without_gaps(app):
     collection.insert_many([{"_id": f"f{n:02d}", "size": n} for n in range(7)])
     assert [doc["_id"] for doc in _pages(collection, {"size": 1}, size=3)] == [f"f{n:02d}" for n in range(7)]
     assert [doc["_id"] for doc in _pages(collection, {"size": 1}, size=7)] == [f"f{n:02d}" for n in range(7)]
+
+
+def _with_manifest_fixed(data: bytes, change) -> bytes:
+    """The archive with `change(name, content)` applied and the manifest's SHA-256s made to agree: an archive
+    that passes every check and still cannot be written."""
+    hashes = {}
+
+    def apply(name, content):
+        if name == "manifest.json":
+            manifest = json.loads(content)
+            for entry in manifest["entries"]:
+                entry.update(hashes.get(entry["path"], {}))
+            return json.dumps(manifest).encode()
+        changed = change(name, content)
+        if changed != content:
+            hashes[name] = {"sha256": hashlib.sha256(changed).hexdigest(), "bytes": len(changed)}
+        return changed
+
+    return _rewrite(data, apply)
+
+
+def test_an_import_failing_midway_leaves_nothing_and_the_project_as_it_was(app, admin, client, receiver):
+    project, _user, files, _device = _seed(app, admin, client, receiver)
+    data = _archive(client, "src-app")
+    before = _state(app)
+    storage = app.extensions["baas"].mongo.project_db_name("src-app")
+
+    def duplicate_a_post(name, content):
+        if name == "db/c_posts.jsonl":
+            first = content.splitlines(keepends=True)[0]
+            return content + first  # the same _id twice: the database refuses the second
+        return content
+
+    broken = _with_manifest_fixed(data, duplicate_a_post)
+    refused = _import(client, broken, "half-app")
+    assert refused.status_code == 400, refused.get_json()
+    assert "db/c_posts.jsonl" in refused.get_json()["message"]
+    assert admin.get("/admin/v1/projects/half-app").status_code == 404
+    over = _import(client, broken, overwrite=True)
+    assert over.status_code == 400
+    assert _state(app) == before
+    assert app.extensions["baas"].mongo.project_db_name("src-app") == storage
+    assert _content(project.server, files[0]["_id"])  # the original still serves its files
+    assert project.client.get("/v1/collections/posts/documents").get_json()["items"]
+
+
+def test_an_import_whose_server_died_is_cleaned_up_by_the_next(app, admin, client):
+    import time
+
+    from baas.projects.transfer import ABANDONED_SECONDS, storage_prefix
+
+    svc = app.extensions["baas"]
+    create_project(admin, client, "next-app")
+    dead = "0123456789abcdef"
+    svc.mongo.storage_db(dead)["c_posts"].insert_one({"_id": "left", "title": "half"})
+    svc.blobs.put(storage_prefix(dead) + "files/left", io.BytesIO(b"half"), 4, "text/plain")
+    svc.mongo.platform["project_imports"].insert_one({"_id": dead, "project_id": "gone-app",
+                                                      "started": time.time() - ABANDONED_SECONDS - 60})
+    assert svc.mongo.storage_db_name(dead) in svc.mongo.client.list_database_names()
+    assert _import(client, _archive(client, "next-app"), "next-copy").status_code == 201
+    assert svc.mongo.storage_db_name(dead) not in svc.mongo.client.list_database_names()
+    assert list(svc.blobs.list(storage_prefix(dead))) == []
+    assert svc.mongo.platform["project_imports"].count_documents({}) == 0
+
+
+def test_version_1_archives_still_import(admin, client):
+    """Archives of the first format: keys.jsonl at the top, no parts, no files."""
+    project = create_project(admin, client, "old-app")
+    current = tarfile.open(fileobj=io.BytesIO(_archive(client, "old-app")), mode="r:gz")
+    old = io.BytesIO()
+    with tarfile.open(fileobj=old, mode="w:gz") as archive:
+        entries = []
+        for member in current.getmembers():
+            content = current.extractfile(member).read()
+            if member.name == "manifest.json":
+                continue
+            if member.name.startswith(("parts/", "files/")) and member.name != "parts/keys.jsonl":
+                continue
+            member.name = "keys.jsonl" if member.name == "parts/keys.jsonl" else member.name
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+            entries.append({"path": member.name, "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)})
+        manifest = json.dumps({"format": "baas-project-export", "version": 1, "entries": entries}).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        archive.addfile(info, io.BytesIO(manifest))
+    assert admin.delete("/admin/v1/projects/old-app", json={"confirm": "old-app"}).status_code == 204
+    imported = _import(client, old.getvalue())
+    assert imported.status_code == 201, imported.get_json()
+    assert imported.get_json()["keys"] == 2
+    assert project.client.get("/v1/project").get_json()["id"] == "old-app"  # its old keys work again
