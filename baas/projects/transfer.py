@@ -30,6 +30,7 @@ Parts: a feature that keeps per-project records outside the project database add
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -124,17 +125,42 @@ class KeysPart:
         return len(records)
 
 
+def compressible(content_type: str) -> bool:
+    """Worth deflating: most stored files (images, video, archives, PDFs) are compressed already, and deflating
+    them costs a CPU second per ~40 MB for nothing."""
+    return content_type.startswith("text/") or content_type in COMPRESSIBLE_TYPES
+
+
+COMPRESSIBLE_TYPES = frozenset({"application/json", "application/xml", "application/javascript", "image/svg+xml",
+                                "application/x-ndjson", "application/yaml", "application/sql", "image/bmp",
+                                "application/x-tar"})
+
+
 class _Members:
     """Writes a tar.gz as a stream of compressed chunks, one member at a time: nothing is held whole, not even
-    a multi-GB file (tarfile's own writer would buffer a member until it is complete)."""
+    a multi-GB file (tarfile's own writer would buffer a member until it is complete).
+
+    Members that do not compress are stored (deflate level 0) in a gzip member of their own: a gzip stream may
+    be several members one after the other (RFC 1952), which gzip, tar and Python's gzip module read as one."""
 
     def __init__(self):
-        self.gzip = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self.level = 6
+        self.gzip = zlib.compressobj(self.level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         self.entries: list[dict] = []
 
-    def member(self, path: str, size: int, chunks: Iterable[bytes], count: int | None = None) -> Iterator[bytes]:
+    def _switch(self, level: int) -> bytes:
+        if level == self.level:
+            return b""
+        ended = self.gzip.flush()
+        self.level = level
+        self.gzip = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        return ended
+
+    def member(self, path: str, size: int, chunks: Iterable[bytes], count: int | None = None,
+               compress: bool = True) -> Iterator[bytes]:
         info = tarfile.TarInfo(path)
         info.size, info.mtime, info.mode = size, int(time.time()), 0o600
+        yield self._switch(6 if compress else 0)
         yield self.gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT))
         digest, written = hashlib.sha256(), 0
         for chunk in chunks:
@@ -164,6 +190,7 @@ class _Members:
 
     def close(self, manifest: dict) -> Iterator[bytes]:
         data = json.dumps(manifest, indent=1).encode()
+        yield self._switch(6)
         info = tarfile.TarInfo("manifest.json")
         info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
         yield self.gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT) + data +
@@ -199,7 +226,7 @@ class ProjectTransfer:
         project = self.projects.get(project_id)
         db = self.mongo.project_db(project_id)
         names = sorted(name for name in db.list_collection_names() if not name.startswith("system."))
-        return self._stream(project, db, names)
+        return _coalesced(self._stream(project, db, names))
 
     def _stream(self, project: dict, db, names: list[str]) -> Iterator[bytes]:
         archive = _Members()
@@ -214,8 +241,9 @@ class ProjectTransfer:
             indexes = [dict(index) for index in collection.list_indexes() if index.get("name") != "_id_"]
             yield from archive.lines(f"db/{name}.indexes.json", [indexes])
         if FILES_COLLECTION in names:
-            for doc in _pages(db[FILES_COLLECTION], {"key": 1, "size": 1}):
-                yield from archive.member(f"files/{doc['_id']}", doc["size"], self.blobs.open(doc["key"]))
+            for doc in _pages(db[FILES_COLLECTION], {"key": 1, "size": 1, "content_type": 1}):
+                yield from archive.member(f"files/{doc['_id']}", doc["size"], self.blobs.open(doc["key"]),
+                                          compress=compressible(doc.get("content_type") or ""))
         yield from archive.close({"format": FORMAT, "version": VERSION, "project_id": project["_id"],
                                   "exported_at": utcnow().isoformat(), "entries": archive.entries})
 
@@ -239,7 +267,9 @@ class ProjectTransfer:
 
     @staticmethod
     def _open(handle):
-        return tarfile.open(fileobj=handle, mode="r|gz")  # a stream: members are read in order, once
+        # A stream (members read in order, once) of a gzip that may be several members (see _Members):
+        # tarfile's own "r|gz" reads only the first.
+        return tarfile.open(fileobj=gzip.GzipFile(fileobj=handle, mode="rb"), mode="r|")
 
     def _verify(self, handle) -> _Checked:
         """Read the whole archive once: every entry hashed, small entries parsed; Invalid names what is wrong."""
@@ -442,6 +472,21 @@ class ProjectTransfer:
                 self._discard(entry["_id"])
             else:
                 self.imports.delete_one({"_id": entry["_id"]})
+
+
+def _coalesced(chunks: Iterator[bytes], size: int = 256 * 1024) -> Iterator[bytes]:
+    """The compressor's many small (often empty) outputs as chunks of about `size`: each chunk costs the server
+    a write call, the client a read."""
+    pending, length = [], 0
+    for chunk in chunks:
+        if chunk:
+            pending.append(chunk)
+            length += len(chunk)
+            if length >= size:
+                yield b"".join(pending)
+                pending, length = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _pages(collection, projection: dict, size: int = 100) -> Iterator[dict]:
