@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import tarfile
 from datetime import datetime, timezone
 
@@ -96,6 +97,9 @@ def test_round_trip_into_a_new_project_serves_the_same_data_files_users_and_push
     assert {f"files/{doc['_id']}" for doc in files} <= set(names)
     assert '{"$date"' in users_line and "password_hash" in users_line  # canonical Extended JSON, hashes kept
     assert "db/_sessions.indexes.json" in names and "db/_sessions.jsonl" not in names
+    # Stored and deflated members make one gzip stream of several members; the standard tools read it whole.
+    listed = subprocess.run(["tar", "-tzf", "-"], input=data, capture_output=True, check=True).stdout.decode()
+    assert listed.split() == names
 
     copied = _import(client, data, "copy-app")
     assert copied.status_code == 201, copied.get_json()
