@@ -206,6 +206,7 @@ class _Checked:
         self.files: dict[str, dict] = {}      # file id -> its metadata document's sha256, size, content type
         self.parts: dict[str, list] = {}
         self.entries: dict[str, dict] = {}
+        self.version = VERSION
 
 
 class ProjectTransfer:
@@ -314,6 +315,9 @@ class ProjectTransfer:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
                 or manifest.get("version") not in READABLE_VERSIONS:
             raise Invalid(f"This is not a {FORMAT} archive (versions {', '.join(map(str, READABLE_VERSIONS))}).")
+        checked.version = manifest["version"]
+        if checked.version == 1:
+            checked.files = {}  # version 1 held file metadata only: the bytes were mirrored on their own
         listed = {entry.get("path"): entry for entry in manifest.get("entries") or [] if isinstance(entry, dict)}
         if set(listed) != set(checked.entries):
             raise Invalid("The archive's entries do not match its manifest; nothing was imported.")
@@ -355,7 +359,8 @@ class ProjectTransfer:
                             if name.endswith(".jsonl"):
                                 collection = name[len("db/"):-len(".jsonl")]
                                 counts[collection] = self._insert(
-                                    db[collection], archive.extractfile(member), storage_id,
+                                    db[collection], archive.extractfile(member),
+                                    storage_id if checked.version > 1 else None,
                                     usage if collection == FILES_COLLECTION else None)
                             else:
                                 collection = name[len("db/"):-len(".indexes.json")]
@@ -371,7 +376,9 @@ class ProjectTransfer:
         return {"project_id": target, "collections": counts, "files": usage["count"], "file_bytes": usage["bytes"],
                 "keys": kept.get("keys", 0), "parts": kept, "overwritten": bool(kept.pop("_overwritten", False))}
 
-    def _insert(self, collection, source, storage_id: str, usage: dict | None) -> int:
+    def _insert(self, collection, source, storage_id: str | None, usage: dict | None) -> int:
+        """Insert a JSON-lines entry in batches; file metadata (`usage` given) is counted and, when the archive
+        holds the bytes (`storage_id`), pointed at their new place."""
         count, batch = 0, []
         lines = _LineSplitter()
 
@@ -386,7 +393,8 @@ class ProjectTransfer:
             nonlocal count
             document = loads(line.decode())
             if usage is not None:
-                document["key"] = storage_prefix(storage_id) + f"files/{document['_id']}"
+                if storage_id is not None:
+                    document["key"] = storage_prefix(storage_id) + f"files/{document['_id']}"
                 usage["bytes"] += int(document.get("size") or 0)
                 usage["count"] += 1
             batch.append(document)
