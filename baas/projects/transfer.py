@@ -51,6 +51,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from baas.errors import Conflict, Invalid, PayloadTooLarge
 from baas.query import DOCUMENT_ID
+from baas.storage.blobs import BlobNotFound
 from baas.util import utcnow
 
 log = logging.getLogger("baas.projects")
@@ -235,16 +236,26 @@ class ProjectTransfer:
         yield from archive.lines("project.json", [record])
         for part in self.parts:
             yield from archive.lines(f"parts/{part.name}.jsonl", part.export(project["_id"]))
+        # The files whose metadata went into the archive, and only those, get their bytes in it: a file uploaded
+        # meanwhile would be bytes without metadata.
+        exported_files: list[tuple] = []
         for name in names:
             collection = db[name]
             if name not in SKIPPED_COLLECTIONS:
-                yield from archive.lines(f"db/{name}.jsonl", collection.find({}).sort("_id", 1))
+                documents = collection.find({}).sort("_id", 1)
+                if name == FILES_COLLECTION:
+                    documents = _noting_files(documents, exported_files)
+                yield from archive.lines(f"db/{name}.jsonl", documents)
             indexes = [dict(index) for index in collection.list_indexes() if index.get("name") != "_id_"]
             yield from archive.lines(f"db/{name}.indexes.json", [indexes])
-        if FILES_COLLECTION in names:
-            for doc in _pages(db[FILES_COLLECTION], {"key": 1, "size": 1, "content_type": 1}):
-                yield from archive.member(f"files/{doc['_id']}", doc["size"], self.blobs.open(doc["key"]),
-                                          compress=compressible(doc.get("content_type") or ""))
+        for file_id, key, size, content_type in exported_files:
+            try:
+                chunks = self.blobs.open(key)
+            except BlobNotFound:
+                log.warning("export of %s: file %s was deleted during the export; the archive is cut short, so "
+                            "an import refuses it: export again", project["_id"], file_id)
+                raise
+            yield from archive.member(f"files/{file_id}", size, chunks, compress=compressible(content_type))
         yield from archive.close({"format": FORMAT, "version": VERSION, "project_id": project["_id"],
                                   "exported_at": utcnow().isoformat(), "entries": archive.entries})
 
@@ -497,17 +508,12 @@ def _coalesced(chunks: Iterator[bytes], size: int = 256 * 1024) -> Iterator[byte
         yield b"".join(pending)
 
 
-def _pages(collection, projection: dict, size: int = 100) -> Iterator[dict]:
-    """Every document in _id order, a page per query: streaming a page's files may take longer than a server
-    keeps an idle cursor open (10 minutes on MongoDB)."""
-    last = None
-    while True:
-        page = list(collection.find({} if last is None else {"_id": {"$gt": last}}, projection)
-                    .sort("_id", 1).limit(size))
-        yield from page
-        if len(page) < size:
-            return
-        last = page[-1]["_id"]
+def _noting_files(documents: Iterable[dict], exported: list) -> Iterator[dict]:
+    """File metadata documents as they are exported, noting (id, key, size, content type) of each (a hundred
+    bytes a file, so the bytes follow without a cursor held open for as long as they take to stream)."""
+    for doc in documents:
+        exported.append((doc["_id"], doc["key"], doc["size"], doc.get("content_type") or ""))
+        yield doc
 
 
 class _LineSplitter:

@@ -330,15 +330,6 @@ def test_files_round_trip_on_local_disk(make_app):
     assert _content(project.server, uploaded["_id"]) == data
 
 
-def test_file_metadata_is_read_a_page_at_a_time_without_gaps(app):
-    from baas.projects.transfer import _pages
-
-    collection = app.extensions["baas"].mongo.platform["pages_probe"]
-    collection.insert_many([{"_id": f"f{n:02d}", "size": n} for n in range(7)])
-    assert [doc["_id"] for doc in _pages(collection, {"size": 1}, size=3)] == [f"f{n:02d}" for n in range(7)]
-    assert [doc["_id"] for doc in _pages(collection, {"size": 1}, size=7)] == [f"f{n:02d}" for n in range(7)]
-
-
 def _with_manifest_fixed(data: bytes, change) -> bytes:
     """The archive with `change(name, content)` applied and the manifest's SHA-256s made to agree: an archive
     that passes every check and still cannot be written."""
