@@ -76,7 +76,7 @@ def export(project_id, output, api, out):
 @click.option("--as", "project_id", metavar="ID", help="Import under this project id (new keys needed then).")
 @click.option("--overwrite", is_flag=True, help="Replace the project if it exists (switched in one step once the "
                                                  "archive is fully imported).")
-@click.option("--yes", is_flag=True, help="Do not ask before replacing a project (--overwrite).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before replacing a project (--overwrite).")
 @admin_command
 def import_(path, project_id, overwrite, yes, api, out):
     """Import a project archive made by `baas export`; a damaged archive is refused with nothing written."""

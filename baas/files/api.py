@@ -349,6 +349,7 @@ class AdminFile(MethodView):
 
     @admin_blp.doc(security=ADMIN)
     @admin_blp.alt_response(204, success=True)
+    @admin_blp.alt_response(412, description="The file changed while it was being deleted; read it and retry.")
     def delete(self, project_id, file_id):
         """Delete a file: its metadata, its object and its thumbnails"""
         _files().admin_delete(current_principal(), project_id, file_id)
