@@ -22,13 +22,13 @@ def create_app(config: dict | None = None):
     from baas.context import Services
     from baas import observability
     from baas.observability.logs import configure_access_log, configure_logging
-    from baas.observability.metrics import Metrics
+    from baas.observability.metrics import SHARED_COLLECTION, Metrics
     from baas.plugins import manager as plugin_manager
     from baas.projects import api as projects_api
     from baas.projects.admin import AdminTokens
     from baas.projects.keys import KeyService
     from baas.projects.service import ProjectService
-    from baas.projects.transfer import ProjectTransfer
+    from baas.projects.transfer import KeysPart, ProjectTransfer
     from baas.storage.blobs_local import LocalBlobStore
     from baas.storage.blobs_s3 import S3BlobStore
     from baas.storage.mongo import MongoStore
@@ -63,10 +63,12 @@ def create_app(config: dict | None = None):
     hooks = plugin_manager.from_config(cfg["plugins"])
     cache_seconds = cfg["keys"]["cache_seconds"]
     svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded,
-                   metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo)))
+                   metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo),
+                                   shared=mongo.platform[SHARED_COLLECTION]))
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
-    svc.transfer = ProjectTransfer(mongo, svc.projects, cfg["projects"]["max_import_bytes"])
+    svc.transfer = ProjectTransfer(mongo, svc.projects, blobs, cfg["projects"]["max_import_bytes"], cache_seconds)
+    svc.transfer.parts.append(KeysPart(mongo.platform["api_keys"], svc.keys.forget_cached))
     svc.admin = AdminTokens(mongo, cfg["admin_token"], cache_seconds)
     app.extensions["baas"] = svc
     if embedded is not None:

@@ -22,7 +22,8 @@ from baas.storage.embedded import EmbeddedMongo, die_with_parent, free_port
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 
 __all__ = ["mongo_uri", "s3_settings", "base_config", "make_app", "app", "client", "admin", "project",
-           "ApiClient", "ProjectKeys", "wait_until", "wait_ready", "ServerProcess", "server_process", "ADMIN_TOKEN",
+           "ApiClient", "ProjectKeys", "wait_until", "wait_ready", "ServerProcess", "server_process", "WorkerProcess",
+           "ADMIN_TOKEN",
            "make_user", "sign_up_user", "admin_client", "create_project", "project_with_plugin"]
 
 
@@ -252,8 +253,9 @@ def project_with_plugin(app, plugin: str, settings: dict | None = None) -> Proje
 class ServerProcess:
     """`baas serve` in a child process on a free port, for tests that need several real processes."""
 
-    def __init__(self, config: dict, tmp_path: Path, port: int | None = None):
+    def __init__(self, config: dict, tmp_path: Path, port: int | None = None, env: dict | None = None):
         self.port = port or free_port()
+        self.extra_env = dict(env or {})  # e.g. PYTHONPATH for plugin modules of a test
         self.config = json.loads(json.dumps(config))
         self.config.setdefault("server", {}).update({"port": self.port, "host": "127.0.0.1"})
         self.config_path = tmp_path / f"server-{self.port}.yaml"
@@ -265,6 +267,7 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
+        env.update(self.extra_env)
         # Its own process group, as a terminal gives it (a test may signal the whole group); no orphans if pytest
         # is killed.
         self.process = subprocess.Popen([sys.executable, "-m", "baas", "serve", "--config", str(self.config_path)],
@@ -279,6 +282,38 @@ class ServerProcess:
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class WorkerProcess:
+    """`baas worker` in a child process (background work: push delivery, jobs, sweeps) on a test config."""
+
+    def __init__(self, config: dict, tmp_path: Path, name: str = "worker", env: dict | None = None):
+        self.config_path = tmp_path / f"{name}.yaml"
+        self.config_path.write_text(json.dumps(config))  # JSON is valid YAML
+        self.log_path = tmp_path / f"{name}.log"
+        self.extra_env = dict(env or {})
+        self.process = None
+
+    def start(self) -> "WorkerProcess":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
+        env.update(self.extra_env)
+        self.process = subprocess.Popen([sys.executable, "-m", "baas", "worker", "--config", str(self.config_path)],
+                                        stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent)
+        return self
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM, so the worker finishes its round and flushes what it counted; killed past `timeout`."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

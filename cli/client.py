@@ -325,12 +325,33 @@ class AdminClient:
         self.request("DELETE", self._collection_path(project_id, name))
 
     # export and import
+    # files
+    def _file_path(self, project_id: str, file_id: str | None = None) -> str:
+        return self._project_path(project_id, "/files" + (f"/{_segment(file_id, 'file id')}" if file_id else ""))
+
+    def list_files(self, project_id: str, filter: str | None = None, sort: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> dict:
+        query = {key: value for key, value in (("filter", filter), ("sort", sort), ("limit", limit),
+                                                ("cursor", cursor)) if value is not None}
+        return self.request("GET", self._file_path(project_id) + "?" + urlencode(query))
+
+    def get_file(self, project_id: str, file_id: str) -> dict:
+        return self.request("GET", self._file_path(project_id, file_id))
+
+    def file_usage(self, project_id: str) -> dict:
+        return self.request("GET", self._project_path(project_id, "/files/usage"))
+
+    def delete_file(self, project_id: str, file_id: str) -> None:
+        self.request("DELETE", self._file_path(project_id, file_id))
+
     def export_project(self, project_id: str) -> requests.Response:
         """The streaming response of a project export (read it with iter_content)."""
         return self.send("GET", self._project_path(project_id, "/export"), stream=True, timeout=(TIMEOUT[0], 300))
 
-    def import_project(self, archive, project_id: str | None = None) -> dict:
-        query = "?" + urlencode({"project_id": project_id}) if project_id else ""
+    def import_project(self, archive, project_id: str | None = None, overwrite: bool = False) -> dict:
+        params = {key: value for key, value in (("project_id", project_id), ("overwrite", "true" if overwrite else None))
+                  if value}
+        query = "?" + urlencode(params) if params else ""
         response = self.send("POST", "/admin/v1/projects/import" + query, data=archive, timeout=(TIMEOUT[0], 3600),
                              headers={"Content-Type": "application/gzip"})
         return response.json()

@@ -54,7 +54,7 @@ def _register_commands() -> None:
 
     for module_name in ("baas_cli.projects", "baas_cli.keys", "baas_cli.login", "baas_cli.worker", "baas_cli.plugins",
                         "baas_cli.push", "baas_cli.users", "baas_cli.collections", "baas_cli.doctor",
-                        "baas_cli.completion", "baas_cli.transfer"):
+                        "baas_cli.completion", "baas_cli.transfer", "baas_cli.files"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -46,7 +46,8 @@ class _ProgressFile:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Archive to write [PROJECT.baas.tar.gz].")
 @admin_command
 def export(project_id, output, api, out):
-    """Export PROJECT (collections, indexes, documents, users, keys) to a tar.gz archive."""
+    """Export PROJECT (collections, documents, users, files, push subscriptions, keys, plugin settings) to a
+    tar.gz archive."""
     target = Path(output or f"{project_id}.baas.tar.gz")
     response = api.export_project(project_id)
     # Written next to the target and renamed at the end, so an interrupted export leaves no half archive.
@@ -73,20 +74,28 @@ def export(project_id, output, api, out):
 @click.command("import")
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--as", "project_id", metavar="ID", help="Import under this project id (new keys needed then).")
+@click.option("--overwrite", is_flag=True, help="Replace the project if it exists (switched in one step once the "
+                                                 "archive is fully imported).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before replacing a project (--overwrite).")
 @admin_command
-def import_(path, project_id, api, out):
+def import_(path, project_id, overwrite, yes, api, out):
     """Import a project archive made by `baas export`; a damaged archive is refused with nothing written."""
+    if overwrite and not yes:
+        click.confirm("Replace the project's data, users, files and keys with the archive's?", abort=True,
+                      err=True)
     with open(path, "rb") as handle:
         progress = click.progressbar(length=os.fstat(handle.fileno()).st_size, label=f"Uploading {path}",
                                      file=sys.stderr) if _interactive() else _NoBar()
         with progress as bar:
-            result = api.import_project(_ProgressFile(handle, bar), project_id)
+            result = api.import_project(_ProgressFile(handle, bar), project_id, overwrite)
     if out.as_json:
         out.json(result)
         return
     documents = sum(result["collections"].values())
-    click.echo(f"Imported project {result['project_id']}: {documents} documents in {len(result['collections'])} "
-               f"stored collections, {result['keys']} keys.")
+    verb = "Replaced" if result.get("overwritten") else "Imported"
+    click.echo(f"{verb} project {result['project_id']}: {documents} documents in {len(result['collections'])} "
+               f"stored collections, {result.get('files', 0)} files ({result.get('file_bytes', 0)} bytes), "
+               f"{result['keys']} keys.")
     if result["keys"] == 0 and project_id:
         click.echo(f"Make its keys with `baas keys create {result['project_id']} --kind client`.")
 

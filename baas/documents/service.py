@@ -121,7 +121,6 @@ class DocumentService:
         self.hooks = hooks
         self.cursors = CursorCodec(secret)
         self._definitions = TTLCache(cache_seconds)
-        self._databases: dict = {}
 
     def _client_filter(self, defn: Definition, text: str | None) -> dict:
         if not text:
@@ -132,10 +131,8 @@ class DocumentService:
     # --- definitions -----------------------------------------------------------------------------------------
 
     def _db(self, project_id: str):
-        db = self._databases.get(project_id)
-        if db is None:
-            db = self._databases[project_id] = self.mongo.project_db(project_id)
-        return db
+        # Not cached here: an import may switch the project to another database (MongoStore caches handles).
+        return self.mongo.project_db(project_id)
 
     def _admin_project(self, principal, project_id: str | None):
         """The project whose definitions a server key (its own) or the platform admin (any) may manage."""

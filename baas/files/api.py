@@ -31,7 +31,8 @@ blp = Blueprint("files", __name__, url_prefix="/v1/files",
                 description="File storage (X-API-Key; file rules apply to client keys, public files are readable "
                             "by any key).")
 admin_blp = Blueprint("admin-files", __name__, url_prefix="/admin/v1/projects",
-                      description="File usage of a project (platform admin token).")
+                      description="A project's files and their usage, with no file rules applied (platform admin "
+                                  "token).")
 
 SECURITY = USER_OPTIONAL
 SERVER_SECURITY = KEY_ONLY
@@ -61,6 +62,13 @@ _UPLOAD_PARAMETERS = [
     {"in": "query", "name": "metadata", "schema": {"type": "string"}, "description": "A JSON object (raw bodies)."},
 ]
 
+_LIST_PARAMETERS = [
+    {"in": "query", "name": "filter", "schema": {"type": "string"},
+     "description": "JSON filter over name, size, content_type, sha256, public, metadata.*, _owner, _created."},
+    {"in": "query", "name": "sort", "schema": {"type": "string"}, "description": "e.g. -_created,name"},
+    {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"in": "query", "name": "cursor", "schema": {"type": "string"}, "description": "next_cursor of a page."}]
+
 
 def _files():
     return services().extra["files"]
@@ -78,12 +86,7 @@ def _file_response(doc: dict, status: int = 200, headers: list | None = None):
 
 @blp.route("")
 class Files(MethodView):
-    @blp.doc(security=SECURITY, parameters=[
-        {"in": "query", "name": "filter", "schema": {"type": "string"},
-         "description": "JSON filter over name, size, content_type, sha256, public, metadata.*, _owner, _created."},
-        {"in": "query", "name": "sort", "schema": {"type": "string"}, "description": "e.g. -_created,name"},
-        {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-        {"in": "query", "name": "cursor", "schema": {"type": "string"}, "description": "next_cursor of a page."}])
+    @blp.doc(security=SECURITY, parameters=_LIST_PARAMETERS)
     @blp.alt_response(200, schema=FilePageSchema, success=True)
     def get(self):
         """List files the caller may read: filter, sort and keyset pages like documents"""
@@ -323,6 +326,34 @@ class Settings(MethodView):
     def patch(self, body):
         """Change the project's file settings; omitted keys keep their value (server key)"""
         return _files().update_settings(current_principal(), body)
+
+
+@admin_blp.route("/<project_id>/files")
+class AdminFiles(MethodView):
+    @admin_blp.doc(security=ADMIN, parameters=_LIST_PARAMETERS)
+    @admin_blp.alt_response(200, schema=FilePageSchema, success=True)
+    def get(self, project_id):
+        """List a project's files (every file: no file rules apply to the admin)"""
+        args = request.args
+        return json_response(_files().admin_list(current_principal(), project_id, FileQuery(
+            args.get("filter"), args.get("sort"), args.get("limit"), args.get("cursor"))))
+
+
+@admin_blp.route("/<project_id>/files/<file_id>")
+class AdminFile(MethodView):
+    @admin_blp.doc(security=ADMIN)
+    @admin_blp.alt_response(200, schema=FileSchema, success=True, headers={"ETag": _STRING})
+    def get(self, project_id, file_id):
+        """A file's metadata"""
+        return _file_response(_files().admin_get(current_principal(), project_id, file_id))
+
+    @admin_blp.doc(security=ADMIN)
+    @admin_blp.alt_response(204, success=True)
+    @admin_blp.alt_response(412, description="The file changed while it was being deleted; read it and retry.")
+    def delete(self, project_id, file_id):
+        """Delete a file: its metadata, its object and its thumbnails"""
+        _files().admin_delete(current_principal(), project_id, file_id)
+        return Response(status=204)
 
 
 @admin_blp.route("/<project_id>/files/usage")

@@ -739,6 +739,26 @@ class FileService:
         doc = self.usage_collection.find_one({"_id": project_id}) or {}
         return {"project_id": project_id, "bytes": int(doc.get("bytes", 0)), "count": int(doc.get("count", 0))}
 
+    # --- platform admin (admin API and `baas files ...`): the project's files with no rules applied ------------
+
+    def _as_admin_of(self, principal, project_id: str):
+        from dataclasses import replace
+
+        if not principal.admin:
+            raise Forbidden("This needs the platform admin token.")
+        return replace(principal, project=self.projects.info(project_id))
+
+    def admin_list(self, principal, project_id: str, params: FileQuery) -> dict:
+        return self.list(self._as_admin_of(principal, project_id), params)
+
+    def admin_get(self, principal, project_id: str, file_id: str) -> dict:
+        return self.get(self._as_admin_of(principal, project_id), file_id)
+
+    def admin_delete(self, principal, project_id: str, file_id: str) -> None:
+        self.delete(self._as_admin_of(principal, project_id), file_id)
+
+    # ----------------------------------------------------------------------------------------------------------
+
     def delete_user_files(self, project_id: str, user_id: str) -> int:
         """Called when a user is deleted: their files go too when the project says so."""
         settings = FileSettings.of(self.projects.info(project_id), self.config)

@@ -12,3 +12,9 @@ def init_app(app, api) -> None:
 
     requests.init_app(app)
     api.register_blueprint(metrics_api.blp)
+
+
+def background_runners(svc) -> list:
+    from baas.observability import metrics
+
+    return metrics.background_runners(svc)

@@ -12,12 +12,22 @@ Features count their events through named methods, so metric names and labels st
 
 Restarts of the embedded database are counted by the watchdog in the platform database (it runs in the
 `baas serve` main process, which serves no scrapes), and read from there at scrape time.
+
+Job runs and push deliveries happen in `baas worker` processes, often on other hosts than the API, so they are
+summed in MongoDB instead (platform collection `metrics_counters`): each process adds its counts in memory and
+flushes them every few seconds (the `metrics` background runner, and at every scrape and shutdown); a scrape of
+any API process reads the totals of every worker.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import threading
+from collections import Counter as Tally
 from pathlib import Path
+
+log = logging.getLogger("baas.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -26,6 +36,14 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 PUSH_OUTCOMES = ("delivered", "expired", "rejected", "retried", "failed")
 JOB_OUTCOMES = ("succeeded", "failed", "timed_out", "skipped")
 FILE_DIRECTIONS = ("in", "out")
+SHARED_COLLECTION = "metrics_counters"  # platform database: one document per counter family, a field per outcome
+FLUSH_SECONDS = 2.0
+# Counters of background work, summed across processes in MongoDB: (family, help, label name, label values).
+SHARED_FAMILIES = {
+    "push_deliveries": ("baas_push_deliveries", "Push notifications handed to push services, by outcome.",
+                        "outcome", PUSH_OUTCOMES),
+    "job_runs": ("baas_job_runs", "Background job runs, by outcome.", "outcome", JOB_OUTCOMES),
+}
 
 
 def prepare_multiprocess_dir(config: dict) -> Path:
@@ -45,9 +63,10 @@ def prepare_multiprocess_dir(config: dict) -> Path:
 class Metrics:
     """The metrics of one app, in a registry of its own (no process-global registry)."""
 
-    def __init__(self, database_restarts=None):
+    def __init__(self, database_restarts=None, shared=None):
         """`database_restarts`: a callable giving how often the embedded database was restarted (None: no
-        embedded database, no such metric)."""
+        embedded database, no such metric). `shared`: the MongoDB collection that sums background-work counters
+        across processes (None: kept in this process only)."""
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV)
@@ -57,9 +76,8 @@ class Metrics:
                                 ["method", "route", "status"], registry=registry)
         self.latency = Histogram("baas_http_request_duration_seconds", "Time to answer HTTP requests.",
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry)
-        self.push_deliveries = Counter("baas_push_deliveries", "Push notifications handed to push services, by "
-                                       "outcome.", ["outcome"], registry=registry)
-        self.job_runs = Counter("baas_job_runs", "Background job runs, by outcome.", ["outcome"], registry=registry)
+        self.shared = SharedCounters(shared)
+        registry.register(self.shared)
         self.file_bytes_total = Counter("baas_file_bytes", "File bytes uploaded (in) and downloaded (out).",
                                         ["direction"], registry=registry)
         self.restarts = _RestartsCollector(database_restarts) if database_restarts is not None else None
@@ -71,10 +89,10 @@ class Metrics:
         self.latency.labels(method, route).observe(seconds)
 
     def push_delivery(self, outcome: str) -> None:
-        self.push_deliveries.labels(_known(outcome, PUSH_OUTCOMES)).inc()
+        self.shared.add("push_deliveries", _known(outcome, PUSH_OUTCOMES))
 
     def job_run(self, outcome: str) -> None:
-        self.job_runs.labels(_known(outcome, JOB_OUTCOMES)).inc()
+        self.shared.add("job_runs", _known(outcome, JOB_OUTCOMES))
 
     def file_bytes(self, direction: str, count: int) -> None:
         if count > 0:
@@ -85,13 +103,99 @@ class Metrics:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        self.shared.flush()  # this process's own counts first, so a scrape right after an event shows it
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)
+            registry.register(self.shared)
             if self.restarts is not None:
                 registry.register(self.restarts)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class SharedCounters:
+    """Counters summed in MongoDB across every process; a prometheus collector of the totals.
+
+    Counts wait in memory until `flush()` adds them with one `$inc` per family, so a worker delivering thousands
+    of pushes a second writes a few documents every couple of seconds. A flush that fails keeps its counts for
+    the next one: nothing counted is lost while MongoDB is away (a process killed with -9 loses its last
+    seconds of counts, which Prometheus' rate() tolerates).
+    """
+
+    def __init__(self, collection):
+        self.collection = collection
+        self._pending: Tally = Tally()
+        self._lock = threading.Lock()
+
+    def add(self, family: str, label: str, amount: int = 1) -> None:
+        with self._lock:
+            self._pending[(family, label)] += amount
+
+    def flush(self) -> None:
+        if self.collection is None:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, Tally()
+        by_family: dict = {}
+        for (family, label), amount in pending.items():
+            by_family.setdefault(family, {})[label] = amount
+        for family, increments in by_family.items():
+            try:
+                self.collection.update_one({"_id": family}, {"$inc": increments}, upsert=True)
+            except Exception as exc:  # MongoDB away: keep the counts for the next flush
+                log.warning("could not flush %s metrics (kept for the next flush): %s", family, exc)
+                with self._lock:
+                    for label, amount in increments.items():
+                        self._pending[(family, label)] += amount
+
+    def _totals(self) -> dict:
+        if self.collection is None:
+            with self._lock:
+                local: dict = {}
+                for (family, label), amount in self._pending.items():
+                    local.setdefault(family, {})[label] = amount
+                return local
+        return {doc["_id"]: doc for doc in self.collection.find({"_id": {"$in": list(SHARED_FAMILIES)}})}
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        try:
+            totals = self._totals()
+        except Exception:  # the database being down must not break the scrape
+            return
+        for family, (name, description, label, values) in SHARED_FAMILIES.items():
+            metric = CounterMetricFamily(name, description, labels=[label])
+            stored = totals.get(family) or {}
+            for value in values:
+                if stored.get(value):  # outcomes that never happened are left out, as a labelled Counter does
+                    metric.add_metric([value], int(stored[value]))
+            yield metric
+
+
+class MetricsFlush:
+    """The background runner that flushes this process's shared counters (in `baas worker` and serve's
+    background work); `finish()` flushes once more at shutdown."""
+
+    name = "metrics"
+    interval = FLUSH_SECONDS
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def run_once(self, now: float | None = None) -> None:
+        self.metrics.shared.flush()
+
+    def finish(self) -> None:
+        self.metrics.shared.flush()
+
+
+def background_runners(svc) -> list:
+    return [MetricsFlush(svc.metrics)] if svc.metrics is not None else []
 
 
 class _RestartsCollector:

@@ -21,6 +21,10 @@ def init_app(app, api) -> None:
     svc.hooks.enablements = enablements
     svc.hooks.context_factory = lambda plugin, project_id: Context(svc, plugin, project_id)
     svc.projects.on_delete.append(enablements.forget_project)
+    if svc.transfer is not None:
+        from baas.plugins.enablement import EnablementsPart
+
+        svc.transfer.parts.append(EnablementsPart(enablements))
     from baas.plugins.service import PluginAdmin
     svc.extra["plugin_admin"] = PluginAdmin(svc.hooks, enablements, svc.projects)
     api.register_blueprint(plugins_api.blp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pymongo import ASCENDING
 
 from baas.storage.mongo import ensure_index
-from baas.util import TTLCache
+from baas.util import TTLCache, utcnow
 
 
 class Enablements:
@@ -55,3 +55,26 @@ class Enablements:
     def forget_project(self, project_id: str) -> None:
         self.collection.delete_many({"project_id": project_id})
         self._cache.discard(project_id)
+
+
+class EnablementsPart:
+    """Project export/import (baas.projects.transfer): which plugins a project enabled, with their settings."""
+
+    name = "plugin_settings"
+
+    def __init__(self, enablements: Enablements):
+        self.enablements = enablements
+
+    def export(self, project_id: str):
+        return ({"plugin": d["plugin"], "settings": d.get("settings") or {}}
+                for d in self.enablements.collection.find({"project_id": project_id}).sort("_id", 1))
+
+    def replace(self, project_id: str, records: list[dict], *, same_id: bool) -> int:
+        collection = self.enablements.collection
+        collection.delete_many({"project_id": project_id})
+        if records:
+            collection.insert_many([{"_id": f"{project_id}:{r['plugin']}", "project_id": project_id,
+                                     "plugin": r["plugin"], "settings": r.get("settings") or {}, "updated_at": utcnow()}
+                                    for r in records])
+        self.enablements._cache.discard(project_id)
+        return len(records)

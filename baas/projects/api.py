@@ -66,13 +66,14 @@ class Project(MethodView):
 
 @blp.route("/<project_id>/export")
 class ProjectExport(MethodView):
-    @blp.doc(responses={"200": {"description": "A tar.gz archive streamed as it is made: project.json, keys.jsonl, "
-                                               "db/<collection>.jsonl and .indexes.json (canonical Extended JSON), "
+    @blp.doc(responses={"200": {"description": "A tar.gz archive streamed as it is made: project.json, "
+                                               "parts/<part>.jsonl, db/<collection>.jsonl and .indexes.json "
+                                               "(canonical Extended JSON), files/<id> (file bytes), "
                                                "manifest.json last with each entry's SHA-256.",
                                 "content": {"application/gzip": {"schema": {"type": "string",
                                                                             "format": "binary"}}}}})
     def get(self, project_id):
-        """Export a project's collections, indexes, documents, users and keys as a tar.gz"""
+        """Export a project's collections, indexes, documents, users, files, keys and settings as a tar.gz"""
         chunks = services().transfer.export(project_id)
         return Response(chunks, mimetype="application/gzip", headers={
             "Content-Disposition": f'attachment; filename="{project_id}.baas.tar.gz"'})
@@ -90,7 +91,7 @@ class ProjectImport(MethodView):
         """Import a project archive made by export; a damaged or truncated archive is refused with nothing written"""
         svc = services()
         request.max_content_length = svc.config["projects"]["max_import_bytes"]
-        return svc.transfer.import_archive(request.stream, query["project_id"])
+        return svc.transfer.import_archive(request.stream, query["project_id"], query["overwrite"])
 
 
 @blp.route("/<project_id>/keys")

@@ -26,6 +26,10 @@ class KeyService:
         self._cache = TTLCache(cache_seconds)
         projects.on_delete.append(lambda project_id: self._cache.clear())
 
+    def forget_cached(self) -> None:
+        """Forget every key this process trusts (after an import replaced a project's keys)."""
+        self._cache.clear()
+
     def ensure_indexes(self) -> None:
         ensure_index(self.collection, [("hash", ASCENDING)], name="hash_unique", unique=True)
         ensure_index(self.collection, [("project_id", ASCENDING), ("created_at", ASCENDING)], name="project_created")

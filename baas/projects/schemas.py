@@ -112,10 +112,18 @@ class KeyRotatedSchema(KeyCreatedSchema):
 class ImportQuerySchema(StrictSchema):
     project_id = fields.String(load_default=None, metadata={"description": "Import under this id instead of the "
                                                                           "archive's (its keys are not imported)."})
+    overwrite = fields.Boolean(load_default=False, metadata={
+        "description": "Replace the project if it exists: the archive is imported beside it, then the project is "
+                       "switched to the new data in one step and the old data is removed."})
 
 
 class ImportedSchema(Schema):
     project_id = fields.String()
     collections = fields.Dict(keys=fields.String(), values=fields.Integer(),
                               metadata={"description": "Documents imported per stored collection."})
+    files = fields.Integer(metadata={"description": "Files imported (their bytes checked against their SHA-256)."})
+    file_bytes = fields.Integer(metadata={"description": "Bytes of the imported files."})
     keys = fields.Integer(metadata={"description": "API keys imported (they keep working)."})
+    parts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Records imported per archive part (keys, plugin_settings, push_vapid_keys, ...)."})
+    overwritten = fields.Boolean(metadata={"description": "True when an existing project was replaced."})

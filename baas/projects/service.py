@@ -31,6 +31,25 @@ class ProjectService:
         # Called after a delete: caches elsewhere (API keys) must not outlive the project in this process,
         # or a key of a deleted project would open a new project created with the same id.
         self.on_delete: list = []
+        mongo.storage_of = self.storage_id
+
+    def storage_id(self, project_id: str) -> str | None:
+        """The storage an imported project lives in (see baas.projects.transfer); None: its own database.
+
+        Cached like the project itself: after an import switches a project, other processes follow within
+        keys.cache_seconds (the import waits that long before it drops the old data)."""
+        found = self._cache.get(("storage", project_id))
+        if found is None:
+            doc = self.collection.find_one({"_id": project_id}, {"storage": 1})
+            found = (doc or {}).get("storage") or ""
+            self._cache.set(("storage", project_id), found)
+        return found or None
+
+    def forget_cached(self, project_id: str) -> None:
+        """Drop this process's cached view of a project (after an import switched it)."""
+        self._cache.discard(project_id)
+        self._cache.discard(("storage", project_id))
+        self._cache.discard(("cors",))
 
     def ensure_indexes(self) -> None:
         ensure_index(self.collection, [("created_at", ASCENDING)], name="created_at")
@@ -105,8 +124,13 @@ class ProjectService:
         # Marked first, so keys of the project stop working before its data goes.
         self._cache.clear()
         self.mongo.platform["api_keys"].delete_many({"project_id": project_id})
-        self.mongo.drop_project(project_id)
+        storage = (self.collection.find_one({"_id": project_id}, {"storage": 1}) or {}).get("storage")
+        self.mongo.drop_project(project_id, storage)
         removed = self.blobs.delete_prefix(project_prefix(project_id))
+        if storage:
+            from baas.projects.transfer import storage_prefix
+
+            removed += self.blobs.delete_prefix(storage_prefix(storage))
         self.collection.delete_one({"_id": project_id})
         for forget in self.on_delete:
             forget(project_id)

@@ -26,6 +26,10 @@ def init_app(app, api) -> None:
         svc.auth.on_user_deleted.append(service.delete_user_subscriptions)
     api.register_blueprint(push_api.blp)
     api.register_blueprint(push_api.admin_blp)
+    if svc.transfer is not None:  # project export/import carries the VAPID pairs (baas.push.transfer)
+        from baas.push.transfer import VapidKeysPart
+
+        svc.transfer.parts.append(VapidKeysPart(service.keys))
 
 
 def background_runners(svc) -> list:

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from baas.query import and_filters
 
 PROJECT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+STORAGE_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 # Server error codes services turn into their own messages (the server's text is for the log only).
 SORT_MEMORY_CODES = frozenset({292, 16819, 16820})  # QueryExceededMemoryLimitNoDiskUseAllowed and its elders
 TOO_LARGE_CODES = frozenset({10334, 17419, 17420})   # BSONObjectTooLarge, document grew too large
@@ -38,6 +39,10 @@ class MongoStore:
         )
         self.platform = self.client[f"{db_prefix}platform"]
         self._sql_backed: bool | None = None
+        # project id -> the storage id of an imported project (baas.projects.transfer), or None for the database
+        # named after the project. Set by ProjectService (a cached read of the project record).
+        self.storage_of = None
+        self._databases: dict = {}
 
     @property
     def sql_backed(self) -> bool:
@@ -53,19 +58,43 @@ class MongoStore:
             self._sql_backed = info.get("process") == "nx_27017"
         return self._sql_backed
 
-    def project_db_name(self, project_id: str) -> str:
+    def derived_db_name(self, project_id: str) -> str:
+        """The database of a project that was created here (not imported)."""
         if not PROJECT_ID_PATTERN.match(project_id):
             raise ValueError(f"not a project id: {project_id!r}")
         return f"{self.db_prefix}p_{project_id}"
 
+    def storage_db_name(self, storage_id: str) -> str:
+        """The database of an imported project ('s_', so no project id can name it)."""
+        if not STORAGE_ID_PATTERN.match(storage_id):
+            raise ValueError(f"not a storage id: {storage_id!r}")
+        return f"{self.db_prefix}s_{storage_id}"
+
+    def project_db_name(self, project_id: str) -> str:
+        name = self.derived_db_name(project_id)
+        storage = self.storage_of(project_id) if self.storage_of is not None else None
+        return self.storage_db_name(storage) if storage else name
+
+    def _database(self, name: str):
+        db = self._databases.get(name)
+        if db is None:
+            db = self._databases[name] = self.client[name]
+        return db
+
     def project_db(self, project_id: str):
-        return self.client[self.project_db_name(project_id)]
+        return self._database(self.project_db_name(project_id))
+
+    def storage_db(self, storage_id: str):
+        return self._database(self.storage_db_name(storage_id))
 
     def collection(self, project_id: str, name: str):
         return self.project_db(project_id)[name]
 
-    def drop_project(self, project_id: str) -> None:
-        self.client.drop_database(self.project_db_name(project_id))
+    def drop_project(self, project_id: str, storage_id: str | None = None) -> None:
+        """Drop a project's database: the one it was created with, and the imported one it uses, if any."""
+        self.client.drop_database(self.derived_db_name(project_id))
+        if storage_id:
+            self.client.drop_database(self.storage_db_name(storage_id))
 
     def ping(self) -> None:
         """Raise ConnectionError naming MongoDB when it does not answer."""

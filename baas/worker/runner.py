@@ -9,7 +9,8 @@ import time
 log = logging.getLogger("baas.worker")
 
 # Feature packages that may expose background_runners(svc); a package without it is skipped.
-FEATURES = ("baas.files", "baas.push", "baas.jobs")
+# baas.observability last: its runner flushes the counts the others made.
+FEATURES = ("baas.files", "baas.push", "baas.jobs", "baas.observability")
 
 
 def collect_runners(svc) -> list:
@@ -62,6 +63,13 @@ class BackgroundWork:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        for runner in self.runners:
+            finish = getattr(runner, "finish", None)  # last words: e.g. flush counts made in the final round
+            if finish is not None:
+                try:
+                    finish()
+                except Exception:
+                    log.exception("background runner %s failed to finish", runner.name)
 
     def wait(self) -> None:
         """Block until stop() is called (from a signal handler)."""

@@ -116,3 +116,25 @@ def test_metrics_endpoint_is_in_the_openapi_document(client):
     operation = client.get("/openapi.json").get_json()["paths"]["/metrics"]["get"]
     assert {"200", "401", "404"} <= set(operation["responses"])
     assert operation["security"] == [{"adminToken": []}]
+
+
+def test_background_counts_survive_a_database_that_is_away(app):
+    """Counts a flush could not write are kept and written by the next flush: nothing counted is lost."""
+    from baas.observability.metrics import SharedCounters
+    from baas.storage.embedded import free_port
+    from baas.storage.mongo import MongoStore
+
+    platform = app.extensions["baas"].mongo.platform
+    away = MongoStore(f"mongodb://127.0.0.1:{free_port()}/", "gone_", timeout_ms=200)  # nothing listens there
+    try:
+        counters = SharedCounters(away.platform["metrics_counters"])
+        counters.add("job_runs", "succeeded", 2)
+        counters.flush()  # fails: logged, kept
+        counters.add("job_runs", "succeeded")
+        counters.collection = platform["metrics_counters"]  # the database is back
+        counters.flush()
+    finally:
+        away.close()
+    assert platform["metrics_counters"].find_one({"_id": "job_runs"})["succeeded"] == 3
+    counters.flush()  # nothing pending: nothing written twice
+    assert platform["metrics_counters"].find_one({"_id": "job_runs"})["succeeded"] == 3
