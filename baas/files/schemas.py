@@ -1,8 +1,13 @@
 """Schemas of the files API: bodies it loads, and what the OpenAPI document says it returns."""
+import re
+
 from marshmallow import Schema, fields, validate
 
 from baas.files.settings import FileSettingsSchema
 from baas.schemas import StrictSchema, UtcDateTime
+
+FILE_ID = re.compile(r"^[0-9a-f]{24}$")      # an ObjectId's hex (service.upload and friends)
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")    # secrets.token_hex(UPLOAD_ID_BYTES): tus and direct uploads
 
 
 class FileSchema(Schema):
