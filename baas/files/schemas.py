@@ -4,7 +4,7 @@ import re
 from marshmallow import Schema, fields, validate
 
 from baas.files.settings import FileSettingsSchema
-from baas.schemas import StrictSchema, UtcDateTime
+from baas.schemas import JsonBoolean, JsonInteger, StrictSchema, UtcDateTime
 
 FILE_ID = re.compile(r"^[0-9a-f]{24}$")      # an ObjectId's hex (service.upload and friends)
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")    # secrets.token_hex(UPLOAD_ID_BYTES): tus and direct uploads
@@ -32,7 +32,7 @@ class FilePageSchema(Schema):
 class FileUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=1000))
     metadata = fields.Dict()
-    public = fields.Boolean()
+    public = JsonBoolean()
     _owner = fields.String(data_key="_owner", allow_none=True, validate=validate.Length(min=1, max=128),
                            metadata={"description": "Server key only: give the file to another user id (null: "
                                                     "to nobody)."})
@@ -40,11 +40,11 @@ class FileUpdateSchema(StrictSchema):
 
 class DirectUploadCreateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=1000))
-    size = fields.Integer(validate=validate.Range(min=0), metadata={"description": "Expected size; checked against "
+    size = JsonInteger(validate=validate.Range(min=0), metadata={"description": "Expected size; checked against "
                                                                                    "the project's limit."})
     content_type = fields.String(validate=validate.Length(min=3, max=200),
                                  metadata={"description": "Send this Content-Type with the PUT."})
-    public = fields.Boolean()
+    public = JsonBoolean()
     metadata = fields.Dict()
 
 

@@ -7,9 +7,10 @@ from baas.push.service import (AUTH_SECRET_CHARS, COLLAPSE_TOPIC, MAX_AUDIENCE_U
 from baas.schemas import StrictSchema, UtcDateTime
 
 
-def _topics(description: str = "", min_items: int = 0):
+def _topics(description: str | None = None, min_items: int = 0):
     return fields.List(fields.String(validate=validate.Regexp(TOPIC_NAME)),
-                       validate=validate.Length(min=min_items, max=MAX_TOPICS), metadata={"description": description})
+                       validate=validate.Length(min=min_items, max=MAX_TOPICS),
+                       metadata={"description": description} if description else {})
 
 
 def _text(name: str, **kwargs):
@@ -48,8 +49,10 @@ class SubscriptionInSchema(Schema):
                                                       f"push.allowed_http_hosts names), at most {MAX_ENDPOINT_LENGTH} "
                                                       "characters, without credentials or fragment."})
     keys = fields.Nested(SubscriptionKeysSchema, required=True)
-    expirationTime = fields.Float(allow_none=True, validate=validate.Range(min=0, max=1e14, max_inclusive=False),
-                                  metadata={"description": "Milliseconds since 1970, or null."})
+    # OpenAPI 3.0's boolean exclusiveMaximum, which apispec does not write from a Range validator.
+    expirationTime = fields.Float(allow_none=True, validate=validate.Range(min=0),
+                                  metadata={"maximum": 1e14, "exclusiveMaximum": True,
+                                            "description": "Milliseconds since 1970, or null."})
     topics = _topics(f"Up to {MAX_TOPICS} topic names.")
 
 
