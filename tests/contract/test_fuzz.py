@@ -20,8 +20,13 @@ NOT_YET_FUZZED_CLIENT = r"^/v1/(auth|functions)(/|$)"
 NOT_YET_FUZZED_ADMIN = r"^/admin/v1/(functions|plugins|jobs)|/(plugins|export|import|revoke-sessions)(/|$)"
 
 
-def _schemathesis(live, tmp_path: Path, headers: dict, *filters: str) -> None:
-    command = [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "run",
+def _schemathesis(live, tmp_path: Path, headers: dict, *filters: str, pinned: dict | None = None) -> None:
+    """`pinned`: path parameters given real values, so that operations on one resource reach their logic
+    rather than answering 404 to every drawn id."""
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG.read_text() + "\n[parameters]\n" + "".join(
+        f'"path.{name}" = "{value}"\n' for name, value in (pinned or {}).items()))
+    command = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run",
                live.url + "/openapi.json",
                "--checks", "all", "--seed", SEED, "--generation-deterministic", "--max-examples", EXAMPLES,
                "--workers", "1", "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
@@ -37,12 +42,17 @@ def _schemathesis(live, tmp_path: Path, headers: dict, *filters: str) -> None:
 
 @pytest.mark.parametrize("identity", ["server_key", "user", "admin"])
 def test_the_server_answers_as_its_openapi_document_says(live, tmp_path, identity):
+    resources = live.resources()
     if identity == "server_key":
         _schemathesis(live, tmp_path, {"X-API-Key": live.server_key}, "--include-path-regex", "^/v1/",
-                      "--exclude-path-regex", NOT_YET_FUZZED_CLIENT)
+                      "--exclude-path-regex", NOT_YET_FUZZED_CLIENT, pinned=resources)
     elif identity == "user":
-        _schemathesis(live, tmp_path, {"X-API-Key": live.client_key, "Authorization": f"Bearer {live.sign_up()}"},
-                      "--include-path-regex", "^/v1/(auth|collections/.*/(documents|aggregate)|batch|project|files|push)")
+        token = live.sign_up()
+        _schemathesis(live, tmp_path, {"X-API-Key": live.client_key, "Authorization": f"Bearer {token}"},
+                      "--include-path-regex", "^/v1/(auth|collections/.*/(documents|aggregate)|batch|project|files|push)",
+                      pinned={"file_id": resources["file_id"], "upload_id": resources["upload_id"],
+                              "subscription_id": live.subscribe(token)})
     else:
         _schemathesis(live, tmp_path, live.admin_headers, "--include-path-regex", "^/(admin/v1/|healthz|readyz)",
-                      "--exclude-path-regex", NOT_YET_FUZZED_ADMIN, "--exclude-operation-id", "deleteProject")
+                      "--exclude-path-regex", NOT_YET_FUZZED_ADMIN, "--exclude-operation-id", "deleteProject",
+                      pinned={"project_id": live.project_id, "message_id": resources["message_id"]})
