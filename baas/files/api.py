@@ -361,6 +361,10 @@ class Usage(MethodView):
 _TUS_HEADERS = {"Tus-Resumable": _STRING}
 TUS_RESUMABLE = {"in": "header", "name": "Tus-Resumable", "required": True,
                  "schema": {"type": "string", "enum": [TUS_VERSION]}, "description": "The tus version (412 if not)."}
+UPLOAD_CHECKSUM_HEADER = {"in": "header", "name": "Upload-Checksum",
+                          "schema": {"type": "string", "pattern": UPLOAD_CHECKSUM},
+                          "description": "'<sha1|sha256|md5> <base64 digest>' of this request's body (460 if it "
+                                         "does not match)."}
 # tus requires 412 for an unsupported or missing Tus-Resumable (tus 1.0 core protocol), naming what it supports.
 TUS_VERSION_MISMATCH = {"description": "Missing or unsupported Tus-Resumable; Tus-Version lists the versions spoken.",
                         "headers": {"Tus-Version": _STRING, "Tus-Resumable": _STRING}}
@@ -447,7 +451,8 @@ class TusUploads(MethodView):
         TUS_RESUMABLE,
         {"in": "header", "name": "Upload-Length", "required": True, "schema": {"type": "integer", "minimum": 0}},
         {"in": "header", "name": "Upload-Metadata", "schema": {"type": "string"},
-         "description": "filename, filetype, public, metadata (JSON), each base64."}],
+         "description": "filename, filetype, public, metadata (JSON), each base64."},
+        UPLOAD_CHECKSUM_HEADER],
         requestBody={"required": False, "content": {"application/offset+octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}})
     @blp.alt_response(201, success=True, description="Upload created.",
@@ -455,6 +460,7 @@ class TusUploads(MethodView):
                                "Tus-Resumable": _STRING, "Baas-File-Id": _STRING})
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.alt_response(413, description="Upload-Length is over the project's file size limit.")
+    @blp.alt_response(460, description="The body does not match Upload-Checksum; it was discarded.")
     @blp.doc(operationId="tusCreateUpload")
     def post(self):
         """tus creation (and creation-with-upload): start a resumable upload"""
@@ -494,8 +500,7 @@ class TusUpload(MethodView):
     @blp.doc(security=SECURITY, parameters=[
         TUS_RESUMABLE,
         {"in": "header", "name": "Upload-Offset", "required": True, "schema": {"type": "integer", "minimum": 0}},
-        {"in": "header", "name": "Upload-Checksum", "schema": {"type": "string", "pattern": UPLOAD_CHECKSUM},
-         "description": "'<sha1|sha256|md5> <base64 digest>' of this request's body (460 if it does not match)."}],
+        UPLOAD_CHECKSUM_HEADER],
         requestBody={"required": True, "content": {"application/offset+octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}})
     @blp.alt_response(204, success=True, description="Stored; Upload-Offset is the new offset.",

@@ -3,7 +3,7 @@ import re
 
 from marshmallow import Schema, fields, validate
 
-from baas.files.settings import FileSettingsSchema
+from baas.files.settings import FileRulesSchema, FileSettingsSchema
 from baas.schemas import JsonBoolean, JsonInteger, StrictSchema, UtcDateTime
 
 FILE_ID = re.compile(r"^[0-9a-f]{24}$")      # an ObjectId's hex (service.upload and friends)
@@ -66,7 +66,7 @@ class UsageSchema(Schema):
 class FileSettingsOutSchema(Schema):
     max_file_bytes = fields.Integer()
     allowed_types = fields.List(fields.String(), allow_none=True)
-    rules = fields.Dict()
+    rules = fields.Nested(FileRulesSchema)
     presigned_downloads = fields.Boolean()
     delete_with_user = fields.Boolean()
 

@@ -109,8 +109,8 @@ class MessageInSchema(Schema):
     ttl = fields.Integer(validate=validate.Range(min=0, max=MAX_TTL), metadata={
         "description": "Seconds the push service keeps it for an offline device (default one day)."})
     urgency = fields.String(validate=validate.OneOf(URGENCIES))
-    topic = fields.String(allow_none=True, validate=validate.Regexp(COLLAPSE_TOPIC),
-                          metadata={"description": "Collapse key: a newer message with it replaces an undelivered one."})
+    topic = fields.String(allow_none=True, validate=validate.Regexp(COLLAPSE_TOPIC), metadata={
+        "description": "Collapse key: a newer message with it replaces an undelivered one."})
     send_at = fields.String(allow_none=True, metadata={
         "format": "date-time",
         "description": f"When to send, with a time zone, at most {MAX_SCHEDULE_DAYS} days ahead (default: now)."})

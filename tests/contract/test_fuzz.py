@@ -49,7 +49,8 @@ def test_the_server_answers_as_its_openapi_document_says(live, tmp_path, identit
     elif identity == "user":
         token = live.sign_up()
         _schemathesis(live, tmp_path, {"X-API-Key": live.client_key, "Authorization": f"Bearer {token}"},
-                      "--include-path-regex", "^/v1/(auth|collections/.*/(documents|aggregate)|batch|project|files|push)",
+                      "--include-path-regex",
+                      "^/v1/(auth|collections/.*/(documents|aggregate)|batch|project|files|push)",
                       pinned={"file_id": resources["file_id"], "upload_id": resources["upload_id"],
                               "subscription_id": live.subscribe(token)})
     else:
