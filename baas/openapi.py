@@ -25,6 +25,7 @@ from apispec import BasePlugin
 from flask_smorest import Api
 from flask_smorest.utils import deepupdate
 
+from baas.files.schemas import FILE_ID, UPLOAD_ID
 from baas.http import ADMIN_PREFIX, CLIENT_PREFIX
 from baas.query import COLLECTION_NAME, DOCUMENT_ID
 from baas.storage.mongo import PROJECT_ID_PATTERN
@@ -80,6 +81,8 @@ PATH_PARAMETERS = {
     "project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN.pattern},
     "name": {"type": "string", "pattern": COLLECTION_NAME.pattern},
     "doc_id": {"type": "string", "pattern": DOCUMENT_ID.pattern},
+    "file_id": {"type": "string", "pattern": FILE_ID.pattern},
+    "upload_id": {"type": "string", "pattern": UPLOAD_ID.pattern},
 }
 
 
@@ -178,17 +181,25 @@ class ContractPlugin(BasePlugin):
 
     def _share_inline_errors(self, responses: dict) -> None:
         """Error responses a view wrote inline (a description, maybe headers) become shared components with the one
-        error schema, so every 4xx/5xx in the document has the same body whoever declared it."""
+        error schema, so every 4xx/5xx in the document has the same body whoever declared it. An inline response
+        whose headers the shared one lacks (tus's 412 carries Tus-Version) gets a named variant that keeps them."""
+        components = self.spec.components
         for status, response in list(responses.items()):
             if not isinstance(response, dict) or not str(status).isdigit() or int(status) < 400:
                 continue
             name = response_name(int(status))
-            if name not in self.spec.components.responses and int(status) not in _DESCRIPTIONS:
+            headers = response.get("headers") or {}
+            shared_headers = _HEADERS.get(int(status)) if int(status) in _DESCRIPTIONS else \
+                (components.responses.get(name) or {}).get("headers")
+            if headers and set(headers) != set(shared_headers or ()) and (
+                    int(status) in _DESCRIPTIONS or name in components.responses):
+                name += "With" + "".join(header.replace("-", "") for header in sorted(headers))
+            if name not in components.responses and name not in components.responses_lazy:
                 shared = {"description": response.get("description") or name,
                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-                if response.get("headers"):
-                    shared["headers"] = response["headers"]
-                self.spec.components.response(name, shared)
+                if headers:
+                    shared["headers"] = headers
+                components.response(name, shared)
             responses[status] = name
 
     def _check_operation_id(self, method: str, path: str, operation: dict) -> None:

@@ -26,6 +26,7 @@ from baas.files.service import FileQuery
 from baas.files.streams import Cuttable, FormReader, body_stream
 from baas.flask_app import BaasResponse as Response
 from baas.http import raw_body
+from baas.query import parse_bool
 
 blp = Blueprint("files", __name__, url_prefix="/v1/files",
                 description="File storage (X-API-Key; file rules apply to client keys, public files are readable "
@@ -39,11 +40,15 @@ SERVER_SECURITY = KEY_ONLY
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
 TUS_CHECKSUMS = "sha1,sha256,md5"
+UPLOAD_CHECKSUM = r"^(sha1|sha256|md5) [A-Za-z0-9+/]+={0,2}$"
 _STRING = {"schema": {"type": "string"}}
 _INTEGER = {"schema": {"type": "integer"}}
 CONTENT_HEADERS = {"ETag": _STRING, "Last-Modified": _STRING, "Content-Length": _INTEGER,
                    "Content-Disposition": _STRING, "Accept-Ranges": _STRING, "Cache-Control": _STRING,
                    "Content-Security-Policy": _STRING, "X-Content-Type-Options": _STRING}
+_UPLOAD_CHECKSUM = re.compile(UPLOAD_CHECKSUM)
+_THUMB = r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$"
+FITS = ("cover", "contain")
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(.*)$", re.I)
 _RANGE_SPEC = re.compile(r"^([0-9]{0,19})-([0-9]{0,19})$")
 _UPLOAD_BODY = {"required": True, "description": "multipart/form-data with a `file` part, or the raw file as the "
@@ -88,6 +93,7 @@ def _file_response(doc: dict, status: int = 200, headers: list | None = None):
 class Files(MethodView):
     @blp.doc(security=SECURITY, parameters=_LIST_PARAMETERS)
     @blp.alt_response(200, schema=FilePageSchema, success=True)
+    @blp.doc(operationId="listFiles")
     def get(self):
         """List files the caller may read: filter, sort and keyset pages like documents"""
         args = request.args
@@ -101,6 +107,7 @@ class Files(MethodView):
     @blp.alt_response(413, description="Larger than the project's file size limit; nothing was stored.")
     @blp.alt_response(415, description="The content (sniffed from the bytes) is of a refused type.")
     @blp.alt_response(503, description="File storage is unavailable.")
+    @blp.doc(operationId="uploadFile")
     def post(self):
         """Upload a file, streamed: multipart/form-data (file, name, public, metadata) or the raw body"""
         environ = request.environ
@@ -136,10 +143,11 @@ def _metadata_text(text):
     return parse_metadata_text(text)
 
 
-@blp.route("/<file_id>")
+@blp.route("/<string(length=24):file_id>")
 class File(MethodView):
     @blp.doc(security=SECURITY)
     @blp.alt_response(200, schema=FileSchema, success=True, headers={"ETag": _STRING})
+    @blp.doc(operationId="getFile")
     def get(self, file_id):
         """A file's metadata"""
         return _file_response(_files().get(current_principal(), file_id))
@@ -148,6 +156,7 @@ class File(MethodView):
     @blp.arguments(FileUpdateSchema, error_status_code=400)
     @blp.alt_response(200, schema=FileSchema, success=True, headers={"ETag": _STRING})
     @blp.alt_response(412, description="If-Match does not match the metadata's ETag.")
+    @blp.doc(operationId="updateFile")
     def patch(self, body, file_id):
         """Change a file's name, metadata or public flag (If-Match: 412 when it changed)"""
         return _file_response(_files().update(current_principal(), file_id, body, request.headers.get("If-Match")))
@@ -155,6 +164,7 @@ class File(MethodView):
     @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"}}])
     @blp.alt_response(204, success=True)
     @blp.alt_response(412, description="If-Match does not match the metadata's ETag.")
+    @blp.doc(operationId="deleteFile")
     def delete(self, file_id):
         """Delete a file: its metadata, its object and its thumbnails"""
         _files().delete(current_principal(), file_id, request.headers.get("If-Match"))
@@ -163,15 +173,17 @@ class File(MethodView):
 
 # --- downloads -------------------------------------------------------------------------------------------------
 
-def _disposition_kind(content_type: str) -> str:
-    return "inline" if served_inline(content_type) and request.args.get("download") not in ("1", "true") \
-        else "attachment"
+def _disposition_kind(content_type: str, forced: bool) -> str:
+    return "inline" if served_inline(content_type) and not forced else "attachment"
 
 
-def _presign_headers(download) -> dict:
-    return {"response-content-type": download.content_type,
-            "response-content-disposition": content_disposition(_disposition_kind(download.content_type),
-                                                                download.file["name"])}
+def _presign_headers(forced: bool):
+    def headers(download) -> dict:
+        return {"response-content-type": download.content_type,
+                "response-content-disposition": content_disposition(_disposition_kind(download.content_type, forced),
+                                                                    download.file["name"])}
+
+    return headers
 
 
 def _byte_range(header: str, size: int):
@@ -214,12 +226,13 @@ def _not_modified(etag: str, modified: datetime) -> bool:
     return since is not None and modified.replace(microsecond=0) <= since
 
 
-@blp.route("/<file_id>/content")
+@blp.route("/<string(length=24):file_id>/content")
 class Content(MethodView):
     @blp.doc(security=SECURITY, parameters=[
-        {"in": "query", "name": "thumb", "schema": {"type": "string"},
+        {"in": "query", "name": "thumb", "schema": {"type": "string", "pattern": _THUMB},
          "description": "A thumbnail of an image, WIDTHxHEIGHT from the configured sizes, e.g. 200x200."},
-        {"in": "query", "name": "fit", "schema": {"type": "string", "enum": ["cover", "contain"]}},
+        {"in": "query", "name": "fit", "schema": {"type": "string", "enum": list(FITS)},
+         "description": "How a thumbnail fills its size (default cover)."},
         {"in": "query", "name": "download", "schema": {"type": "boolean"}, "description": "Force attachment."},
         {"in": "header", "name": "Range", "schema": {"type": "string"}, "description": "One range: bytes=0-99"},
         {"in": "header", "name": "If-Range", "schema": {"type": "string"}},
@@ -236,16 +249,20 @@ class Content(MethodView):
     @blp.alt_response(400, description="Unknown thumbnail size or fit, not an image, or a decompression bomb.")
     @blp.alt_response(416, description="Range not satisfiable or malformed.", headers={"Content-Range": _STRING})
     @blp.alt_response(503, description="File storage is unavailable.")
+    @blp.doc(operationId="downloadFile")
     def get(self, file_id):
         """Download a file (streamed), one byte range of it, or a thumbnail of an image"""
         args = request.args
-        thumb = args.get("thumb")
+        thumb, fit = args.get("thumb"), args.get("fit")
+        if fit is not None and fit not in FITS:
+            raise Invalid("fit is cover or contain.", errors={"fit": ["Not cover or contain."]})
+        attachment = parse_bool(args.get("download"), "download")
         files = _files()
-        download = files.download(current_principal(), file_id, thumb, args.get("fit"),
-                                  None if thumb else _presign_headers)
+        download = files.download(current_principal(), file_id, thumb, fit,
+                                  None if thumb else _presign_headers(attachment))
         if download.redirect:
             return Response(status=302, headers={"Location": download.redirect, "Cache-Control": "no-store"})
-        kind = _disposition_kind(download.content_type)
+        kind = _disposition_kind(download.content_type, attachment)
         headers = {"ETag": download.etag, "Last-Modified": http_date(download.modified), "Accept-Ranges": "bytes",
                    "Cache-Control": ("public" if download.file.get("public") else "private") + ", no-cache",
                    "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
@@ -292,18 +309,20 @@ class DirectUploads(MethodView):
     @blp.response(201, DirectUploadSchema)
     @blp.alt_response(409, description="The server keeps files on local disk: direct transfer needs S3.")
     @blp.alt_response(413, description="The announced size is over the project's limit.")
+    @blp.doc(operationId="startDirectUpload")
     def post(self, body):
         """Start a direct upload: a presigned PUT URL to S3 and the id to complete it with"""
         return _files().direct_start(current_principal(), body)
 
 
-@blp.route("/uploads/<upload_id>/complete")
+@blp.route("/uploads/<string(length=32):upload_id>/complete")
 class CompleteDirectUpload(MethodView):
     @blp.doc(security=SECURITY)
     @blp.alt_response(201, schema=FileSchema, success=True, headers={"ETag": _STRING, "Location": _STRING})
     @blp.alt_response(409, description="Nothing was PUT to the presigned URL yet.")
     @blp.alt_response(413, description="The object is over the size limit; it was deleted.")
     @blp.alt_response(415, description="The object's content is of a refused type; it was deleted.")
+    @blp.doc(operationId="completeDirectUpload")
     def post(self, upload_id):
         """Complete a direct upload: the object is checked (size, sniffed type) and recorded, or deleted"""
         doc = _files().direct_complete(current_principal(), upload_id)
@@ -316,6 +335,7 @@ class CompleteDirectUpload(MethodView):
 class Settings(MethodView):
     @blp.doc(security=SERVER_SECURITY)
     @blp.response(200, FileSettingsOutSchema)
+    @blp.doc(operationId="getFileSettings")
     def get(self):
         """The project's file settings: size limit, allowed types, rules (server key)"""
         return _files().get_settings(current_principal())
@@ -323,6 +343,7 @@ class Settings(MethodView):
     @blp.doc(security=SERVER_SECURITY)
     @blp.arguments(FileSettingsSchema, error_status_code=400)
     @blp.response(200, FileSettingsOutSchema)
+    @blp.doc(operationId="updateFileSettings")
     def patch(self, body):
         """Change the project's file settings; omitted keys keep their value (server key)"""
         return _files().update_settings(current_principal(), body)
@@ -360,6 +381,7 @@ class AdminFile(MethodView):
 class Usage(MethodView):
     @admin_blp.doc(security=ADMIN)
     @admin_blp.response(200, UsageSchema)
+    @admin_blp.doc(operationId="adminGetFileUsage")
     def get(self, project_id):
         """Bytes and number of files a project stores"""
         return _files().usage(project_id)
@@ -368,6 +390,15 @@ class Usage(MethodView):
 # --- tus 1.0 ---------------------------------------------------------------------------------------------------
 
 _TUS_HEADERS = {"Tus-Resumable": _STRING}
+TUS_RESUMABLE = {"in": "header", "name": "Tus-Resumable", "required": True,
+                 "schema": {"type": "string", "enum": [TUS_VERSION]}, "description": "The tus version (412 if not)."}
+UPLOAD_CHECKSUM_HEADER = {"in": "header", "name": "Upload-Checksum",
+                          "schema": {"type": "string", "pattern": UPLOAD_CHECKSUM},
+                          "description": "'<sha1|sha256|md5> <base64 digest>' of this request's body (460 if it "
+                                         "does not match)."}
+# tus requires 412 for an unsupported or missing Tus-Resumable (tus 1.0 core protocol), naming what it supports.
+TUS_VERSION_MISMATCH = {"description": "Missing or unsupported Tus-Resumable; Tus-Version lists the versions spoken.",
+                        "headers": {"Tus-Version": _STRING, "Tus-Resumable": _STRING}}
 
 
 def _tus_headers(**extra) -> dict:
@@ -420,9 +451,12 @@ def _tus_url(upload_id: str) -> str:
 def _tus_patch(entry_id: str, offset: int):
     if request.mimetype != "application/offset+octet-stream":
         raise UnsupportedMediaType("tus PATCH bodies are 'Content-Type: application/offset+octet-stream'.")
+    checksum = request.headers.get("Upload-Checksum")
+    if checksum is not None and not _UPLOAD_CHECKSUM.match(checksum):
+        raise Invalid("Upload-Checksum is '<sha1|sha256|md5> <base64 digest>'.",
+                      errors={"Upload-Checksum": ["Not '<algorithm> <base64 digest>'."]})
     stream = Cuttable(body_stream(request.environ))
-    entry, done = _files().tus_append(current_principal(), entry_id, offset, stream,
-                                      request.headers.get("Upload-Checksum"))
+    entry, done = _files().tus_append(current_principal(), entry_id, offset, stream, checksum)
     extra = {"Upload-Offset": str(entry["offset"]), "Upload-Expires": _expires(entry)}
     if done is not None:
         extra["Baas-File-Id"] = done["_id"]
@@ -435,6 +469,7 @@ class TusUploads(MethodView):
     @blp.alt_response(204, success=True, description="What this tus server supports.",
                       headers={"Tus-Version": _STRING, "Tus-Extension": _STRING, "Tus-Max-Size": _INTEGER,
                                "Tus-Checksum-Algorithm": _STRING})
+    @blp.doc(operationId="tusDiscover")
     def options(self):
         """tus discovery: version, extensions, checksum algorithms, largest upload"""
         settings = _files().settings(current_principal().project)
@@ -444,17 +479,20 @@ class TusUploads(MethodView):
 
     @raw_body
     @blp.doc(security=SECURITY, parameters=[
-        {"in": "header", "name": "Tus-Resumable", "required": True, "schema": {"type": "string", "enum": ["1.0.0"]}},
+        TUS_RESUMABLE,
         {"in": "header", "name": "Upload-Length", "required": True, "schema": {"type": "integer", "minimum": 0}},
         {"in": "header", "name": "Upload-Metadata", "schema": {"type": "string"},
-         "description": "filename, filetype, public, metadata (JSON), each base64."}],
+         "description": "filename, filetype, public, metadata (JSON), each base64."},
+        UPLOAD_CHECKSUM_HEADER],
         requestBody={"required": False, "content": {"application/offset+octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}})
     @blp.alt_response(201, success=True, description="Upload created.",
                       headers={"Location": _STRING, "Upload-Expires": _STRING, "Upload-Offset": _INTEGER,
                                "Tus-Resumable": _STRING, "Baas-File-Id": _STRING})
-    @blp.alt_response(412, description="Missing or unsupported Tus-Resumable.", headers={"Tus-Version": _STRING})
+    @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.alt_response(413, description="Upload-Length is over the project's file size limit.")
+    @blp.alt_response(460, description="The body does not match Upload-Checksum; it was discarded.")
+    @blp.doc(operationId="tusCreateUpload")
     def post(self):
         """tus creation (and creation-with-upload): start a resumable upload"""
         _require_tus_version()
@@ -467,13 +505,15 @@ class TusUploads(MethodView):
         return Response(status=201, headers=headers)
 
 
-@blp.route("/tus/<upload_id>")
+@blp.route("/tus/<string(length=32):upload_id>")
 class TusUpload(MethodView):
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=[TUS_RESUMABLE])
     @blp.alt_response(200, success=True, description="Where the upload stands.",
                       headers={"Upload-Offset": _INTEGER, "Upload-Length": _INTEGER, "Upload-Expires": _STRING,
                                "Tus-Resumable": _STRING})
     @blp.alt_response(404, description="No such upload, or it expired.")
+    @blp.alt_response(412, **TUS_VERSION_MISMATCH)
+    @blp.doc(operationId="tusGetOffset")
     def head(self, upload_id):
         """tus: the offset to resume from"""
         _require_tus_version()
@@ -489,26 +529,30 @@ class TusUpload(MethodView):
 
     @raw_body
     @blp.doc(security=SECURITY, parameters=[
-        {"in": "header", "name": "Tus-Resumable", "required": True, "schema": {"type": "string"}},
+        TUS_RESUMABLE,
         {"in": "header", "name": "Upload-Offset", "required": True, "schema": {"type": "integer", "minimum": 0}},
-        {"in": "header", "name": "Upload-Checksum", "schema": {"type": "string"},
-         "description": "'sha1 <base64 digest>' of this request's body."}],
+        UPLOAD_CHECKSUM_HEADER],
         requestBody={"required": True, "content": {"application/offset+octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}})
     @blp.alt_response(204, success=True, description="Stored; Upload-Offset is the new offset.",
                       headers={"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING,
                                "Baas-File-Id": _STRING})
-    @blp.alt_response(409, description="Upload-Offset is not the upload's offset, or another request writes.")
+    @blp.alt_response(409, description="Upload-Offset is not the upload's offset (which Upload-Offset gives), or "
+                                       "another request writes.", headers={"Upload-Offset": _INTEGER})
     @blp.alt_response(415, description="Content-Type is not application/offset+octet-stream.")
+    @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.alt_response(460, description="The body does not match Upload-Checksum; it was discarded.")
+    @blp.doc(operationId="tusAppendToUpload")
     def patch(self, upload_id):
         """tus: append bytes at Upload-Offset"""
         _require_tus_version()
         extra = _tus_patch(upload_id, _int_header("Upload-Offset"))
         return Response(status=204, headers=_tus_headers(**{k.replace("-", "_"): v for k, v in extra.items()}))
 
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=[TUS_RESUMABLE])
     @blp.alt_response(204, success=True, headers=_TUS_HEADERS, description="Terminated; its bytes are gone.")
+    @blp.alt_response(412, **TUS_VERSION_MISMATCH)
+    @blp.doc(operationId="tusTerminateUpload")
     def delete(self, upload_id):
         """tus termination: abandon an upload"""
         _require_tus_version()

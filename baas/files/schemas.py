@@ -1,8 +1,13 @@
 """Schemas of the files API: bodies it loads, and what the OpenAPI document says it returns."""
+import re
+
 from marshmallow import Schema, fields, validate
 
-from baas.files.settings import FileSettingsSchema
-from baas.schemas import StrictSchema, UtcDateTime
+from baas.files.settings import FileRulesSchema, FileSettingsSchema
+from baas.schemas import JsonBoolean, JsonInteger, StrictSchema, UtcDateTime
+
+FILE_ID = re.compile(r"^[0-9a-f]{24}$")      # an ObjectId's hex (service.upload and friends)
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")    # secrets.token_hex(UPLOAD_ID_BYTES): tus and direct uploads
 
 
 class FileSchema(Schema):
@@ -27,7 +32,7 @@ class FilePageSchema(Schema):
 class FileUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=1000))
     metadata = fields.Dict()
-    public = fields.Boolean()
+    public = JsonBoolean()
     _owner = fields.String(data_key="_owner", allow_none=True, validate=validate.Length(min=1, max=128),
                            metadata={"description": "Server key only: give the file to another user id (null: "
                                                     "to nobody)."})
@@ -35,11 +40,11 @@ class FileUpdateSchema(StrictSchema):
 
 class DirectUploadCreateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=1000))
-    size = fields.Integer(validate=validate.Range(min=0), metadata={"description": "Expected size; checked against "
+    size = JsonInteger(validate=validate.Range(min=0), metadata={"description": "Expected size; checked against "
                                                                                    "the project's limit."})
     content_type = fields.String(validate=validate.Length(min=3, max=200),
                                  metadata={"description": "Send this Content-Type with the PUT."})
-    public = fields.Boolean()
+    public = JsonBoolean()
     metadata = fields.Dict()
 
 
@@ -61,7 +66,7 @@ class UsageSchema(Schema):
 class FileSettingsOutSchema(Schema):
     max_file_bytes = fields.Integer()
     allowed_types = fields.List(fields.String(), allow_none=True)
-    rules = fields.Dict()
+    rules = fields.Nested(FileRulesSchema)
     presigned_downloads = fields.Boolean()
     delete_with_user = fields.Boolean()
 

@@ -69,6 +69,6 @@ class FileSettings:
         files = config["files"]
         return cls(max_file_bytes=own.get("max_file_bytes") or files["max_file_bytes"],
                    allowed_types=own.get("allowed_types"), blocked_types=files["blocked_types"],
-                   rules={**rules_module.SECURE_DEFAULT, **(own.get("rules") or {})},
+                   rules={**{a: rules_module.SECURE_DEFAULT[a] for a in FILE_ACTIONS}, **(own.get("rules") or {})},
                    presigned_downloads=bool(own.get("presigned_downloads")),
                    delete_with_user=bool(own.get("delete_with_user")))

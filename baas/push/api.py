@@ -23,7 +23,7 @@ _USER = USER_REQUIRED
 
 
 def _json_body(schema):
-    return {"content": {"application/json": {"schema": schema}}}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _body():
@@ -41,6 +41,7 @@ def push():
 class PublicKey(MethodView):
     @blp.response(200, PublicKeySchema)
     @blp.doc(security=_API_KEY)
+    @blp.doc(operationId="getVapidPublicKey")
     def get(self):
         """The key to pass to pushManager.subscribe({applicationServerKey})"""
         return push().public_key(current_principal())
@@ -50,6 +51,7 @@ class PublicKey(MethodView):
 class Subscriptions(MethodView):
     @blp.response(200, SubscriptionSchema(many=True))
     @blp.doc(security=_USER)
+    @blp.doc(operationId="listPushSubscriptions")
     def get(self):
         """The calling user's subscriptions"""
         return push().list_subscriptions(current_principal())
@@ -58,6 +60,7 @@ class Subscriptions(MethodView):
     @blp.response(200, SubscriptionSchema, description="The endpoint was known; the subscription was updated.")
     @blp.alt_response(201, schema=SubscriptionSchema, description="A new subscription.")
     @blp.alt_response(400, description="A field is malformed (named in errors).")
+    @blp.doc(operationId="subscribeToPush")
     def post(self):
         """Subscribe this device: the browser's PushSubscription.toJSON() plus optional topics"""
         subscription, created = push().subscribe(current_principal(), _body())
@@ -69,12 +72,14 @@ class Subscription(MethodView):
     @blp.doc(requestBody=_json_body(TopicsChangeSchema), security=_USER)
     @blp.response(200, SubscriptionSchema)
     @blp.alt_response(400, description="Malformed topics.")
+    @blp.doc(operationId="changePushSubscriptionTopics")
     def patch(self, subscription_id):
         """Change the topics of one of the user's subscriptions"""
         return push().change_topics(current_principal(), subscription_id, _body())
 
     @blp.response(204)
     @blp.doc(security=_USER)
+    @blp.doc(operationId="unsubscribeFromPush")
     def delete(self, subscription_id):
         """Unsubscribe (the user's own subscription; a server key may remove any)"""
         push().unsubscribe(current_principal(), subscription_id)
@@ -87,9 +92,10 @@ def _send(project_id=None):
 
 @blp.route("/messages")
 class Messages(MethodView):
-    @blp.arguments(MessageListQuerySchema, location="query")
+    @blp.arguments(MessageListQuerySchema, location="query", error_status_code=400)
     @blp.response(200, MessageListSchema)
     @blp.doc(security=_API_KEY)
+    @blp.doc(operationId="listPushMessages")
     def get(self, query):
         """Messages, newest first"""
         return push().list_messages(current_principal(), query["limit"], query["before"])
@@ -97,6 +103,7 @@ class Messages(MethodView):
     @blp.doc(requestBody=_json_body(MessageInSchema), security=_API_KEY)
     @blp.response(202, MessageCreatedSchema, description="Queued; delivery runs in the background.")
     @blp.alt_response(400, description="Malformed audience or notification, or a payload over 4096 bytes.")
+    @blp.doc(operationId="sendPushMessage")
     def post(self):
         """Send a notification to users, topics, a user filter or everyone, now or at send_at (server key)"""
         return _send()
@@ -106,12 +113,14 @@ class Messages(MethodView):
 class Message(MethodView):
     @blp.response(200, MessageSchema)
     @blp.doc(security=_API_KEY)
+    @blp.doc(operationId="getPushMessage")
     def get(self, message_id):
         """Status, counts and grouped failure reasons of a message"""
         return push().get_message(current_principal(), message_id)
 
     @blp.response(200, MessageSchema)
     @blp.doc(security=_API_KEY)
+    @blp.doc(operationId="cancelPushMessage")
     def delete(self, message_id):
         """Cancel what is not sent yet"""
         return push().cancel_message(current_principal(), message_id)
@@ -121,6 +130,7 @@ class Message(MethodView):
 class Deliveries(MethodView):
     @blp.response(200, DeliverySchema(many=True))
     @blp.doc(security=_API_KEY)
+    @blp.doc(operationId="listPushDeliveries")
     def get(self, message_id):
         """Per-subscription results of a message"""
         return push().deliveries(current_principal(), message_id)
@@ -131,6 +141,7 @@ class Deliveries(MethodView):
 @admin_blp.route("/vapid")
 class AdminVapid(MethodView):
     @admin_blp.response(200, VapidKeysSchema)
+    @admin_blp.doc(operationId="adminGetVapidKeys")
     def get(self, project_id):
         """The project's VAPID public keys (private keys never leave the server)"""
         return push().vapid_keys(project_id)
@@ -139,6 +150,7 @@ class AdminVapid(MethodView):
 @admin_blp.route("/vapid/rotate")
 class AdminVapidRotate(MethodView):
     @admin_blp.response(200, VapidKeysSchema)
+    @admin_blp.doc(operationId="adminRotateVapidKeys")
     def post(self, project_id):
         """New VAPID pair for new subscriptions; existing ones keep the pair they were made with"""
         return push().rotate_vapid_keys(project_id)
@@ -146,8 +158,9 @@ class AdminVapidRotate(MethodView):
 
 @admin_blp.route("/messages")
 class AdminMessages(MethodView):
-    @admin_blp.arguments(MessageListQuerySchema, location="query")
+    @admin_blp.arguments(MessageListQuerySchema, location="query", error_status_code=400)
     @admin_blp.response(200, MessageListSchema)
+    @admin_blp.doc(operationId="adminListPushMessages")
     def get(self, query, project_id):
         """A project's messages, newest first"""
         return push().list_messages(current_principal(), query["limit"], query["before"], project_id)
@@ -155,6 +168,7 @@ class AdminMessages(MethodView):
     @admin_blp.doc(requestBody=_json_body(MessageInSchema))
     @admin_blp.response(202, MessageCreatedSchema, description="Queued; delivery runs in the background.")
     @admin_blp.alt_response(400, description="Malformed audience or notification, or a payload over 4096 bytes.")
+    @admin_blp.doc(operationId="adminSendPushMessage")
     def post(self, project_id):
         """Send a notification in a project"""
         return _send(project_id)
@@ -163,11 +177,13 @@ class AdminMessages(MethodView):
 @admin_blp.route("/messages/<message_id>")
 class AdminMessage(MethodView):
     @admin_blp.response(200, MessageSchema)
+    @admin_blp.doc(operationId="adminGetPushMessage")
     def get(self, project_id, message_id):
         """Status and counts of a message"""
         return push().get_message(current_principal(), message_id, project_id)
 
     @admin_blp.response(200, MessageSchema)
+    @admin_blp.doc(operationId="adminCancelPushMessage")
     def delete(self, project_id, message_id):
         """Cancel what is not sent yet"""
         return push().cancel_message(current_principal(), message_id, project_id)

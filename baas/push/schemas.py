@@ -1,7 +1,20 @@
-"""Request and response shapes of the push API (bodies are validated by the service, which answers 400)."""
+"""Request and response shapes of the push API. Bodies are validated by the service (which answers 400, as
+plugins and the CLI call it too); the input schemas here state the same rules for the OpenAPI document."""
 from marshmallow import Schema, fields, validate
 
+from baas.push.service import (AUTH_SECRET_CHARS, COLLAPSE_TOPIC, MAX_AUDIENCE_USERS, MAX_ENDPOINT_LENGTH,
+                               MAX_SCHEDULE_DAYS, MAX_TOPICS, MAX_TTL, NOTIFICATION_TEXT, TOPIC_NAME, URGENCIES)
 from baas.schemas import StrictSchema, UtcDateTime
+
+
+def _topics(description: str | None = None, min_items: int = 0):
+    return fields.List(fields.String(validate=validate.Regexp(TOPIC_NAME)),
+                       validate=validate.Length(min=min_items, max=MAX_TOPICS),
+                       metadata={"description": description} if description else {})
+
+
+def _text(name: str, **kwargs):
+    return fields.String(allow_none=True, validate=validate.Length(max=NOTIFICATION_TEXT[name]), **kwargs)
 
 
 class PublicKeySchema(Schema):
@@ -23,15 +36,24 @@ class VapidKeysSchema(VapidKeySchema):
 
 
 class SubscriptionKeysSchema(Schema):
-    p256dh = fields.String(required=True, metadata={"description": "URL-safe base64, 65-byte P-256 point."})
-    auth = fields.String(required=True, metadata={"description": "URL-safe base64, 16 bytes."})
+    p256dh = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{87}={0,2}$"),
+                           metadata={"description": "URL-safe base64 of an uncompressed P-256 point (65 bytes)."})
+    auth = fields.String(required=True, validate=validate.Regexp(rf"^[A-Za-z0-9_-]{{{AUTH_SECRET_CHARS}}}={{0,2}}$"),
+                         metadata={"description": "URL-safe base64, 16 bytes."})
 
 
 class SubscriptionInSchema(Schema):
-    endpoint = fields.String(required=True, metadata={"description": "https URL, at most 2048 characters."})
+    endpoint = fields.String(required=True, validate=[validate.Length(max=MAX_ENDPOINT_LENGTH),
+                                                      validate.Regexp(r"^https?://[!-~]+$")],
+                             metadata={"description": f"The push service's https URL (http only for the hosts "
+                                                      f"push.allowed_http_hosts names), at most {MAX_ENDPOINT_LENGTH} "
+                                                      "characters, without credentials or fragment."})
     keys = fields.Nested(SubscriptionKeysSchema, required=True)
-    expirationTime = fields.Float(allow_none=True)
-    topics = fields.List(fields.String(), metadata={"description": "Up to 50 topic names."})
+    # OpenAPI 3.0's boolean exclusiveMaximum, which apispec does not write from a Range validator.
+    expirationTime = fields.Float(allow_none=True, validate=validate.Range(min=0),
+                                  metadata={"maximum": 1e14, "exclusiveMaximum": True,
+                                            "description": "Milliseconds since 1970, or null."})
+    topics = _topics(f"Up to {MAX_TOPICS} topic names.")
 
 
 class SubscriptionSchema(Schema):
@@ -47,34 +69,51 @@ class SubscriptionSchema(Schema):
 
 
 class TopicsChangeSchema(Schema):
-    topics = fields.List(fields.String(), metadata={"description": "Replace all topics."})
-    add = fields.List(fields.String())
-    remove = fields.List(fields.String())
+    """Either topics, or add and/or remove."""
+    openapi_extra = {"minProperties": 1}
+
+    topics = _topics("Replace all topics.")
+    add = _topics()
+    remove = _topics()
 
 
 class NotificationSchema(Schema):
-    title = fields.String()
-    body = fields.String()
-    icon = fields.String()
-    badge = fields.String()
-    url = fields.String()
+    title = _text("title")
+    body = _text("body")
+    icon = _text("icon")
+    badge = _text("badge")
+    url = _text("url")
     data = fields.Dict()
 
 
+class NotificationInSchema(NotificationSchema):
+    """At least one field that is not null; the encrypted payload must fit Web Push's 4096 bytes (400 if not)."""
+    openapi_extra = {"minProperties": 1}
+
+
 class AudienceSchema(Schema):
-    users = fields.List(fields.String(), metadata={"description": "User ids (at most 1000)."})
-    topics = fields.List(fields.String())
+    """Exactly one of users, topics, filter or all."""
+    openapi_extra = {"minProperties": 1, "maxProperties": 1}
+
+    users = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                        validate=validate.Length(min=1, max=MAX_AUDIENCE_USERS),
+                        metadata={"description": f"User ids (1 to {MAX_AUDIENCE_USERS})."})
+    topics = _topics(min_items=1)
     filter = fields.Dict(metadata={"description": "A filter on user fields (as the data API's)."})
-    all = fields.Boolean()
+    all = fields.Boolean(validate=validate.OneOf([True]))
 
 
 class MessageInSchema(Schema):
-    audience = fields.Nested(AudienceSchema, required=True, metadata={"description": "Exactly one key."})
-    notification = fields.Nested(NotificationSchema, required=True)
-    ttl = fields.Integer(metadata={"description": "Seconds the push service keeps it for an offline device."})
-    urgency = fields.String(validate=validate.OneOf(["very-low", "low", "normal", "high"]))
-    topic = fields.String(metadata={"description": "Collapse key: a newer message with it replaces an undelivered one."})
-    send_at = fields.String(metadata={"description": "ISO 8601 time to send at (default: now)."})
+    audience = fields.Nested(AudienceSchema, required=True)
+    notification = fields.Nested(NotificationInSchema, required=True)
+    ttl = fields.Integer(validate=validate.Range(min=0, max=MAX_TTL), metadata={
+        "description": "Seconds the push service keeps it for an offline device (default one day)."})
+    urgency = fields.String(validate=validate.OneOf(URGENCIES))
+    topic = fields.String(allow_none=True, validate=validate.Regexp(COLLAPSE_TOPIC), metadata={
+        "description": "Collapse key: a newer message with it replaces an undelivered one."})
+    send_at = fields.String(allow_none=True, metadata={
+        "format": "date-time",
+        "description": f"When to send, with a time zone, at most {MAX_SCHEDULE_DAYS} days ahead (default: now)."})
 
 
 class CountsSchema(Schema):

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from baas.errors import Invalid, NotFound
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
-from baas.query import LOGICAL, compile_filter, parse_iso_datetime
+from baas.query import LOGICAL, check_document_keys, compile_filter, parse_iso_datetime
 from baas.storage.mongo import ensure_index
 from baas.util import new_id, utcnow
 
@@ -43,6 +43,7 @@ NOTIFICATION_TEXT = {"title": 256, "body": 2048, "icon": 2048, "badge": 2048, "u
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 COLLAPSE_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # RFC 8030 §5.4: at most 32 URL-safe base64 characters
 B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+AUTH_SECRET_CHARS = 22  # 16 bytes in unpadded base64
 # The user fields an audience filter may name: the same public fields the users API shows, never secrets.
 USER_FILTER_FIELDS = frozenset({"_id", "email", "email_verified", "anonymous", "roles", "disabled", "data",
                                 "created_at", "updated_at", "last_login_at"})
@@ -162,8 +163,8 @@ class PushService:
         p256dh, auth = keys.get("p256dh"), keys.get("auth")
         if not isinstance(p256dh, str) or len(p256dh) > 200 or not B64URL.match(p256dh):
             raise _invalid("keys.p256dh", "keys.p256dh must be URL-safe base64.")
-        raw = b64url_decode(p256dh.rstrip("="))
         try:
+            raw = b64url_decode(p256dh.rstrip("="))  # binascii.Error (a ValueError) for 4n+1 characters
             if len(raw) != 65 or raw[0] != 4:
                 raise ValueError
             ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
@@ -171,7 +172,7 @@ class PushService:
             raise _invalid("keys.p256dh", "keys.p256dh must be an uncompressed P-256 public key (65 bytes).") \
                 from None
         if not isinstance(auth, str) or len(auth) > 64 or not B64URL.match(auth) \
-                or len(b64url_decode(auth.rstrip("="))) != 16:
+                or len(auth.rstrip("=")) != AUTH_SECRET_CHARS:
             raise _invalid("keys.auth", "keys.auth must be 16 bytes in URL-safe base64.")
         return {"p256dh": p256dh.rstrip("="), "auth": auth.rstrip("=")}
 
@@ -317,6 +318,7 @@ class PushService:
                                                        "characters.")
         if "data" in notification and not isinstance(notification["data"], dict):
             raise _invalid("notification.data", "notification.data is a JSON object.")
+        check_document_keys(notification.get("data"), "notification.data")  # it is stored with the message
         shown = {k: v for k, v in notification.items() if v is not None}
         if not shown:
             raise _invalid("notification", "notification needs at least a title, a body or data.")

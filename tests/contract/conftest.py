@@ -1,9 +1,12 @@
 """A live `baas serve` (module scope) with a project, its keys and a signed-in user, for the contract checks."""
+import base64
 import json
 import secrets
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from baas.testing import ADMIN_TOKEN, ServerProcess, servers_config, with_overrides
 
@@ -35,6 +38,41 @@ class LiveServer:
                                                         "delete": "owner", "aggregate": "authenticated"}},
                   {"X-API-Key": self.server_key})
 
+    def resources(self) -> dict:
+        """Things the fuzzed operations can find (path parameters to pin): a file, a tus upload, a push message.
+        File settings start from known values each run (an earlier run fuzzed them)."""
+        self.reset_file_settings()
+        server = {"X-API-Key": self.server_key}
+        response = requests.post(self.url + "/v1/files?name=pinned.txt", data=b"pinned by the contract tests",
+                                 headers={**server, "Content-Type": "text/plain"}, timeout=30)
+        assert response.status_code == 201, response.text
+        file_id = response.json()["_id"]
+        response = requests.post(self.url + "/v1/files/tus/", headers={**server, "Tus-Resumable": "1.0.0",
+                                                                       "Upload-Length": "64"}, timeout=30)
+        assert response.status_code == 201, response.text
+        message = self._post("/v1/push/messages", {"audience": {"all": True}, "notification": {"title": "pinned"}},
+                             server)
+        return {"file_id": file_id, "upload_id": response.headers["Location"].rsplit("/", 1)[1],
+                "message_id": message["id"]}
+
+    def reset_file_settings(self) -> None:
+        """Settings an upload can pass, and file rules a signed-in user can work under."""
+        response = requests.patch(self.url + "/v1/files/settings", data=json.dumps({
+            "max_file_bytes": 1024 * 1024, "allowed_types": None, "presigned_downloads": False,
+            "rules": {"list": "authenticated", "read": "authenticated", "create": "authenticated",
+                      "update": "owner", "delete": "owner"}}),
+            headers={"X-API-Key": self.server_key, "Content-Type": "application/json"}, timeout=30)
+        assert response.status_code == 200, response.text
+
+    def subscribe(self, token: str) -> str:
+        """A push subscription of the user with `token` (to a host that never resolves: nothing is delivered)."""
+        point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        body = {"endpoint": "https://push.invalid/contract/" + secrets.token_hex(8),
+                "keys": {"p256dh": _b64url(point), "auth": _b64url(secrets.token_bytes(16))}}
+        return self._post("/v1/push/subscriptions", body, {"X-API-Key": self.client_key,
+                                                           "Authorization": f"Bearer {token}"})["id"]
+
     def sign_up(self) -> str:
         body = self._post("/v1/auth/signup", {"email": f"u{secrets.token_hex(4)}@example.com",
                                               "password": "correct horse battery"},
@@ -44,7 +82,7 @@ class LiveServer:
     def _post(self, path, body, headers):
         response = requests.post(self.url + path, data=json.dumps(body),
                                  headers={**headers, "Content-Type": "application/json"}, timeout=30)
-        assert response.status_code in (200, 201), response.text
+        assert response.status_code in (200, 201, 202), response.text
         return response.json()
 
     def _put(self, path, body, headers):
@@ -52,3 +90,7 @@ class LiveServer:
                                 headers={**headers, "Content-Type": "application/json"}, timeout=30)
         assert response.status_code in (200, 201), response.text
         return response.json()
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -106,6 +106,45 @@ def test_the_constraints_the_server_enforces_are_stated(spec):
         assert "$ref" in spec["paths"][probe]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
 
 
+def test_files_declare_ranges_redirects_tus_headers_and_typed_ids(spec):
+    content = spec["paths"]["/v1/files/{file_id}/content"]["get"]
+    assert {"Range", "If-Range", "If-None-Match", "If-Modified-Since"} <= {p["name"] for p in content["parameters"]}
+    assert {"200", "206", "302", "304", "416"} <= set(content["responses"])
+    assert "Content-Range" in content["responses"]["206"]["headers"]
+    assert "Location" in content["responses"]["302"]["headers"]
+    responses = spec["components"]["responses"]
+    assert "Content-Range" in responses["RequestedRangeNotSatisfiable"]["headers"]
+    upload = spec["paths"]["/v1/files"]["post"]
+    assert {"multipart/form-data", "application/octet-stream"} <= set(upload["requestBody"]["content"])
+    assert "409" in spec["paths"]["/v1/files/uploads"]["post"]["responses"]  # local storage: no direct transfer
+    tus = spec["paths"]["/v1/files/tus/{upload_id}"]
+    for path, method in [("/v1/files/tus/", "post"), ("/v1/files/tus/{upload_id}", "head"),
+                         ("/v1/files/tus/{upload_id}", "patch"), ("/v1/files/tus/{upload_id}", "delete")]:
+        operation = spec["paths"][path][method]
+        resumable = next(p for p in operation["parameters"] if p["name"] == "Tus-Resumable")
+        assert resumable["required"] and resumable["schema"]["enum"] == ["1.0.0"], (path, method)
+        assert operation["responses"]["412"]["$ref"].endswith("/PreconditionFailedWithTusResumableTusVersion")
+    assert "Tus-Version" in responses["PreconditionFailedWithTusResumableTusVersion"]["headers"]
+    assert "Upload-Offset" in responses["ConflictWithUploadOffset"]["headers"]
+    assert {"Upload-Offset", "Upload-Checksum"} <= {p["name"] for p in tus["patch"]["parameters"]}
+    assert set(tus["patch"]["requestBody"]["content"]) == {"application/offset+octet-stream"}
+    assert {"Upload-Offset", "Upload-Length", "Upload-Expires"} <= set(tus["head"]["responses"]["200"]["headers"])
+    file_id = next(p for p in spec["paths"]["/v1/files/{file_id}"]["parameters"] if p["name"] == "file_id")
+    assert file_id["schema"]["pattern"] == "^[0-9a-f]{24}$"
+
+
+def test_push_bodies_are_required_and_state_the_rules_the_service_checks(spec):
+    for path in ("/v1/push/subscriptions", "/v1/push/messages", "/admin/v1/projects/{project_id}/push/messages"):
+        assert spec["paths"][path]["post"]["requestBody"]["required"] is True, path
+    schemas = spec["components"]["schemas"]
+    keys = schemas["SubscriptionKeys"]["properties"]
+    assert "{87}" in keys["p256dh"]["pattern"] and "{22}" in keys["auth"]["pattern"]
+    assert schemas["SubscriptionIn"]["properties"]["endpoint"]["maxLength"] == 2048
+    audience = schemas[spec["components"]["schemas"]["MessageIn"]["properties"]["audience"]["$ref"].split("/")[-1]]
+    assert (audience["minProperties"], audience["maxProperties"]) == (1, 1)
+    assert schemas["MessageIn"]["properties"]["urgency"]["enum"] == ["very-low", "low", "normal", "high"]
+
+
 # Operations with dedicated clients instead of a generated SDK: the tus protocol (tus-js-client, TUSKit, tuspy)
 # and project archives (`baas export` / `baas import`); openapi-python-client has no model for their bodies.
 NOT_FOR_SDKS = {("/v1/files/tus/", "post"), ("/v1/files/tus/{upload_id}", "patch"),

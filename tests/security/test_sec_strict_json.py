@@ -69,7 +69,8 @@ def target(project, admin, make_user, client):
 
 
 def _fill(path: str, project, user) -> str:
-    values = {"name": "notes", "doc_id": "d1", "user_id": user.user_id, "project_id": project.id}
+    values = {"name": "notes", "doc_id": "d1", "user_id": user.user_id, "project_id": project.id,
+              "file_id": "0" * 24, "upload_id": "0" * 32}  # ids of the shape the routes take
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
 
 
