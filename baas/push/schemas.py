@@ -1,6 +1,7 @@
 """Request and response shapes of the push API (bodies are validated by the service, which answers 400)."""
 from marshmallow import Schema, fields, validate
 
+from baas.push.native_schemas import ApnsOptionsSchema, FcmOptionsSchema
 from baas.schemas import StrictSchema, UtcDateTime
 
 
@@ -75,6 +76,10 @@ class MessageInSchema(Schema):
     urgency = fields.String(validate=validate.OneOf(["very-low", "low", "normal", "high"]))
     topic = fields.String(metadata={"description": "Collapse key: a newer message with it replaces an undelivered one."})
     send_at = fields.String(metadata={"description": "ISO 8601 time to send at (default: now)."})
+    providers = fields.List(fields.String(validate=validate.OneOf(["webpush", "fcm", "apns"])), metadata={
+        "description": "Only these providers' devices (default: browsers and native devices alike)."})
+    apns = fields.Nested(ApnsOptionsSchema, metadata={"description": "What only iPhones show (badge, sound...)."})
+    fcm = fields.Nested(FcmOptionsSchema, metadata={"description": "What only Android shows (channel, sound)."})
 
 
 class CountsSchema(Schema):
@@ -100,6 +105,9 @@ class MessageSchema(Schema):
     urgency = fields.String()
     topic = fields.String(allow_none=True)
     send_at = UtcDateTime(allow_none=True)
+    providers = fields.List(fields.String(), allow_none=True)
+    apns = fields.Nested(ApnsOptionsSchema)
+    fcm = fields.Nested(FcmOptionsSchema)
     created_at = UtcDateTime()
     finished_at = UtcDateTime(allow_none=True)
     counts = fields.Nested(CountsSchema)

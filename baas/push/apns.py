@@ -1,0 +1,168 @@
+"""Apple Push Notification service over HTTP/2 with token-based authentication (a .p8 key per project).
+
+Apple asks for few connections used long: one HTTP/2 connection per project (per credential revision) carries
+every delivery as a multiplexed stream, and the ES256 provider JWT is signed once and reused for 40 minutes
+(Apple refuses tokens older than an hour and throttles ones renewed more often than every 20 minutes).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import jwt
+import orjson
+
+from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome, parse_retry_after
+from baas.util import TTLCache
+
+JWT_REUSE_SECONDS = 40 * 60
+JWT_MIN_AGE_SECONDS = 20 * 60     # an ExpiredProviderToken for a younger token is not a clock problem of ours
+REFUSED_SECONDS = 60              # after a 403 for the credentials, the rest of the audience fails fast
+GONE_REASONS = {"BadDeviceToken", "Unregistered"}
+CREDENTIAL_HINT = "check the key id, team id, bundle id and .p8 key set with `baas push credentials set PROJECT apns`"
+
+
+def apns_payload(note: dict, options: dict) -> bytes:
+    """The JSON body Apple delivers: `aps` plus the notification's url/icon/message_id and custom data."""
+    aps: dict = {}
+    alert = {k: note[k] for k in ("title", "body") if k in note}
+    if push_type(note, options) == "background":
+        aps["content-available"] = 1
+    elif alert:
+        aps["alert"] = alert
+    for key, name in (("badge", "badge"), ("sound", "sound"), ("thread_id", "thread-id")):
+        if key in options:
+            aps[name] = options[key]
+    if options.get("mutable_content"):
+        aps["mutable-content"] = 1
+    body = {**(note.get("data") or {})}
+    for name in ("url", "icon", "message_id"):
+        if name in note:
+            body[name] = note[name]
+    body["aps"] = aps
+    return orjson.dumps(body)
+
+
+def push_type(note: dict, options: dict) -> str:
+    """alert unless asked otherwise; a message with nothing to show wakes the app in the background."""
+    if "push_type" in options:
+        return options["push_type"]
+    return "alert" if any(k in note for k in ("title", "body")) or "badge" in options or "sound" in options \
+        else "background"
+
+
+class ApnsProvider:
+    name = "apns"
+
+    def __init__(self, credentials, timeout: float, verify=True):
+        self.credentials = credentials             # baas.push.credentials.NativeCredentials
+        self.timeout = timeout
+        self.verify = verify
+        self._clients: dict[tuple, httpx.Client] = {}
+        self._jwts: dict[tuple, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._refused = TTLCache(REFUSED_SECONDS)
+        self._payloads = TTLCache(60, max_entries=256)
+
+    def _client(self, credential) -> httpx.Client:
+        key = (credential.project_id, credential.revision)
+        client = self._clients.get(key)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    for old in [k for k in self._clients if k[0] == credential.project_id]:
+                        self._clients.pop(old).close()     # the credentials changed: the old connection goes
+                    # One connection: HTTP/2 multiplexes every sender's request on it as its own stream.
+                    client = httpx.Client(http2=True, http1=False, timeout=self.timeout, verify=self.verify,
+                                          follow_redirects=False,
+                                          limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+                    self._clients[key] = client
+        return client
+
+    def provider_token(self, credential, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        key = (credential.project_id, credential.revision)
+        cached = self._jwts.get(key)
+        if cached is not None and now - cached[1] < JWT_REUSE_SECONDS:
+            return cached[0]
+        with self._lock:
+            cached = self._jwts.get(key)
+            if cached is not None and now - cached[1] < JWT_REUSE_SECONDS:
+                return cached[0]
+            token = jwt.encode({"iss": credential.team_id, "iat": int(now)}, credential.private_key,
+                               algorithm="ES256", headers={"kid": credential.key_id})
+            self._jwts[key] = (token, now)
+            return token
+
+    def _expire_token(self, credential, token: str) -> bool:
+        """Forget a token Apple called expired; False when it was too young to renew (Apple would throttle)."""
+        key = (credential.project_id, credential.revision)
+        with self._lock:
+            cached = self._jwts.get(key)
+            if cached is None or cached[0] != token:
+                return True
+            if time.time() - cached[1] < JWT_MIN_AGE_SECONDS:
+                return False
+            del self._jwts[key]
+            return True
+
+    def _payload(self, message: OutgoingMessage) -> tuple[bytes, str]:
+        found = self._payloads.get(message.payload)
+        if found is None:
+            note = orjson.loads(message.payload)
+            options = (message.native or {}).get("apns") or {}
+            found = (apns_payload(note, options), push_type(note, options))
+            self._payloads.set(message.payload, found)
+        return found
+
+    def send(self, project_id: str, target: dict, message: OutgoingMessage) -> Outcome:
+        credential = self.credentials.load(project_id, "apns")
+        if credential is None:
+            return Outcome(FAILED, None, "APNs is not configured for this project "
+                                         "(`baas push credentials set PROJECT apns ...`)")
+        refused = self._refused.get((project_id, credential.revision))
+        if refused is not None:
+            return refused
+        body, kind = self._payload(message)
+        token = self.provider_token(credential)
+        headers = {"authorization": f"bearer {token}", "apns-topic": credential.bundle_id,
+                   "apns-push-type": kind,
+                   # Apple requires priority 5 for background pushes; low urgency saves the battery too.
+                   "apns-priority": "10" if kind == "alert" and message.urgency in ("high", "normal") else "5",
+                   "apns-expiration": str(int(time.time()) + message.ttl) if message.ttl else "0"}
+        if message.topic:
+            headers["apns-collapse-id"] = message.topic
+        device = target["endpoint"].split(":", 1)[1]
+        try:
+            response = self._client(credential).post(f"{credential.base_url}/3/device/{device}", content=body,
+                                                     headers=headers)
+        except httpx.HTTPError as exc:
+            return Outcome(RETRY, None, f"connection error: {type(exc).__name__}")
+        status = response.status_code
+        if status == 200:
+            return Outcome(SENT, status)
+        try:
+            why = str((response.json() or {}).get("reason") or "")
+        except (ValueError, AttributeError):
+            why = ""
+        reason = f"{status} {why or 'error'}"
+        if status == 410 or (status == 400 and why in GONE_REASONS):
+            return Outcome(REMOVED, status, reason)
+        if status == 403:
+            if why == "ExpiredProviderToken" and self._expire_token(credential, token):
+                return Outcome(RETRY, status, reason)
+            refused = Outcome(FAILED, status, f"APNs refused the credentials: {reason}; {CREDENTIAL_HINT}")
+            self._refused.set((project_id, credential.revision), refused)
+            return refused
+        if status == 429 or status >= 500:
+            return Outcome(RETRY, status, reason, parse_retry_after(response.headers.get("Retry-After"),
+                                                                    time.time()))
+        return Outcome(FAILED, status, reason)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
