@@ -157,6 +157,9 @@ class FcmProvider:
         with self._lock:
             lock = self._token_locks.setdefault(key, threading.Lock())
         with lock:  # one request per project however many senders need a token at once
+            refused = self._refused.get(key)
+            if refused is not None:
+                return refused
             cached = self._tokens.get(key)
             if cached is not None and cached[1] - RENEW_BEFORE_SECONDS > time.time():
                 return cached[0]
