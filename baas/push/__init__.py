@@ -4,8 +4,6 @@ from baas.plugins.hookspecs import hookimpl
 
 
 def _build(svc):
-    import ssl
-
     from baas.push.apns import ApnsProvider
     from baas.push.credentials import NativeCredentials
     from baas.push.devices import Devices
@@ -20,12 +18,11 @@ def _build(svc):
     service = PushService(svc.mongo, svc.projects, svc.hooks, keys, config)
     service.devices = Devices(service)
     service.credentials = NativeCredentials(svc.mongo, svc.projects, keys, push["allow_http_hosts"])
-    verify = ssl.create_default_context(cafile=push["native_ca_file"]) if push["native_ca_file"] else True
     timeout = push["request_timeout_seconds"]
     service.providers = {
         "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout),
-        "fcm": FcmProvider(service.credentials, push["senders"], timeout, verify),
-        "apns": ApnsProvider(service.credentials, timeout, verify),
+        "fcm": FcmProvider(service.credentials, push["senders"], timeout, push["native_ca_file"]),
+        "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"]),
     }
     return service
 

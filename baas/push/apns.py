@@ -6,13 +6,15 @@ every delivery as a multiplexed stream, and the ES256 provider JWT is signed onc
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
-import httpx
 import jwt
 import orjson
 
+from baas.push.aio import LoopThread
+from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
 from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome, parse_retry_after
 from baas.util import TTLCache
 
@@ -55,31 +57,28 @@ def push_type(note: dict, options: dict) -> str:
 class ApnsProvider:
     name = "apns"
 
-    def __init__(self, credentials, timeout: float, verify=True):
+    def __init__(self, credentials, timeout: float, ca_file: str | None = None):
         self.credentials = credentials             # baas.push.credentials.NativeCredentials
         self.timeout = timeout
-        self.verify = verify
-        self._clients: dict[tuple, httpx.Client] = {}
+        self.ssl_context = client_ssl_context(ca_file)
+        self._origins: dict[tuple, H2Origin] = {}      # touched on the loop's thread only
+        self.loop = LoopThread("baas-push-apns")
         self._jwts: dict[tuple, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._refused = TTLCache(REFUSED_SECONDS)
         self._payloads = TTLCache(60, max_entries=256)
 
-    def _client(self, credential) -> httpx.Client:
+    def _origin(self, credential) -> H2Origin:
         key = (credential.project_id, credential.revision)
-        client = self._clients.get(key)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(key)
-                if client is None:
-                    for old in [k for k in self._clients if k[0] == credential.project_id]:
-                        self._clients.pop(old).close()     # the credentials changed: the old connection goes
-                    # One connection: HTTP/2 multiplexes every sender's request on it as its own stream.
-                    client = httpx.Client(http2=True, http1=False, timeout=self.timeout, verify=self.verify,
-                                          follow_redirects=False,
-                                          limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-                    self._clients[key] = client
-        return client
+        origin = self._origins.get(key)
+        if origin is None:
+            for old in [k for k in self._origins if k[0] == credential.project_id]:
+                self._origins.pop(old).close()     # the credentials changed: the old connection goes
+            origin = self._origins[key] = H2Origin(credential.base_url, self.ssl_context, self.timeout)
+        return origin
+
+    async def _post(self, credential, path: str, body: bytes, headers: dict):
+        return await self._origin(credential).post(path, headers, body)
 
     def provider_token(self, credential, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -136,16 +135,16 @@ class ApnsProvider:
             headers["apns-collapse-id"] = message.topic
         device = target["endpoint"].split(":", 1)[1]
         try:
-            response = self._client(credential).post(f"{credential.base_url}/3/device/{device}", content=body,
-                                                     headers=headers)
-        except httpx.HTTPError as exc:
-            return Outcome(RETRY, None, f"connection error: {type(exc).__name__}")
-        status = response.status_code
+            response = self.loop.run(self._post(credential, f"/3/device/{device}", body, headers), self.timeout + 5)
+        except (ConnectionLost, TimeoutError) as exc:
+            return Outcome(RETRY, None, f"connection error: {exc}")
+        status = response.status
         if status == 200:
             return Outcome(SENT, status)
         try:
-            why = str((response.json() or {}).get("reason") or "")
-        except (ValueError, AttributeError):
+            answer = orjson.loads(response.body) if response.body else {}
+            why = str(answer.get("reason") or "") if isinstance(answer, dict) else ""
+        except ValueError:
             why = ""
         reason = f"{status} {why or 'error'}"
         if status == 410 or (status == 400 and why in GONE_REASONS):
@@ -157,12 +156,14 @@ class ApnsProvider:
             self._refused.set((project_id, credential.revision), refused)
             return refused
         if status == 429 or status >= 500:
-            return Outcome(RETRY, status, reason, parse_retry_after(response.headers.get("Retry-After"),
+            return Outcome(RETRY, status, reason, parse_retry_after(response.headers.get("retry-after"),
                                                                     time.time()))
         return Outcome(FAILED, status, reason)
 
+    async def _close_origins(self) -> None:
+        origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            origin.close()
+
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self.loop.close(self._close_origins)

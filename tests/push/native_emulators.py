@@ -216,6 +216,7 @@ class ApnsEmulator:
         config.certfile, config.keyfile = cert_file, key_file
         config.alpn_protocols = ["h2"]
         config.h2_max_concurrent_streams = 1000    # Apple's limit
+        config.keep_alive_max_requests = 10**9     # hypercorn closes a connection after 1,000 by default
         config.accesslog = config.errorlog = None
         config.loglevel = "WARNING"
         self._config = config
