@@ -1,9 +1,8 @@
-"""One asyncio loop in a thread of its own, on which the native providers' HTTP/2 clients run.
+"""One asyncio loop in a thread of its own, on which the APNs HTTP/2 connections run (baas.push.h2client).
 
-The pipeline's senders are threads, but httpx's HTTP/2 is only safe to share within one event loop: its sync
-client breaks when threads multiplex streams on one connection (encode/httpx#3002: stream-id and state errors,
-SSL "EOF occurred in violation of protocol"). So each sender thread hands its request to this loop and waits;
-the loop multiplexes every sender's stream on the one connection.
+The pipeline's senders are threads; an HTTP/2 connection multiplexes streams only when one event loop owns it.
+So each sender thread hands its request to this loop and waits for its answer, and the loop carries every
+sender's stream on the one connection.
 """
 from __future__ import annotations
 

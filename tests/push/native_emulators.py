@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
-def _pem(private_key) -> str:
+def pem_text(private_key) -> str:
     return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption()).decode()
 
@@ -85,7 +85,7 @@ class FcmEmulator:
         email = f"firebase-adminsdk-{secrets.token_hex(3)}@{firebase_project}.iam.gserviceaccount.com"
         self.accounts[email] = {"public_key": key.public_key(), "project_id": firebase_project}
         return {"type": "service_account", "project_id": firebase_project, "private_key_id": secrets.token_hex(20),
-                "private_key": _pem(key), "client_email": email, "client_id": "1" * 21,
+                "private_key": pem_text(key), "client_email": email, "client_id": "1" * 21,
                 "token_uri": f"{self.origin}/token"}
 
     def answer(self, device_token: str, *responses) -> None:
@@ -183,7 +183,7 @@ def make_test_ca(folder: Path) -> tuple[str, str, str]:
     paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_text(_pem(key))
+    paths[2].write_text(pem_text(key))
     return tuple(str(p) for p in paths)
 
 
@@ -240,7 +240,7 @@ class ApnsEmulator:
         key = ec.generate_private_key(ec.SECP256R1())
         key_id, team_id = _apple_id(), _apple_id()
         self.keys[key_id] = {"public_key": key.public_key(), "team_id": team_id, "bundle_id": bundle_id}
-        return {"key": _pem(key), "key_id": key_id, "team_id": team_id, "bundle_id": bundle_id}
+        return {"key": pem_text(key), "key_id": key_id, "team_id": team_id, "bundle_id": bundle_id}
 
     @staticmethod
     def device_token() -> str:
