@@ -235,8 +235,6 @@ def credentials_set_apns(key_file, key_id, team_id, bundle_id, sandbox, base_url
 def credentials_show(project_id, api, out):
     """Show which native providers PROJECT has credentials for (without secrets)."""
     found = api.request("GET", _push_path(project_id, "/credentials"))
-    if out.as_json:
-        return out.json(found)
     out.table(found, CREDENTIAL_COLUMNS, empty=f"Project {project_id} has no FCM or APNs credentials.")
 
 

@@ -77,9 +77,6 @@ class ApnsProvider:
             origin = self._origins[key] = H2Origin(credential.base_url, self.ssl_context, self.timeout)
         return origin
 
-    async def _post(self, credential, path: str, body: bytes, headers: dict):
-        return await self._origin(credential).post(path, headers, body)
-
     def provider_token(self, credential, now: float | None = None) -> str:
         now = time.time() if now is None else now
         key = (credential.project_id, credential.revision)
@@ -117,13 +114,18 @@ class ApnsProvider:
         return found
 
     def send(self, project_id: str, target: dict, message: OutgoingMessage) -> Outcome:
+        return self.send_many(project_id, [target], message)[0]
+
+    def send_many(self, project_id: str, targets: list, message: OutgoingMessage) -> list[Outcome]:
+        """Send to several devices at once: every request a stream on the project's one connection, all in
+        flight together, with one hand-over to the loop instead of one thread blocked per device."""
         credential = self.credentials.load(project_id, "apns")
         if credential is None:
-            return Outcome(FAILED, None, "APNs is not configured for this project "
-                                         "(`baas push credentials set PROJECT apns ...`)")
+            return [Outcome(FAILED, None, "APNs is not configured for this project "
+                                          "(`baas push credentials set PROJECT apns ...`)")] * len(targets)
         refused = self._refused.get((project_id, credential.revision))
         if refused is not None:
-            return refused
+            return [refused] * len(targets)
         body, kind = self._payload(message)
         token = self.provider_token(credential)
         headers = {"authorization": f"bearer {token}", "apns-topic": credential.bundle_id,
@@ -133,11 +135,22 @@ class ApnsProvider:
                    "apns-expiration": str(int(time.time()) + message.ttl) if message.ttl else "0"}
         if message.topic:
             headers["apns-collapse-id"] = message.topic
-        device = target["endpoint"].split(":", 1)[1]
+        paths = [f"/3/device/{target['endpoint'].split(':', 1)[1]}" for target in targets]
         try:
-            response = self.loop.run(self._post(credential, f"/3/device/{device}", body, headers), self.timeout + 5)
-        except (ConnectionLost, TimeoutError) as exc:
-            return Outcome(RETRY, None, f"connection error: {exc}")
+            answers = self.loop.run(self._post_all(credential, paths, body, headers), self.timeout + 5)
+        except TimeoutError as exc:
+            return [Outcome(RETRY, None, f"connection error: {exc}")] * len(targets)
+        return [self._outcome(credential, token, answer) for answer in answers]
+
+    async def _post_all(self, credential, paths: list, body: bytes, headers: dict) -> list:
+        origin = self._origin(credential)
+        return await asyncio.gather(*(origin.post(path, headers, body) for path in paths), return_exceptions=True)
+
+    def _outcome(self, credential, token: str, response) -> Outcome:
+        if isinstance(response, BaseException):
+            if isinstance(response, (ConnectionLost, asyncio.TimeoutError)):
+                return Outcome(RETRY, None, f"connection error: {response}")
+            return Outcome(FAILED, None, f"provider error: {type(response).__name__}")
         status = response.status
         if status == 200:
             return Outcome(SENT, status)
@@ -153,7 +166,7 @@ class ApnsProvider:
             if why == "ExpiredProviderToken" and self._expire_token(credential, token):
                 return Outcome(RETRY, status, reason)
             refused = Outcome(FAILED, status, f"APNs refused the credentials: {reason}; {CREDENTIAL_HINT}")
-            self._refused.set((project_id, credential.revision), refused)
+            self._refused.set((credential.project_id, credential.revision), refused)
             return refused
         if status == 429 or status >= 500:
             return Outcome(RETRY, status, reason, parse_retry_after(response.headers.get("retry-after"),

@@ -255,6 +255,31 @@ class PushDelivery:
             log.exception("push provider %s failed", provider.name)
             return Outcome(FAILED, None, f"provider error: {type(exc).__name__}")
 
+    def _send_chunk(self, project_id: str, chunk: list, message: OutgoingMessage) -> list[Outcome]:
+        """Outcomes in chunk order. A provider with `send_many` (APNs: streams multiplexed on one HTTP/2
+        connection) takes all of its devices of the chunk at once; the others go one per sender thread."""
+        outcomes: list = [None] * len(chunk)
+        by_provider: dict[str, list[int]] = {}
+        for index, target in enumerate(chunk):
+            by_provider.setdefault(target.get("provider", "webpush"), []).append(index)
+        singles = []
+        for name, indexes in by_provider.items():
+            provider = self.providers.get(name)
+            if not hasattr(provider, "send_many"):
+                singles.extend(indexes)
+                continue
+            try:
+                results = provider.send_many(project_id, [chunk[i] for i in indexes], message)
+            except Exception as exc:  # a provider bug fails its deliveries, never the batch
+                log.exception("push provider %s failed", name)
+                results = [Outcome(FAILED, None, f"provider error: {type(exc).__name__}")] * len(indexes)
+            for index, outcome in zip(indexes, results):
+                outcomes[index] = outcome
+        for index, outcome in zip(singles, self.pool.map(lambda i: self._send_one(project_id, chunk[i], message),
+                                                         singles)):
+            outcomes[index] = outcome
+        return outcomes
+
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cap = self.config["retry_max_seconds"]
         backoff = min(cap, self.config["retry_base_seconds"] * 2 ** (attempt - 1))
@@ -290,7 +315,7 @@ class PushDelivery:
                 return  # cancelled, or taken over after our lease ran out
             if not chunk:
                 break
-            outcomes = list(self.pool.map(lambda t: self._send_one(project_id, t, message), chunk))
+            outcomes = self._send_chunk(project_id, chunk, message)
             pending, removed = [], []
             for target, outcome in zip(chunk, outcomes):
                 kind = outcome.kind

@@ -160,23 +160,27 @@ class FcmProvider:
         expires_in = expires_in if isinstance(expires_in, (int, float)) and expires_in > 0 else 3600
         return token, time.time() + expires_in
 
-    def access_token(self, credential) -> str | Outcome:
-        key = (credential.project_id, credential.revision)
+    def _known(self, key: tuple) -> str | Outcome | None:
+        """The cached access token, or the cached refusal of the credentials, or None."""
         refused = self._refused.get(key)
         if refused is not None:
             return refused
         cached = self._tokens.get(key)
         if cached is not None and cached[1] - RENEW_BEFORE_SECONDS > time.time():
             return cached[0]
+        return None
+
+    def access_token(self, credential) -> str | Outcome:
+        key = (credential.project_id, credential.revision)
+        known = self._known(key)
+        if known is not None:
+            return known
         with self._lock:
             lock = self._token_locks.setdefault(key, threading.Lock())
         with lock:  # one request per project however many senders need a token at once
-            refused = self._refused.get(key)
-            if refused is not None:
-                return refused
-            cached = self._tokens.get(key)
-            if cached is not None and cached[1] - RENEW_BEFORE_SECONDS > time.time():
-                return cached[0]
+            known = self._known(key)
+            if known is not None:
+                return known
             fetched = self._fetch_token(credential)
             if isinstance(fetched, Outcome):
                 if fetched.kind == FAILED:
