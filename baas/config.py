@@ -194,6 +194,9 @@ SCHEMA: dict[str, Any] = {
         "poll_seconds": Key((int, float), 1, "How often a worker looks for due push work.", minimum=0.01),
         "request_timeout_seconds": Key((int, float), 10, "Timeout of one request to a push service.", minimum=0.1),
         "retention_days": Key(int, 30, "Days messages and their delivery results are kept.", minimum=1),
+        "native_ca_file": Key(str, None, "PEM file of the certificate authorities trusted for FCM and APNs "
+                              "connections (an on-premise gateway, tests); default: the system's store.",
+                              nullable=True),
     },
     "worker": {
         "run_in_serve": Key(str, "auto", "Where background work (push delivery, plugin jobs, file sweeps) runs: "

@@ -1,11 +1,15 @@
-"""Push fan-out benchmark: one message to N subscriptions (default 10,000), delivered by `baas worker` processes.
+"""Push fan-out benchmark: one message to N devices (default 10,000), delivered by `baas worker` processes.
 
-Starts nx-27017 in a temporary folder, a loopback push service that accepts (201) and counts, seeds N Web Push
-subscriptions with real P-256 keys, then for each worker count (default 1 and 2) sends one message to everyone
-and measures encrypted deliveries per second and the time from the send (202) to the last delivery. Worker CPU
-time (from /proc) over the run is printed beside it, as ms per delivery.
+Starts nx-27017 in a temporary folder and a loopback service that accepts and counts: a Web Push receiver
+(--provider webpush, the default: N subscriptions with real P-256 keys, every delivery encrypted), the tests'
+FCM emulator (--provider fcm: OAuth token exchange, then messages:send), or the tests' APNs emulator
+(--provider apns: HTTP/2 over TLS, ES256 provider JWT, one multiplexed connection). For each worker count
+(default 1 and 2) it sends one message to everyone and measures deliveries per second and the time from the
+send (202) to the last delivery. Worker CPU time (from /proc) over the run is printed beside it, as ms per
+delivery, and so is the receiver's (this process), which shares the same 2 cores.
 
-    python benchmarks/push.py                        # 10,000 subscriptions, 1 and 2 workers
+    python benchmarks/push.py                        # 10,000 Web Push subscriptions, 1 and 2 workers
+    python benchmarks/push.py --provider apns --workers 1
     python benchmarks/push.py --subscriptions 2000 --workers 1,2,4 --senders 64
 
 See docs/performance.md ("Push fan-out") for a recorded run.
@@ -31,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from baas.push.vapid import b64url  # noqa: E402
 from baas.storage.embedded import EmbeddedMongo  # noqa: E402
 from baas.util import new_id, utcnow  # noqa: E402
+from native_emulators import ApnsEmulator, FcmEmulator  # noqa: E402
 from push_receiver import PushReceiver  # noqa: E402  (the tests' push service; here it accepts and counts)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,6 +64,38 @@ def seed(app, project_id: str, origin: str, count: int) -> None:
         collection.insert_many(docs[start:start + 1000])
 
 
+def seed_devices(app, project_id: str, provider: str, count: int) -> None:
+    service = app.extensions["baas"].extra["push"]
+    now = utcnow()
+    docs = []
+    for i in range(count):
+        token = os.urandom(32).hex() if provider == "apns" else f"bench-{i}:APA91b{os.urandom(60).hex()}"
+        docs.append({"_id": new_id("pd_"), "endpoint": f"{provider}:{token}", "provider": provider, "token": token,
+                     "platform": "ios" if provider == "apns" else "android", "topics": [], "user_id": f"u_{i}",
+                     "app_version": None, "locale": None, "created_at": now, "updated_at": now})
+    collection = service.subscriptions(project_id)
+    for start in range(0, count, 1000):
+        collection.insert_many(docs[start:start + 1000])
+
+
+def start_service(args, folder: Path):
+    """The loopback service of --provider, counting what it accepts, and the config keys it needs."""
+    if args.provider == "apns":
+        service = ApnsEmulator(folder / "apns", count_only=True)
+        return service, {"native_ca_file": service.ca_file}
+    if args.provider == "fcm":
+        return FcmEmulator(count_only=True), {}
+    return PushReceiver(count_only=True), {}
+
+
+def configure(svc, args, receiver) -> None:
+    credentials = svc.extra["push"].credentials
+    if args.provider == "apns":
+        credentials.save("bench", "apns", {**receiver.signing_key(), "base_url": receiver.origin})
+    elif args.provider == "fcm":
+        credentials.save("bench", "fcm", {"service_account": receiver.service_account(), "base_url": receiver.origin})
+
+
 def run(args) -> list[dict]:
     from baas import create_app
     from baas.principal import Principal
@@ -66,16 +103,20 @@ def run(args) -> list[dict]:
 
     folder = Path(tempfile.mkdtemp(prefix="baas-push-bench-"))
     mongo = EmbeddedMongo(folder / "db").start()
-    receiver = PushReceiver(count_only=True)
+    receiver, push_config = start_service(args, folder)
     config = {"data_dir": str(folder / "data"), "mongodb": {"uri": mongo.uri},
               "jwt": {"secret": "bench-secret-" + "x" * 32}, "admin_token": "bench-admin-token-123456",
               "push": {"allow_http_hosts": ["127.0.0.1"], "senders": args.senders, "batch_size": args.batch_size,
-                       "poll_seconds": 0.2}}
+                       "poll_seconds": 0.2, **push_config}}
     app = create_app(config)
     ensure_indexes(app.extensions["baas"])
     svc = app.extensions["baas"]
     svc.projects.create("bench")
-    seed(app, "bench", receiver.origin, args.subscriptions)
+    if args.provider == "webpush":
+        seed(app, "bench", receiver.origin, args.subscriptions)
+    else:
+        configure(svc, args, receiver)
+        seed_devices(app, "bench", args.provider, args.subscriptions)
     (folder / "worker.yaml").write_text(json.dumps(config))
     push = svc.extra["push"]
     results = []
@@ -86,6 +127,7 @@ def run(args) -> list[dict]:
                                       stderr=subprocess.DEVNULL) for _ in range(workers)]
         time.sleep(2.0)  # let them import and connect: the run measures delivery, not start-up
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+        own_before = time.process_time()   # this process: the receiver/emulator (and this polling loop)
         receiver.count = 0
         started = time.monotonic()
         message = push.send(Principal(project=svc.projects.info("bench"), admin=True),
@@ -95,26 +137,37 @@ def run(args) -> list[dict]:
             time.sleep(0.05)
         elapsed = receiver.last_at - started
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        receiver_cpu = time.process_time() - own_before
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(timeout=30)
-        row = {"workers": workers, "subscriptions": args.subscriptions, "delivered": receiver.count,
+        row = {"provider": args.provider, "workers": workers, "subscriptions": args.subscriptions,
+               "delivered": receiver.count,
                "seconds_to_last": round(elapsed, 2), "deliveries_per_s": round(receiver.count / elapsed),
                "worker_cpu_ms_per_delivery": round(cpu * 1000 / max(1, receiver.count), 3),
+               "receiver_cpu_ms_per_delivery": round(receiver_cpu * 1000 / max(1, receiver.count), 3),
                "message": message["id"]}
         results.append(row)
-        print(f"{workers} worker(s): {row['delivered']}/{args.subscriptions} delivered, last after "
+        if args.provider == "apns":
+            row["http2_connections"] = len(receiver.connections)
+            receiver.connections.clear()
+        print(f"{args.provider}, {workers} worker(s): {row['delivered']}/{args.subscriptions} delivered, last after "
               f"{row['seconds_to_last']} s, {row['deliveries_per_s']} deliveries/s, "
-              f"{row['worker_cpu_ms_per_delivery']} ms worker CPU per delivery", flush=True)
+              f"{row['worker_cpu_ms_per_delivery']} ms worker CPU per delivery "
+              f"({row['receiver_cpu_ms_per_delivery']} ms in the receiver)"
+              + (f", {row['http2_connections']} HTTP/2 connection(s)" if "http2_connections" in row else ""),
+              flush=True)
     svc.close()
+    receiver.close()
     mongo.stop()
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--provider", choices=("webpush", "fcm", "apns"), default="webpush")
+    parser.add_argument("--subscriptions", type=int, default=10_000, help="devices (of --provider) to send to")
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--senders", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=200)

@@ -59,7 +59,7 @@ def _vapid_rows(keys: dict) -> list:
 
 @click.group("push")
 def push():
-    """Web Push: VAPID keys and messages of a project."""
+    """Push: VAPID keys, FCM/APNs credentials and messages of a project."""
 
 
 @push.group("vapid")
@@ -156,6 +156,101 @@ def list_(project_id, limit, api, out):
     if out.as_json:
         return out.json(page)
     out.table(page["messages"], MESSAGE_COLUMNS, empty=f"Project {project_id} has sent no push messages.")
+
+
+# --- native push credentials ----------------------------------------------------------------------------------
+
+CREDENTIAL_COLUMNS = [
+    ("PROVIDER", "provider"),
+    ("ACCOUNT", lambda c: c.get("client_email") or f"team {c.get('team_id')} key {c.get('key_id')}"),
+    ("APP", lambda c: c.get("firebase_project") or f"{c.get('bundle_id')} ({c.get('environment')})"),
+    ("BASE URL", "base_url"),
+    ("UPDATED", lambda c: format_time(c.get("updated_at"))),
+]
+PROJECT_META = "baas.push.credentials.project"
+
+
+@push.group("credentials")
+def credentials():
+    """FCM and APNs credentials of a project (stored sealed; private keys are never shown)."""
+
+
+@credentials.group("set")
+@click.argument("project_id", metavar="PROJECT")
+@click.pass_context
+def credentials_set(ctx, project_id):
+    """Set PROJECT's credentials for a native provider: `fcm FILE.json` or `apns --key-file ...`."""
+    ctx.meta[PROJECT_META] = project_id
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(65536)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {what} {path}: {exc}") from None
+
+
+def _show_saved(saved: dict, out) -> None:
+    if out.as_json:
+        return out.json(saved)
+    out.table([saved], CREDENTIAL_COLUMNS)
+
+
+@credentials_set.command("fcm")
+@click.argument("service_account_file", metavar="FILE.json")
+@click.option("--base-url", help="FCM API origin [https://fcm.googleapis.com].")
+@click.option("--token-url", help="OAuth token endpoint [the file's token_uri].")
+@admin_command
+def credentials_set_fcm(service_account_file, base_url, token_url, api, out):
+    """Send to FCM with this Firebase service-account JSON (Project settings > Service accounts)."""
+    project_id = click.get_current_context().meta[PROJECT_META]
+    account = _json_option(_read_text(service_account_file, "service-account file"), "FILE.json")
+    body = {"service_account": account}
+    body.update({k: v for k, v in (("base_url", base_url), ("token_url", token_url)) if v})
+    _show_saved(api.request("PUT", _push_path(project_id, "/credentials/fcm"), body), out)
+
+
+@credentials_set.command("apns")
+@click.option("--key-file", required=True, metavar="AuthKey_XXXXXXXXXX.p8", help="The token-signing key from Apple.")
+@click.option("--key-id", required=True, help="The key's 10-character id.")
+@click.option("--team-id", required=True, help="Your 10-character Apple team id.")
+@click.option("--bundle-id", required=True, help="The app's bundle id (com.example.app).")
+@click.option("--sandbox", is_flag=True, help="Development builds: Apple's sandbox host.")
+@click.option("--base-url", help="APNs origin [Apple's host of the environment].")
+@admin_command
+def credentials_set_apns(key_file, key_id, team_id, bundle_id, sandbox, base_url, api, out):
+    """Send to APNs with a .p8 token-signing key."""
+    project_id = click.get_current_context().meta[PROJECT_META]
+    body = {"key": _read_text(key_file, "key file"), "key_id": key_id, "team_id": team_id, "bundle_id": bundle_id,
+            "environment": "sandbox" if sandbox else "production"}
+    if base_url:
+        body["base_url"] = base_url
+    _show_saved(api.request("PUT", _push_path(project_id, "/credentials/apns"), body), out)
+
+
+@credentials.command("show")
+@click.argument("project_id", metavar="PROJECT")
+@admin_command
+def credentials_show(project_id, api, out):
+    """Show which native providers PROJECT has credentials for (without secrets)."""
+    found = api.request("GET", _push_path(project_id, "/credentials"))
+    out.table(found, CREDENTIAL_COLUMNS, empty=f"Project {project_id} has no FCM or APNs credentials.")
+
+
+@credentials.command("delete")
+@click.argument("project_id", metavar="PROJECT")
+@click.argument("provider", type=click.Choice(["fcm", "apns"]))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@admin_command
+def credentials_delete(project_id, provider, yes, api, out):
+    """Remove PROJECT's PROVIDER credentials: its devices get nothing until new ones are set."""
+    if not yes:
+        click.confirm(f"Delete the {provider} credentials of project '{project_id}'?", abort=True, err=True)
+    api.request("DELETE", _push_path(project_id, f"/credentials/{provider}"))
+    if out.as_json:
+        return out.json({"deleted": provider})
+    click.echo(f"Deleted the {provider} credentials of {project_id}.")
 
 
 def register(cli: click.Group) -> None:

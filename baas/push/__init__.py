@@ -1,23 +1,35 @@
-"""Web Push: per-project VAPID keys, subscriptions, and messages delivered in the background by `baas worker`."""
+"""Push: Web Push (per-project VAPID keys, subscriptions), native devices on FCM and APNs (per-project
+credentials), and messages delivered to all of them in the background by `baas worker`."""
 from baas.plugins.hookspecs import hookimpl
 
 
 def _build(svc):
+    from baas.push.apns import ApnsProvider
+    from baas.push.credentials import NativeCredentials
+    from baas.push.devices import Devices
+    from baas.push.fcm import FcmProvider
     from baas.push.providers import WebPushProvider
     from baas.push.service import PushService
     from baas.push.vapid import VapidKeys, VapidTokens
 
     config = svc.config
+    push = config["push"]
     keys = VapidKeys(svc.mongo, config["jwt"]["secret"])
     service = PushService(svc.mongo, svc.projects, svc.hooks, keys, config)
-    service.providers = {"webpush": WebPushProvider(VapidTokens(keys, config["push"]["vapid_subject"]),
-                                                    config["push"]["senders"],
-                                                    config["push"]["request_timeout_seconds"])}
+    service.devices = Devices(service)
+    service.credentials = NativeCredentials(svc.mongo, svc.projects, keys, push["allow_http_hosts"])
+    timeout = push["request_timeout_seconds"]
+    service.providers = {
+        "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout),
+        "fcm": FcmProvider(service.credentials, push["senders"], timeout, push["native_ca_file"]),
+        "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"]),
+    }
     return service
 
 
 def init_app(app, api) -> None:
     from baas.push import api as push_api
+    from baas.push import native_api
 
     svc = app.extensions["baas"]
     service = svc.extra["push"] = _build(svc)
@@ -26,6 +38,8 @@ def init_app(app, api) -> None:
         svc.auth.on_user_deleted.append(service.delete_user_subscriptions)
     api.register_blueprint(push_api.blp)
     api.register_blueprint(push_api.admin_blp)
+    api.register_blueprint(native_api.devices_blp)
+    api.register_blueprint(native_api.credentials_blp)
     if svc.transfer is not None:  # project export/import carries the VAPID pairs (baas.push.transfer)
         from baas.push.transfer import VapidKeysPart
 
@@ -54,3 +68,4 @@ class _ProjectListener:
     @hookimpl
     def baas_project_deleted(self, project_id):
         self.service.forget_project(project_id)
+        self.service.credentials.forget(project_id)

@@ -135,7 +135,7 @@ class PushDelivery:
 
     # ---- planning: audience -> batches
 
-    def _pages(self, project_id: str, audience: dict, after):
+    def _pages(self, project_id: str, audience: dict, after, providers: list | None = None):
         """Yield (subscriptions, resume_after) pages of push.batch_size; resume_after is None after the last page.
 
         One cursor streams the audience in _id order (one query, never the whole audience in memory); a worker
@@ -148,12 +148,17 @@ class PushDelivery:
         def after_saved(query):
             return {"$and": [query, {"_id": {"$gt": after}}]} if after is not None else query
 
+        # A message limited to some providers ("providers": ["apns"]) plans only their devices.
+        only = {"provider": {"$in": providers}} if providers else None
+
         if "filter" in audience:
             users = self.service.mongo.project_db(project_id)[USERS]
             compiled = compile_user_filter(orjson.loads(audience["filter"]))
             cursor = users.find(after_saved(compiled), {"_id": 1}).sort("_id", ASCENDING).batch_size(size)
             for ids in _chunks((u["_id"] for u in cursor), size):
-                found = list(subscriptions.find({"user_id": {"$in": ids}}, fields).sort("_id", ASCENDING))
+                query = {"user_id": {"$in": ids}}
+                found = list(subscriptions.find({"$and": [query, only]} if only else query, fields)
+                             .sort("_id", ASCENDING))
                 yield found, ids[-1]
             yield [], None
             return
@@ -163,6 +168,8 @@ class PushDelivery:
             base = {"topics": {"$in": audience["topics"]}}
         else:
             base = {}
+        if only:
+            base = {"$and": [base, only]} if base else only
         cursor = subscriptions.find(after_saved(base), fields).sort("_id", ASCENDING).batch_size(size)
         for found in _chunks(cursor, size):
             yield found, found[-1]["_id"]
@@ -171,7 +178,7 @@ class PushDelivery:
     def plan(self, item: dict) -> None:
         project_id, message_id = item["project_id"], item["message_id"]
         messages = self.service.messages(project_id)
-        message = messages.find_one({"_id": message_id}, {"audience": 1, "status": 1})
+        message = messages.find_one({"_id": message_id}, {"audience": 1, "status": 1, "providers": 1})
         if message is None or message["status"] == "cancelled":
             self._finish(item["_id"], "cancelled")
             return
@@ -180,7 +187,7 @@ class PushDelivery:
         size = self.config["batch_size"]
         page, total, after = item.get("page", 0), item.get("total", 0), item.get("after")
         if after is not None or page == 0:
-            for found, after in self._pages(project_id, message["audience"], after):
+            for found, after in self._pages(project_id, message["audience"], after, message.get("providers")):
                 found = self._drop_expired(project_id, found)
                 for index in range(0, len(found), size):
                     chunk = found[index:index + size]
@@ -189,7 +196,7 @@ class PushDelivery:
                             "_id": f"{message_id}:{page}:{index // size}", "kind": "batch",
                             "project_id": project_id, "message_id": message_id, "state": "pending",
                             "due": time.time(), "attempt": 1, "created_ts": item["created_ts"],
-                            "items": [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s["keys"],
+                            "items": [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s.get("keys"),
                                        "vapid_key": s.get("vapid_key"), "provider": s.get("provider", "webpush")}
                                       for s in chunk],
                             "results": [], "inflight": []})
@@ -229,10 +236,12 @@ class PushDelivery:
         found = self._messages.get(key)
         if found is None:
             doc = self.service.messages(project_id).find_one({"_id": message_id},
-                                                             {"payload": 1, "ttl": 1, "urgency": 1, "topic": 1})
+                                                             {"payload": 1, "ttl": 1, "urgency": 1, "topic": 1,
+                                                              "native": 1})
             if doc is None:
                 return None
-            found = OutgoingMessage(doc["payload"].encode(), doc["ttl"], doc["urgency"], doc.get("topic"))
+            found = OutgoingMessage(doc["payload"].encode(), doc["ttl"], doc["urgency"], doc.get("topic"),
+                                    doc.get("native"))
             self._messages.set(key, found)
         return found
 
@@ -245,6 +254,31 @@ class PushDelivery:
         except Exception as exc:  # a provider bug fails one delivery, never the batch
             log.exception("push provider %s failed", provider.name)
             return Outcome(FAILED, None, f"provider error: {type(exc).__name__}")
+
+    def _send_chunk(self, project_id: str, chunk: list, message: OutgoingMessage) -> list[Outcome]:
+        """Outcomes in chunk order. A provider with `send_many` (APNs: streams multiplexed on one HTTP/2
+        connection) takes all of its devices of the chunk at once; the others go one per sender thread."""
+        outcomes: list = [None] * len(chunk)
+        by_provider: dict[str, list[int]] = {}
+        for index, target in enumerate(chunk):
+            by_provider.setdefault(target.get("provider", "webpush"), []).append(index)
+        singles = []
+        for name, indexes in by_provider.items():
+            provider = self.providers.get(name)
+            if not hasattr(provider, "send_many"):
+                singles.extend(indexes)
+                continue
+            try:
+                results = provider.send_many(project_id, [chunk[i] for i in indexes], message)
+            except Exception as exc:  # a provider bug fails its deliveries, never the batch
+                log.exception("push provider %s failed", name)
+                results = [Outcome(FAILED, None, f"provider error: {type(exc).__name__}")] * len(indexes)
+            for index, outcome in zip(indexes, results):
+                outcomes[index] = outcome
+        for index, outcome in zip(singles, self.pool.map(lambda i: self._send_one(project_id, chunk[i], message),
+                                                         singles)):
+            outcomes[index] = outcome
+        return outcomes
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cap = self.config["retry_max_seconds"]
@@ -281,7 +315,7 @@ class PushDelivery:
                 return  # cancelled, or taken over after our lease ran out
             if not chunk:
                 break
-            outcomes = list(self.pool.map(lambda t: self._send_one(project_id, t, message), chunk))
+            outcomes = self._send_chunk(project_id, chunk, message)
             pending, removed = [], []
             for target, outcome in zip(chunk, outcomes):
                 kind = outcome.kind

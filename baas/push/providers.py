@@ -1,8 +1,8 @@
 """Provider adapters: how one notification reaches one device.
 
 The delivery pipeline only knows `Provider.send(project_id, subscription, message) -> Outcome`; each subscription
-names its provider ("webpush" today; "fcm" and "apns" are the next adapters), so native providers slot in without
-touching the pipeline.
+names its provider ("webpush" here; "fcm" and "apns" in baas.push.fcm and baas.push.apns), so native providers slot
+in without touching the pipeline.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class OutgoingMessage:
     ttl: int
     urgency: str
     topic: str | None
+    native: dict | None = None      # the message's "apns" / "fcm" options (baas.push.native)
 
 
 @dataclass(frozen=True, slots=True)

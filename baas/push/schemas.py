@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from baas.push.service import (AUTH_SECRET_CHARS, COLLAPSE_TOPIC, MAX_AUDIENCE_USERS, MAX_ENDPOINT_LENGTH,
                                MAX_SCHEDULE_DAYS, MAX_TOPICS, MAX_TTL, NOTIFICATION_TEXT, TOPIC_NAME, URGENCIES)
+from baas.push.native_schemas import ApnsOptionsSchema, FcmOptionsSchema
 from baas.schemas import StrictSchema, UtcDateTime
 
 
@@ -114,6 +115,10 @@ class MessageInSchema(Schema):
     send_at = fields.String(allow_none=True, metadata={
         "format": "date-time",
         "description": f"When to send, with a time zone, at most {MAX_SCHEDULE_DAYS} days ahead (default: now)."})
+    providers = fields.List(fields.String(validate=validate.OneOf(["webpush", "fcm", "apns"])), metadata={
+        "description": "Only these providers' devices (default: browsers and native devices alike)."})
+    apns = fields.Nested(ApnsOptionsSchema, metadata={"description": "What only iPhones show (badge, sound...)."})
+    fcm = fields.Nested(FcmOptionsSchema, metadata={"description": "What only Android shows (channel, sound)."})
 
 
 class CountsSchema(Schema):
@@ -139,6 +144,9 @@ class MessageSchema(Schema):
     urgency = fields.String()
     topic = fields.String(allow_none=True)
     send_at = UtcDateTime(allow_none=True)
+    providers = fields.List(fields.String(), allow_none=True)
+    apns = fields.Nested(ApnsOptionsSchema)
+    fcm = fields.Nested(FcmOptionsSchema)
     created_at = UtcDateTime()
     finished_at = UtcDateTime(allow_none=True)
     counts = fields.Nested(CountsSchema)

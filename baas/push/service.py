@@ -23,6 +23,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from baas.errors import Invalid, NotFound
+from baas.push.native import check_native_options, check_native_payloads, check_providers
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
 from baas.query import LOGICAL, check_document_keys, compile_filter, parse_iso_datetime
@@ -235,7 +236,7 @@ class PushService:
     def _own_subscription(self, principal, subscription_id: str) -> dict:
         if not isinstance(subscription_id, str) or len(subscription_id) > 64:
             raise NotFound("No such subscription.")
-        query = {"_id": subscription_id}
+        query = {"_id": subscription_id, "provider": "webpush"}
         if not principal.is_server:
             query["user_id"] = principal.require_user().id
         doc = self.subscriptions(principal.project.id).find_one(query)
@@ -246,7 +247,8 @@ class PushService:
     def list_subscriptions(self, principal) -> list[dict]:
         principal.require_scope("push:subscribe")
         user = principal.require_user()
-        docs = self.subscriptions(principal.project.id).find({"user_id": user.id}).sort("_id", ASCENDING).limit(1000)
+        docs = self.subscriptions(principal.project.id).find({"user_id": user.id, "provider": "webpush"}) \
+            .sort("_id", ASCENDING).limit(1000)
         return [self._public(doc) for doc in docs]
 
     def change_topics(self, principal, subscription_id: str, body) -> dict:
@@ -329,12 +331,15 @@ class PushService:
         project = self._sender(principal, project_id)
         if not isinstance(body, dict):
             raise Invalid("Send {audience, notification, ttl?, urgency?, topic?, send_at?}.")
-        unknown = set(body) - {"audience", "notification", "ttl", "urgency", "topic", "send_at"}
+        unknown = set(body) - {"audience", "notification", "ttl", "urgency", "topic", "send_at", "providers",
+                               "apns", "fcm"}
         if unknown:
             raise Invalid(f"Unknown fields: {', '.join(sorted(unknown))}.",
                           errors={name: ["Unknown field."] for name in sorted(unknown)})
         audience = self.check_audience(body.get("audience"))
         notification = self.check_notification(body.get("notification"))
+        providers = check_providers(body.get("providers"))
+        native = check_native_options(body)
         ttl = body.get("ttl", 86400)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_TTL:
             raise _invalid("ttl", f"ttl is whole seconds from 0 to {MAX_TTL} (28 days).")
@@ -360,14 +365,16 @@ class PushService:
         message_id = message_id_now()
         payload = orjson.dumps({**notification, "message_id": message_id})
         size = encrypted_size(len(payload))
-        if size > MAX_ENCRYPTED_PAYLOAD:
+        if size > MAX_ENCRYPTED_PAYLOAD and (providers is None or "webpush" in providers):
             raise Invalid(f"The encrypted notification would be {size} bytes; Web Push allows at most "
                           f"{MAX_ENCRYPTED_PAYLOAD}. Shorten the text or the data by {size - MAX_ENCRYPTED_PAYLOAD} "
                           "bytes.", errors={"notification": [f"Encrypted size {size} bytes > "
                                                              f"{MAX_ENCRYPTED_PAYLOAD}."]})
+        check_native_payloads(notification, message_id, providers, native, ttl, urgency, topic)
         due = send_at.timestamp() if send_at is not None else time.time()
         message = {"_id": message_id, "status": "queued", "audience": audience, "notification": notification,
                    "payload": payload.decode(), "ttl": ttl, "urgency": urgency, "topic": topic, "send_at": send_at,
+                   "providers": providers, "native": native,
                    "created_at": now, "created_ts": now.timestamp(), "planned": False, "total": None,
                    "sent_by": "admin" if principal.admin else (principal.key.id if principal.key else None)}
         self.messages(project.id).insert_one(message)
@@ -414,6 +421,7 @@ class PushService:
         shown = {"id": message["_id"], "status": message["status"], "audience": dict(message["audience"]),
                  "notification": message["notification"], "ttl": message["ttl"], "urgency": message["urgency"],
                  "topic": message.get("topic"), "send_at": message.get("send_at"),
+                 "providers": message.get("providers"), **(message.get("native") or {}),
                  "created_at": message["created_at"], "finished_at": message.get("finished_at")}
         if "filter" in shown["audience"]:
             shown["audience"]["filter"] = orjson.loads(shown["audience"]["filter"])

@@ -58,6 +58,15 @@ class VapidKeys:
         raw = self._aead.decrypt(sealed[:12], sealed[12:], aad)
         return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
 
+    # Native push credentials (baas.push.credentials) are sealed with the same key; their aad names them.
+    def seal_bytes(self, raw: bytes, aad: bytes) -> str:
+        nonce = os.urandom(12)
+        return b64url(nonce + self._aead.encrypt(nonce, raw, aad))
+
+    def open_bytes(self, sealed: str, aad: bytes) -> bytes:
+        sealed = b64url_decode(sealed)
+        return self._aead.decrypt(sealed[:12], sealed[12:], aad)
+
     def _new_pair(self, project_id: str) -> dict:
         private_key = ec.generate_private_key(ec.SECP256R1())
         key_id = new_id("vk_")

@@ -1,11 +1,26 @@
 import pytest
 
+from native_emulators import ApnsEmulator, FcmEmulator
 from push_receiver import PUSH_CONFIG, PushReceiver
 
 
 @pytest.fixture(scope="session")
 def receiver():
     server = PushReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def fcm():
+    server = FcmEmulator()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def apns(tmp_path_factory):
+    server = ApnsEmulator(tmp_path_factory.mktemp("apns-ca"))
     yield server
     server.close()
 

@@ -1,0 +1,182 @@
+"""Apple Push Notification service over HTTP/2 with token-based authentication (a .p8 key per project).
+
+Apple asks for few connections used long: one HTTP/2 connection per project (per credential revision) carries
+every delivery as a multiplexed stream, and the ES256 provider JWT is signed once and reused for 40 minutes
+(Apple refuses tokens older than an hour and throttles ones renewed more often than every 20 minutes).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import jwt
+import orjson
+
+from baas.push.aio import LoopThread
+from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
+from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome, parse_retry_after
+from baas.util import TTLCache
+
+JWT_REUSE_SECONDS = 40 * 60
+JWT_MIN_AGE_SECONDS = 20 * 60     # an ExpiredProviderToken for a younger token is not a clock problem of ours
+REFUSED_SECONDS = 60              # after a 403 for the credentials, the rest of the audience fails fast
+GONE_REASONS = {"BadDeviceToken", "Unregistered"}
+CREDENTIAL_HINT = "check the key id, team id, bundle id and .p8 key set with `baas push credentials set PROJECT apns`"
+
+
+def apns_payload(note: dict, options: dict) -> bytes:
+    """The JSON body Apple delivers: `aps` plus the notification's url/icon/message_id and custom data."""
+    aps: dict = {}
+    alert = {k: note[k] for k in ("title", "body") if k in note}
+    if push_type(note, options) == "background":
+        aps["content-available"] = 1
+    elif alert:
+        aps["alert"] = alert
+    for key, name in (("badge", "badge"), ("sound", "sound"), ("thread_id", "thread-id")):
+        if key in options:
+            aps[name] = options[key]
+    if options.get("mutable_content"):
+        aps["mutable-content"] = 1
+    body = {**(note.get("data") or {})}
+    for name in ("url", "icon", "message_id"):
+        if name in note:
+            body[name] = note[name]
+    body["aps"] = aps
+    return orjson.dumps(body)
+
+
+def push_type(note: dict, options: dict) -> str:
+    """alert unless asked otherwise; a message with nothing to show wakes the app in the background."""
+    if "push_type" in options:
+        return options["push_type"]
+    return "alert" if any(k in note for k in ("title", "body")) or "badge" in options or "sound" in options \
+        else "background"
+
+
+class ApnsProvider:
+    name = "apns"
+
+    def __init__(self, credentials, timeout: float, ca_file: str | None = None):
+        self.credentials = credentials             # baas.push.credentials.NativeCredentials
+        self.timeout = timeout
+        self.ssl_context = client_ssl_context(ca_file)
+        self._origins: dict[tuple, H2Origin] = {}      # touched on the loop's thread only
+        self.loop = LoopThread("baas-push-apns")
+        self._jwts: dict[tuple, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._refused = TTLCache(REFUSED_SECONDS)
+        self._payloads = TTLCache(60, max_entries=256)
+
+    def _origin(self, credential) -> H2Origin:
+        key = (credential.project_id, credential.revision)
+        origin = self._origins.get(key)
+        if origin is None:
+            for old in [k for k in self._origins if k[0] == credential.project_id]:
+                self._origins.pop(old).close()     # the credentials changed: the old connection goes
+            origin = self._origins[key] = H2Origin(credential.base_url, self.ssl_context, self.timeout)
+        return origin
+
+    def provider_token(self, credential, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        key = (credential.project_id, credential.revision)
+        cached = self._jwts.get(key)
+        if cached is not None and now - cached[1] < JWT_REUSE_SECONDS:
+            return cached[0]
+        with self._lock:
+            cached = self._jwts.get(key)
+            if cached is not None and now - cached[1] < JWT_REUSE_SECONDS:
+                return cached[0]
+            token = jwt.encode({"iss": credential.team_id, "iat": int(now)}, credential.private_key,
+                               algorithm="ES256", headers={"kid": credential.key_id})
+            self._jwts[key] = (token, now)
+            return token
+
+    def _expire_token(self, credential, token: str) -> bool:
+        """Forget a token Apple called expired; False when it was too young to renew (Apple would throttle)."""
+        key = (credential.project_id, credential.revision)
+        with self._lock:
+            cached = self._jwts.get(key)
+            if cached is None or cached[0] != token:
+                return True
+            if time.time() - cached[1] < JWT_MIN_AGE_SECONDS:
+                return False
+            del self._jwts[key]
+            return True
+
+    def _payload(self, message: OutgoingMessage) -> tuple[bytes, str]:
+        found = self._payloads.get(message.payload)
+        if found is None:
+            note = orjson.loads(message.payload)
+            options = (message.native or {}).get("apns") or {}
+            found = (apns_payload(note, options), push_type(note, options))
+            self._payloads.set(message.payload, found)
+        return found
+
+    def send(self, project_id: str, target: dict, message: OutgoingMessage) -> Outcome:
+        return self.send_many(project_id, [target], message)[0]
+
+    def send_many(self, project_id: str, targets: list, message: OutgoingMessage) -> list[Outcome]:
+        """Send to several devices at once: every request a stream on the project's one connection, all in
+        flight together, with one hand-over to the loop instead of one thread blocked per device."""
+        credential = self.credentials.load(project_id, "apns")
+        if credential is None:
+            return [Outcome(FAILED, None, "APNs is not configured for this project "
+                                          "(`baas push credentials set PROJECT apns ...`)")] * len(targets)
+        refused = self._refused.get((project_id, credential.revision))
+        if refused is not None:
+            return [refused] * len(targets)
+        body, kind = self._payload(message)
+        token = self.provider_token(credential)
+        headers = {"authorization": f"bearer {token}", "apns-topic": credential.bundle_id,
+                   "apns-push-type": kind,
+                   # Apple requires priority 5 for background pushes; low urgency saves the battery too.
+                   "apns-priority": "10" if kind == "alert" and message.urgency in ("high", "normal") else "5",
+                   "apns-expiration": str(int(time.time()) + message.ttl) if message.ttl else "0"}
+        if message.topic:
+            headers["apns-collapse-id"] = message.topic
+        paths = [f"/3/device/{target['endpoint'].split(':', 1)[1]}" for target in targets]
+        try:
+            answers = self.loop.run(self._post_all(credential, paths, body, headers), self.timeout + 5)
+        except TimeoutError as exc:
+            return [Outcome(RETRY, None, f"connection error: {exc}")] * len(targets)
+        return [self._outcome(credential, token, answer) for answer in answers]
+
+    async def _post_all(self, credential, paths: list, body: bytes, headers: dict) -> list:
+        origin = self._origin(credential)
+        return await asyncio.gather(*(origin.post(path, headers, body) for path in paths), return_exceptions=True)
+
+    def _outcome(self, credential, token: str, response) -> Outcome:
+        if isinstance(response, BaseException):
+            if isinstance(response, (ConnectionLost, asyncio.TimeoutError)):
+                return Outcome(RETRY, None, f"connection error: {response}")
+            return Outcome(FAILED, None, f"provider error: {type(response).__name__}")
+        status = response.status
+        if status == 200:
+            return Outcome(SENT, status)
+        try:
+            answer = orjson.loads(response.body) if response.body else {}
+            why = str(answer.get("reason") or "") if isinstance(answer, dict) else ""
+        except ValueError:
+            why = ""
+        reason = f"{status} {why or 'error'}"
+        if status == 410 or (status == 400 and why in GONE_REASONS):
+            return Outcome(REMOVED, status, reason)
+        if status == 403:
+            if why == "ExpiredProviderToken" and self._expire_token(credential, token):
+                return Outcome(RETRY, status, reason)
+            refused = Outcome(FAILED, status, f"APNs refused the credentials: {reason}; {CREDENTIAL_HINT}")
+            self._refused.set((credential.project_id, credential.revision), refused)
+            return refused
+        if status == 429 or status >= 500:
+            return Outcome(RETRY, status, reason, parse_retry_after(response.headers.get("retry-after"),
+                                                                    time.time()))
+        return Outcome(FAILED, status, reason)
+
+    async def _close_origins(self) -> None:
+        origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            origin.close()
+
+    def close(self) -> None:
+        self.loop.close(self._close_origins)

@@ -1,0 +1,341 @@
+"""Native push end to end: devices, FCM and APNs credentials, delivery through the loopback emulators."""
+import time
+
+import pytest
+
+from baas.testing import sign_up_user, wait_until
+from push_receiver import PUSH_CONFIG
+from test_push import send, status, subscribe
+
+
+@pytest.fixture
+def app(make_app, apns):
+    return make_app({**PUSH_CONFIG, "push.native_ca_file": apns.ca_file})
+
+
+@pytest.fixture
+def native(project, admin, fcm, apns):
+    """The project with fresh FCM and APNs credentials that the emulators trust."""
+    account = fcm.service_account()
+    key = apns.signing_key()
+    assert admin.put(f"/admin/v1/projects/{project.id}/push/credentials/fcm",
+                     json={"service_account": account, "base_url": fcm.origin}).status_code == 200
+    saved = admin.put(f"/admin/v1/projects/{project.id}/push/credentials/apns", json={**key, "base_url": apns.origin})
+    assert saved.status_code == 200, saved.get_json()
+    project.fcm_account, project.apns_key = account, key
+    return project
+
+
+def register(user, provider, token, **extra):
+    response = user.post("/v1/push/devices", json={"provider": provider, "token": token, **extra})
+    assert response.status_code in (200, 201), response.get_json()
+    return response.get_json()
+
+
+def fcm_token(n: int = 0) -> str:
+    return f"fcm-device-{n}-{time.monotonic_ns()}:APA91b" + "x" * 120
+
+
+def test_one_message_reaches_a_browser_an_android_phone_and_an_iphone_once_each(native, receiver, fcm, apns,
+                                                                                delivery):
+    user = sign_up_user(native)
+    browser = receiver.device()
+    subscribe(user, browser)
+    android, iphone = fcm_token(), apns.device_token()
+    register(user, "fcm", android, platform="android", topics=["news"])
+    register(user, "apns", iphone, app_version="2.1.0", locale="en-GB")
+    message_id = send(native, {
+        "audience": {"users": [user.user_id]}, "ttl": 600, "urgency": "high", "topic": "scores",
+        "notification": {"title": "Goal", "body": "2-1", "url": "/match/7", "data": {"match": 7, "side": "home"}},
+        "apns": {"badge": 3, "sound": "default", "thread_id": "match-7"}, "fcm": {"channel_id": "scores"}})
+    delivery.drain()
+
+    web, = receiver.for_device(browser)
+    assert web.payload == {"title": "Goal", "body": "2-1", "url": "/match/7", "data": {"match": 7, "side": "home"},
+                           "message_id": message_id}
+
+    got, = fcm.for_token(android)
+    assert got.headers["Authorization"].startswith("Bearer ya29.")
+    body = got.body
+    assert body["notification"] == {"title": "Goal", "body": "2-1"}
+    assert body["data"] == {"match": "7", "side": "home", "url": "/match/7", "message_id": message_id}
+    assert body["android"] == {"priority": "HIGH", "ttl": "600s", "collapse_key": "scores",
+                               "notification": {"channel_id": "scores"}}
+    assert body["apns"]["headers"]["apns-priority"] == "10" and body["apns"]["payload"]["aps"]["badge"] == 3
+
+    pushed, = apns.for_token(iphone)
+    assert pushed.body == {"aps": {"alert": {"title": "Goal", "body": "2-1"}, "badge": 3, "sound": "default",
+                                   "thread-id": "match-7"},
+                           "match": 7, "side": "home", "url": "/match/7", "message_id": message_id}
+    headers = pushed.headers
+    assert headers["apns-topic"] == native.apns_key["bundle_id"] and headers["apns-push-type"] == "alert"
+    assert headers["apns-priority"] == "10" and headers["apns-collapse-id"] == "scores"
+    assert abs(int(headers["apns-expiration"]) - (time.time() + 600)) < 30
+    assert apns.http_versions == {"2"}
+
+    shown = status(native, message_id)
+    assert shown["counts"] == {"total": 3, "sent": 3, "failed": 0, "removed": 0, "pending": 0, "cancelled": 0}
+    assert shown["apns"]["badge"] == 3 and shown["providers"] is None
+
+
+def test_devices_upsert_by_token_move_between_users_and_stay_apart_from_subscriptions(native, apns, receiver):
+    alice, bob = sign_up_user(native), sign_up_user(native)
+    token = apns.device_token()
+    first = alice.post("/v1/push/devices", json={"provider": "apns", "token": token.upper(), "topics": ["a"]})
+    assert first.status_code == 201 and first.get_json()["token"] == token  # hex is kept in lower case
+    again = alice.post("/v1/push/devices", json={"provider": "apns", "token": token})
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+    assert again.get_json()["topics"] == ["a"]                                   # a refresh keeps the topics
+    subscribe(alice, receiver.device())
+    assert [d["id"] for d in alice.get("/v1/push/devices").get_json()] == [first.get_json()["id"]]
+    assert all(s["provider"] == "webpush" for s in alice.get("/v1/push/subscriptions").get_json())
+    device_id = first.get_json()["id"]
+    assert alice.delete(f"/v1/push/subscriptions/{device_id}").status_code == 404  # not a browser subscription
+
+    moved = bob.post("/v1/push/devices", json={"provider": "apns", "token": token})
+    assert moved.status_code == 200 and moved.get_json()["user_id"] == bob.user_id
+    assert moved.get_json()["topics"] == []                                      # not alice's topics
+    assert alice.get("/v1/push/devices").get_json() == []
+    assert alice.delete(f"/v1/push/devices/{device_id}").status_code == 404       # bob's now
+    same_token_other_provider = register(bob, "fcm", "f" * 64)
+    assert same_token_other_provider["id"] != device_id
+    assert bob.delete(f"/v1/push/devices/{device_id}").status_code == 204
+    assert [d["provider"] for d in bob.get("/v1/push/devices").get_json()] == ["fcm"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"provider": "gcm"}, "provider"),
+    ({"token": "abc"}, "token"),                                  # apns: too short
+    ({"token": "g" * 64}, "token"),                               # apns: not hex
+    ({"token": "a" * 65}, "token"),                               # apns: odd number of digits
+    ({"token": "a" * 202}, "token"),                              # apns: over 100 bytes
+    ({"provider": "fcm", "token": "has spaces in it, which FCM never issues"}, "token"),
+    ({"provider": "fcm", "token": "x" * 1025}, "token"),
+    ({"provider": "fcm", "token": 5}, "token"),
+    ({"platform": "android"}, "platform"),                        # apns is iOS only
+    ({"platform": "web"}, "platform"),
+    ({"topics": ["bad topic"]}, "topics"),
+    ({"locale": "en US!"}, "locale"),
+    ({"app_version": "x" * 65}, "app_version"),
+    ({"user_id": "someone-else"}, "user_id"),
+])
+def test_malformed_devices_get_400_naming_the_field(native, apns, change, field):
+    user = sign_up_user(native)
+    response = user.post("/v1/push/devices", json={"provider": "apns", "token": apns.device_token(), **change})
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["errors"]
+    assert user.get("/v1/push/devices").get_json() == []
+
+
+def test_registering_needs_a_signed_in_user_and_a_deleted_user_takes_its_devices(native, apns):
+    assert native.client.post("/v1/push/devices", json={"provider": "apns", "token": apns.device_token()}) \
+        .status_code == 401
+    user = sign_up_user(native)
+    register(user, "apns", apns.device_token())
+    register(user, "fcm", fcm_token())
+    assert native.server.delete(f"/v1/users/{user.user_id}").status_code == 204
+    service = native.server.client.application.extensions["baas"].extra["push"]
+    assert service.subscriptions(native.id).count_documents({"user_id": user.user_id}) == 0
+
+
+def test_providers_limit_a_message_and_topics_cover_every_provider(native, receiver, fcm, apns, delivery):
+    user = sign_up_user(native)
+    browser, android, iphone = receiver.device(), fcm_token(), apns.device_token()
+    subscribe(user, browser, topics=["deals"])
+    register(user, "fcm", android, topics=["deals"])
+    register(user, "apns", iphone, topics=["deals"])
+    only_iphones = send(native, {"audience": {"topics": ["deals"]}, "providers": ["apns"],
+                                 "notification": {"title": "iOS only"}})
+    delivery.drain()
+    assert len(apns.for_token(iphone)) == 1 and fcm.for_token(android) == [] and receiver.for_device(browser) == []
+    assert status(native, only_iphones)["counts"]["total"] == 1
+    everyone = send(native, {"audience": {"topics": ["deals"]}, "notification": {"title": "All"}})
+    delivery.drain()
+    assert status(native, everyone)["counts"]["sent"] == 3
+    bad = native.server.post("/v1/push/messages", json={"audience": {"all": True}, "providers": ["sms"],
+                                                        "notification": {"title": "x"}})
+    assert bad.status_code == 400 and "providers" in bad.get_json()["errors"]
+
+
+def test_apns_gone_devices_are_removed_and_throttled_or_failing_ones_retried(native, apns, delivery):
+    user = sign_up_user(native)
+    gone, bad, throttled, flaky, fine = (apns.device_token() for _ in range(5))
+    for token in (gone, bad, throttled, flaky, fine):
+        register(user, "apns", token)
+    apns.answer(gone, (410, "Unregistered", {}))
+    apns.answer(bad, (400, "BadDeviceToken", {}))
+    apns.answer(throttled, (429, "TooManyRequests", {"retry-after": "1"}))
+    apns.answer(flaky, (500, "InternalServerError", {}), (503, "ServiceUnavailable", {}))
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+    wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
+               timeout=20, message="retries finished")
+    shown = status(native, message_id)
+    assert shown["counts"] == {"total": 5, "sent": 3, "failed": 0, "removed": 2, "pending": 0, "cancelled": 0}
+    assert apns.attempts[throttled] == 2 and apns.attempts[flaky] == 3
+    assert len(apns.for_token(throttled)) == 1 and len(apns.for_token(flaky)) == 1
+    assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {throttled, flaky, fine}
+
+
+def test_fcm_errors_remove_retry_or_fail_with_the_reason(native, fcm, delivery):
+    user = sign_up_user(native)
+    gone, invalid, quota, down, mismatch, fine = (fcm_token(n) for n in range(6))
+    for token in (gone, invalid, quota, down, mismatch, fine):
+        register(user, "fcm", token)
+    fcm.answer(gone, (404, "UNREGISTERED", {}))
+    fcm.answer(invalid, (400, "INVALID_ARGUMENT", {}))
+    fcm.answer(quota, (429, "QUOTA_EXCEEDED", {"Retry-After": "1"}))
+    fcm.answer(down, (503, "UNAVAILABLE", {}), (500, "INTERNAL", {}))
+    fcm.answer(mismatch, (403, "SENDER_ID_MISMATCH", {}))
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"body": "x"}})
+    wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
+               timeout=20, message="retries finished")
+    shown = status(native, message_id)
+    assert shown["counts"] == {"total": 6, "sent": 3, "failed": 1, "removed": 2, "pending": 0, "cancelled": 0}
+    assert shown["failures"][0]["reason"].startswith("403 SENDER_ID_MISMATCH")
+    assert fcm.attempts[quota] == 2 and fcm.attempts[down] == 3
+    assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {quota, down, mismatch, fine}
+
+
+def test_access_tokens_and_provider_jwts_are_reused_over_one_http2_connection(native, fcm, apns, delivery):
+    user = sign_up_user(native)
+    androids, iphones = [fcm_token(n) for n in range(6)], [apns.device_token() for _ in range(6)]
+    for n in range(6):
+        register(user, "fcm", androids[n])
+        register(user, "apns", iphones[n])
+    tokens_before, connections_before = fcm.token_requests, set(apns.connections)
+    for title in ("one", "two"):
+        send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": title}})
+        delivery.drain()
+    assert sum(len(fcm.for_token(t)) for t in androids) == 12 and sum(len(apns.for_token(t)) for t in iphones) == 12
+    assert fcm.token_requests - tokens_before == 1
+    assert len(apns.jwts_of(native.apns_key["key_id"])) == 1
+    assert len(apns.connections - connections_before) == 1
+
+    fcm.tokens.clear()  # Google revoked the access token early: a 401, then a new token on the retry
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "providers": ["fcm"],
+                               "notification": {"title": "three"}})
+    wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
+               timeout=20, message="delivered after the token refresh")
+    assert status(native, message_id)["counts"]["sent"] == 6
+    assert fcm.token_requests - tokens_before == 2
+
+
+def test_bad_credentials_fail_the_message_with_a_clear_reason(project, admin, fcm, apns, delivery):
+    account = fcm.service_account()
+    fcm.accounts.pop(account["client_email"])           # Google no longer knows this key
+    key = apns.signing_key()
+    wrong_team = {**key, "team_id": "WRONGTEAM0", "base_url": apns.origin}
+    assert admin.put(f"/admin/v1/projects/{project.id}/push/credentials/fcm",
+                     json={"service_account": account}).status_code == 200
+    assert admin.put(f"/admin/v1/projects/{project.id}/push/credentials/apns", json=wrong_team).status_code == 200
+    user = sign_up_user(project)
+    for n in range(3):
+        register(user, "fcm", fcm_token(n))
+        register(user, "apns", apns.device_token())
+    tokens_before = fcm.token_requests
+    message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+    delivery.drain()
+    shown = status(project, message_id)
+    assert shown["counts"]["failed"] == 6 and shown["counts"]["sent"] == 0
+    reasons = {f["reason"]: f["count"] for f in shown["failures"]}
+    fcm_reason, = (r for r in reasons if "FCM" in r)
+    apns_reason, = (r for r in reasons if "APNs" in r)
+    assert reasons[fcm_reason] == 3 and "refused by the token endpoint" in fcm_reason and "invalid_grant" in fcm_reason
+    assert reasons[apns_reason] == 3 and "InvalidProviderToken" in apns_reason and "team id" in apns_reason
+    assert fcm.token_requests - tokens_before == 1       # refused credentials are not tried per device
+    assert len(user.get("/v1/push/devices").get_json()) == 6  # nothing removed for a credentials problem
+
+
+def test_devices_of_a_project_without_credentials_fail_with_the_reason(project, apns, delivery):
+    user = sign_up_user(project)
+    register(user, "apns", apns.device_token())
+    message_id = send(project, {"audience": {"all": True}, "notification": {"title": "x"}})
+    delivery.drain()
+    assert status(project, message_id)["failures"] == [
+        {"reason": "APNs is not configured for this project (`baas push credentials set PROJECT apns ...`)",
+         "count": 1}]
+
+
+def test_native_payload_limits_are_400_naming_the_size(project):
+    big = {"audience": {"all": True}, "providers": ["apns"], "notification": {"title": "x", "data": {"z": "w" * 4100}}}
+    response = project.server.post("/v1/push/messages", json=big)
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert "APNs payload would be 41" in message and "4096" in message
+    fcm_only = project.server.post("/v1/push/messages", json={**big, "providers": ["fcm"]})
+    assert fcm_only.status_code == 400 and "FCM payload would be" in fcm_only.get_json()["message"]
+    reserved = project.server.post("/v1/push/messages", json={"audience": {"all": True},
+                                                              "notification": {"data": {"aps": {}}}})
+    assert reserved.status_code == 400 and "notification.data" in reserved.get_json()["errors"]
+    for options, field in (({"apns": {"badge": -1}}, "apns.badge"), ({"apns": {"push_type": "voip"}}, "apns.push_type"),
+                           ({"apns": {"alert": "x"}}, "apns.alert"), ({"fcm": {"priority": "max"}}, "fcm.priority"),
+                           ({"fcm": "x"}, "fcm")):
+        response = project.server.post("/v1/push/messages", json={"audience": {"all": True},
+                                                                  "notification": {"title": "x"}, **options})
+        assert response.status_code == 400 and field in response.get_json()["errors"], options
+
+
+def test_background_pushes_wake_the_app_without_an_alert(native, apns, delivery):
+    user = sign_up_user(native)
+    iphone = apns.device_token()
+    register(user, "apns", iphone)
+    send(native, {"audience": {"users": [user.user_id]}, "urgency": "low", "ttl": 0,
+                  "notification": {"data": {"sync": "inbox"}}})
+    delivery.drain()
+    pushed, = apns.for_token(iphone)
+    assert pushed.body["aps"] == {"content-available": 1} and pushed.body["sync"] == "inbox"
+    assert pushed.headers["apns-push-type"] == "background" and pushed.headers["apns-priority"] == "5"
+    assert pushed.headers["apns-expiration"] == "0"
+
+
+def test_credentials_admin_api_stores_them_sealed_and_never_shows_the_key(project, admin, fcm, apns):
+    path = f"/admin/v1/projects/{project.id}/push/credentials"
+    account = fcm.service_account("acme-prod")
+    saved = admin.put(f"{path}/fcm", json={"service_account": account})
+    assert saved.status_code == 200
+    assert saved.get_json()["client_email"] == account["client_email"]
+    assert saved.get_json()["token_url"] == account["token_uri"]
+    assert saved.get_json()["base_url"] == "https://fcm.googleapis.com"
+    key = apns.signing_key("com.acme.app")
+    assert admin.put(f"{path}/apns", json={**key, "environment": "sandbox"}).status_code == 200
+    listed = admin.get(path).get_json()
+    assert [c["provider"] for c in listed] == ["apns", "fcm"]
+    assert listed[0]["base_url"] == "https://api.sandbox.push.apple.com" and listed[0]["bundle_id"] == "com.acme.app"
+    assert "PRIVATE KEY" not in str(listed) and "sealed" not in str(listed)
+    stored = project.server.client.application.extensions["baas"].mongo.platform["push_credentials"]
+    raw = str(list(stored.find({"project_id": project.id})))
+    assert "PRIVATE KEY" not in raw and account["private_key"][40:80] not in raw
+
+    assert project.server.get(path).status_code == 401                # the admin token only
+    for body, field in (({"service_account": {**account, "private_key": "nope"}}, "service_account.private_key"),
+                        ({"service_account": {**account, "type": "user"}}, "service_account.type"),
+                        ({"service_account": account, "base_url": "http://10.0.0.1"}, "base_url"),
+                        ({"service_account": account, "token_url": "https://u:p@x.example"}, "token_url")):
+        response = admin.put(f"{path}/fcm", json=body)
+        assert response.status_code == 400 and field in response.get_json()["errors"], body
+    rsa_as_p8 = admin.put(f"{path}/apns", json={**key, "key": account["private_key"]})
+    assert rsa_as_p8.status_code == 400 and "key" in rsa_as_p8.get_json()["errors"]
+    assert admin.put(f"{path}/apns", json={**key, "key_id": "short"}).status_code == 400
+    assert admin.put(f"/admin/v1/projects/no-such-project/push/credentials/apns", json=key).status_code == 404
+
+    assert admin.delete(f"{path}/fcm").status_code == 204
+    assert admin.delete(f"{path}/fcm").status_code == 404
+    assert [c["provider"] for c in admin.get(path).get_json()] == ["apns"]
+
+
+def test_openapi_declares_the_native_push_contract(client):
+    spec = client.get("/openapi.json").get_json()
+    paths = spec["paths"]
+    register_op = paths["/v1/push/devices"]["post"]
+    assert {"200", "201", "400", "401"} <= set(register_op["responses"])
+    assert register_op["security"] == [{"apiKey": [], "userToken": []}]
+    assert "/v1/push/devices/{device_id}" in paths
+    fcm_op = paths["/admin/v1/projects/{project_id}/push/credentials/fcm"]["put"]
+    assert {"200", "400", "401", "404"} <= set(fcm_op["responses"])
+    assert fcm_op["security"] == [{"adminToken": []}]
+    schemas = spec["components"]["schemas"]
+    assert "private_key" not in schemas["PushCredentials"]["properties"] and "key" not in schemas["PushCredentials"]["properties"]
+    assert {"providers", "apns", "fcm"} <= set(schemas["MessageIn"]["properties"])
+    from openapi_spec_validator import validate
+
+    validate(spec)
