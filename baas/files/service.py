@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -33,7 +34,7 @@ from baas.errors import (BaasError, Conflict, Forbidden, Invalid, NotFound, Payl
 from baas.files import thumbs
 from baas.files.content import SNIFF_BYTES, sanitize_name, sniff, type_allowed
 from baas.files.settings import FileSettings, check_file_rules
-from baas.files.streams import Metered, Peeked
+from baas.files.streams import BeforeEnd, Metered, Peeked
 from baas.projects.service import project_prefix
 from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, SYSTEM_DATE_FIELDS, CursorCodec, and_filters,
                         check_document_keys, compile_filter, parse_int, parse_json_param, parse_sort, path_value)
@@ -81,6 +82,58 @@ class FileQuery:
     sort: str | None = None
     limit: str | None = None
     cursor: str | None = None
+
+
+class SettledEntries:
+    """Pending entries of finished uploads, removed in batches off the request path.
+
+    An upload's pending entry only matters until its metadata is written; from then on, one left behind is
+    harmless (the sweep drops entries whose file is recorded). So the request answers without waiting for that
+    delete: a thread of this process removes the entries of many uploads with one delete_many. Entries a killed
+    process never removed are the sweep's, as before.
+    """
+
+    def __init__(self, collection, delay_seconds: float = 0.05, max_batch: int = 500):
+        self.collection = collection
+        self.delay_seconds = delay_seconds
+        self.max_batch = max_batch
+        self._ids: list = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, entry_id: str) -> None:
+        with self._wake:
+            self._ids.append(entry_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="baas-files-settle", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _take(self) -> list:
+        with self._wake:
+            while not self._ids:
+                self._wake.wait()
+            batch, self._ids = self._ids[:self.max_batch], self._ids[self.max_batch:]
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            self._delete(batch)
+            time.sleep(self.delay_seconds)  # let the next uploads' entries gather into one delete
+
+    def _delete(self, batch: list) -> None:
+        try:
+            self.collection.delete_many({"_id": {"$in": batch}})
+        except Exception as exc:  # the database is away: the sweep removes these entries later
+            log.warning("could not remove %d settled upload entries; the sweep will: %s", len(batch), exc)
+
+    def flush(self) -> None:
+        """Remove what is waiting now, in the caller's thread (tests, shutdown)."""
+        with self._wake:
+            batch, self._ids = self._ids, []
+        if batch:
+            self._delete(batch)
 
 
 def file_key(project_id: str, file_id: str) -> str:
@@ -137,6 +190,9 @@ class FileService:
         self.cursors = CursorCodec(config["jwt"]["secret"])
         self.pending = mongo.platform[PENDING]
         self.tasks = mongo.platform[TASKS]
+        self.settled = SettledEntries(self.pending)
+        # Upload steps that may overlap with receiving the body (threads start on first use).
+        self._alongside = ThreadPoolExecutor(8, thread_name_prefix="baas-files-io")
         self.usage_collection = mongo.platform[USAGE]
         self._prepared: dict = {}
         # upload id -> (offset, sha256 of the bytes before it): see tus_append.
@@ -249,22 +305,26 @@ class FileService:
         key = file_key(project.id, file_id)
         entry_id = secrets.token_hex(UPLOAD_ID_BYTES)
         grace = self.config["files"]["pending_grace_minutes"] * 60
-        self._pending_insert({"_id": entry_id, "kind": "upload", "project_id": project.id, "file_id": file_id,
-                              "key": key}, grace)
+        # The pending entry is written while the body arrives; the adapter cannot complete the object before it
+        # reads the body's end, and BeforeEnd waits for the entry there: it still precedes the object.
+        pending = self._alongside.submit(self._pending_insert, {
+            "_id": entry_id, "kind": "upload", "project_id": project.id, "file_id": file_id, "key": key}, grace)
         try:
             metered = Metered(source, settings.max_file_bytes)
             with self.storage():
                 head = Peeked(metered, SNIFF_BYTES)
                 content_type = sniff(head.head, declared_type)
                 self._check_type(settings, content_type)
-                self.blobs.put(key, head, length if length is not None else -1, content_type)
+                self.blobs.put(key, BeforeEnd(head, pending.result), length if length is not None else -1,
+                               content_type)
             fields = describe()
             doc = self._new_doc(principal, file_id, key, fields, metered.size, content_type, metered.hexdigest())
             self._record(principal, project, access, doc)
         except BaseException:
-            self._discard(project.id, entry_id, key)
+            if pending.exception() is None:  # waits: the entry must not land after the clean-up below
+                self._discard(project.id, entry_id, key)
             raise
-        self.pending.delete_one({"_id": entry_id})
+        self.settled.add(entry_id)
         self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
         return self.output(doc)
 
