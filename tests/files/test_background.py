@@ -159,3 +159,25 @@ def test_thumbnail_renders_are_bounded_and_the_rest_get_503(app, project, files,
     assert again.status_code == 200
     cached = project.server.get(url, query_string={"thumb": "64x64"})
     assert cached.status_code == 200 and files.thumbnails.renders == 3  # served from storage: no decoding
+
+
+def test_an_upload_whose_pending_entry_cannot_be_written_stores_nothing(project, files, blobs, monkeypatch):
+    """The pending entry is written while the body arrives; the object is completed only once it exists."""
+    from pymongo.errors import AutoReconnect
+
+    def database_gone(*args, **kwargs):
+        raise AutoReconnect("connection refused")
+
+    monkeypatch.setattr(files, "_pending_insert", database_gone)
+    response = upload(project.server, random_bytes(200_000))
+    assert response.status_code == 503 and response.get_json()["code"] == 503
+    monkeypatch.undo()
+    assert stored_keys(blobs, project.id) == []
+    assert project.server.get("/v1/files").get_json()["items"] == []
+
+
+def test_the_pending_entry_of_a_finished_upload_is_removed_after_the_answer(project, files):
+    doc = upload(project.server, b"settled").get_json()
+    wait_until(lambda: files.pending.count_documents({"project_id": project.id}) == 0, timeout=10,
+               message="the finished upload's pending entry to be removed")
+    assert project.server.get(f"/v1/files/{doc['_id']}/content").data == b"settled"
