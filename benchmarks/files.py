@@ -65,21 +65,27 @@ def _body(size: int):
         yield piece
 
 
+def s3_server() -> tuple:
+    """(endpoint, access key, secret key, the moto process or None): BAAS_TEST_S3_ENDPOINT, else moto started here."""
+    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
+    access, secret = os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "test"), os.environ.get("BAAS_TEST_S3_SECRET_KEY", "test")
+    if endpoint:
+        return endpoint, access, secret, None
+    port = free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"127.0.0.1:{port}"
+    wait_until(lambda: _up(f"http://{endpoint}/"), timeout=30, message="moto")
+    return endpoint, access, secret, moto
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,100")
     sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="baas-files-bench-"))
     mongo = EmbeddedMongo(work / "db").start()
-    moto = None
-    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
-    access, secret = os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "test"), os.environ.get("BAAS_TEST_S3_SECRET_KEY", "test")
-    if not endpoint:
-        port = free_port()
-        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        endpoint = f"127.0.0.1:{port}"
-        wait_until(lambda: _up(f"http://{endpoint}/"), timeout=30, message="moto")
+    endpoint, access, secret, moto = s3_server()
     bucket = "bench-" + secrets.token_hex(4)
     config = {"data_dir": str(work / "data"), "admin_token": ADMIN_TOKEN, "mongodb": {"uri": mongo.uri},
               "storage": {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret, "secure": False,

@@ -14,7 +14,6 @@ import io
 import os
 import pstats
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,11 +21,13 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pymongo import monitoring  # noqa: E402
 
-from baas.storage.embedded import EmbeddedMongo, free_port  # noqa: E402
-from baas.testing import ADMIN_TOKEN, wait_until  # noqa: E402
+from baas.storage.embedded import EmbeddedMongo  # noqa: E402
+from baas.testing import ADMIN_TOKEN  # noqa: E402
+from files import s3_server  # noqa: E402
 
 
 class _Commands(monitoring.CommandListener):
@@ -43,16 +44,6 @@ class _Commands(monitoring.CommandListener):
         pass
 
 
-def _up(url: str) -> bool:
-    import requests
-
-    try:
-        requests.get(url, timeout=1)
-        return True
-    except requests.RequestException:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=("raw", "form"), default="raw")
@@ -65,15 +56,7 @@ def main() -> None:
     monitoring.register(commands)
     work = Path(tempfile.mkdtemp(prefix="baas-files-profile-"))
     mongo = EmbeddedMongo(work / "db").start()
-    moto = None
-    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
-    access, secret = os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "test"), os.environ.get("BAAS_TEST_S3_SECRET_KEY", "test")
-    if not endpoint:
-        port = free_port()
-        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        endpoint = f"127.0.0.1:{port}"
-        wait_until(lambda: _up(f"http://{endpoint}/"), timeout=30, message="moto")
+    endpoint, access, secret, moto = s3_server()
     bucket = "profile-" + secrets.token_hex(4)
     try:
         from baas import create_app
