@@ -93,6 +93,8 @@ class SettledEntries:
     process never removed are the sweep's, as before.
     """
 
+    IDLE_SECONDS = 5.0
+
     def __init__(self, collection, delay_seconds: float = 0.05, max_batch: int = 500):
         self.collection = collection
         self.delay_seconds = delay_seconds
@@ -104,21 +106,24 @@ class SettledEntries:
     def add(self, entry_id: str) -> None:
         with self._wake:
             self._ids.append(entry_id)
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="baas-files-settle", daemon=True)
                 self._thread.start()
             self._wake.notify()
 
-    def _take(self) -> list:
+    def _take(self) -> list | None:
+        """The next batch; None after IDLE_SECONDS without one (the thread ends; the next add starts another)."""
         with self._wake:
-            while not self._ids:
-                self._wake.wait()
+            if not self._ids:
+                self._wake.wait(self.IDLE_SECONDS)
+            if not self._ids:
+                self._thread = None
+                return None
             batch, self._ids = self._ids[:self.max_batch], self._ids[self.max_batch:]
             return batch
 
     def _run(self) -> None:
-        while True:
-            batch = self._take()
+        while (batch := self._take()) is not None:
             self._delete(batch)
             time.sleep(self.delay_seconds)  # let the next uploads' entries gather into one delete
 
@@ -127,13 +132,6 @@ class SettledEntries:
             self.collection.delete_many({"_id": {"$in": batch}})
         except Exception as exc:  # the database is away: the sweep removes these entries later
             log.warning("could not remove %d settled upload entries; the sweep will: %s", len(batch), exc)
-
-    def flush(self) -> None:
-        """Remove what is waiting now, in the caller's thread (tests, shutdown)."""
-        with self._wake:
-            batch, self._ids = self._ids, []
-        if batch:
-            self._delete(batch)
 
 
 def file_key(project_id: str, file_id: str) -> str:
