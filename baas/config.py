@@ -96,6 +96,10 @@ SCHEMA: dict[str, Any] = {
         "thumbnail_max_pixels": Key(int, 40_000_000, "Images with more pixels get no thumbnail (400): bounds the "
                                     "memory one request can make the server decode.", minimum=1),
         "thumbnail_max_bytes": Key(int, 26_214_400, "Largest original a thumbnail is made from.", minimum=1),
+        "thumbnail_workers": Key(int, 1, "Thumbnails made at once per server process (on their own threads; keep "
+                                 "thumbnail_workers + thumbnail_queue below server.threads).", minimum=1),
+        "thumbnail_queue": Key(int, 1, "Thumbnail requests that may wait for a free renderer per process; more "
+                               "get 503 with Retry-After. Cached thumbnails never wait.", minimum=0),
         "tus_expiry_hours": Key(int, 24, "Unfinished resumable (tus) uploads expire this long after creation.",
                                 minimum=1),
         "direct_upload_minutes": Key(int, 60, "Presigned direct uploads must be completed within this time.",
@@ -108,6 +112,9 @@ SCHEMA: dict[str, Any] = {
                                       "embedded default) sweeps expired uploads and orphans "
                                       "(one process at a time, by a lease in MongoDB); 0 turns it off.",
                                       minimum=0),
+        "task_poll_seconds": Key((int, float), 1, "How often background work looks for due file tasks (hashing "
+                                 "direct and cross-process tus uploads, deleting a deleted user's files).",
+                                 minimum=0.01),
     },
     "jwt": {
         "secret": Key(str, None, "Secret that signs access tokens. Unset: generated once into data_dir.",

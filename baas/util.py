@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import random
 import secrets
 import time
 import weakref
@@ -20,6 +21,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def new_revision() -> str:
+    """A document's or file's revision (its ETag for If-Match). It only has to differ from the one before it, not
+    be secret: no system call."""
+    return f"{random.getrandbits(48):012x}"
 
 
 def sha256_hex(text: str) -> str:

@@ -4,8 +4,9 @@
                                                                  after its row: 1 GB needs ~3 GB free)
 
 Starts nx-27017, a moto S3 server (or uses BAAS_TEST_S3_ENDPOINT) and `baas serve`; after a warm-up upload, prints
-MB/s for upload and download of each size through the API and directly (median of five runs up to 10 MB), and the
-server's peak RSS growth during that size (VmHWM of its processes, reset per size).
+MB/s for upload and download of each size through the API and directly (median of nine runs up to 10 MB), the
+server's peak RSS growth during that size (VmHWM of its processes, reset per size) and the server's CPU per upload
+(user + system time of its processes from /proc, a mean over the runs).
 """
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ def _rss_kib(pid: int, field: str) -> int:
     return total
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server's process tree so far (from /proc: stays meaningful on a busy machine)."""
+    total = 0
+    for proc in _tree(pid):
+        fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _body(size: int):
     block = os.urandom(CHUNK)
     sent = 0
@@ -55,21 +65,27 @@ def _body(size: int):
         yield piece
 
 
+def s3_server() -> tuple:
+    """(endpoint, access key, secret key, the moto process or None): BAAS_TEST_S3_ENDPOINT, else moto started here."""
+    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
+    access, secret = os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "test"), os.environ.get("BAAS_TEST_S3_SECRET_KEY", "test")
+    if endpoint:
+        return endpoint, access, secret, None
+    port = free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"127.0.0.1:{port}"
+    wait_until(lambda: _up(f"http://{endpoint}/"), timeout=30, message="moto")
+    return endpoint, access, secret, moto
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,100")
     sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="baas-files-bench-"))
     mongo = EmbeddedMongo(work / "db").start()
-    moto = None
-    endpoint = os.environ.get("BAAS_TEST_S3_ENDPOINT")
-    access, secret = os.environ.get("BAAS_TEST_S3_ACCESS_KEY", "test"), os.environ.get("BAAS_TEST_S3_SECRET_KEY", "test")
-    if not endpoint:
-        port = free_port()
-        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        endpoint = f"127.0.0.1:{port}"
-        wait_until(lambda: _up(f"http://{endpoint}/"), timeout=30, message="moto")
+    endpoint, access, secret, moto = s3_server()
     bucket = "bench-" + secrets.token_hex(4)
     config = {"data_dir": str(work / "data"), "admin_token": ADMIN_TOKEN, "mongodb": {"uri": mongo.uri},
               "storage": {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret, "secure": False,
@@ -90,19 +106,21 @@ def main() -> None:
         requests.post(f"{server.url}/v1/files", data=_body(CHUNK), headers=headers).raise_for_status()
         direct.put_object(bucket, "direct/warm-up", io.BytesIO(os.urandom(CHUNK)), CHUNK)
         print(f"{'size':>8} {'API up MB/s':>12} {'direct up':>10} {'API down':>9} {'direct down':>12} "
-              f"{'peak RSS +MB':>13}")
+              f"{'peak RSS +MB':>13} {'server CPU ms/upload':>21}")
         for size in sizes:
             mb = size / 1024 / 1024
-            repeats = 5 if size <= 10 * CHUNK else 1  # small transfers are noisy: the median of five
+            repeats = 9 if size <= 10 * CHUNK else 1  # small transfers are noisy: the median of nine
             rows = []
             _reset_peak_rss(server.process.pid)
             base_rss = _rss_kib(server.process.pid, "VmRSS")
             for _ in range(repeats):
-                rows.append(_measure(server.url, headers, direct, bucket, size))
+                rows.append(_measure(server.url, headers, direct, bucket, size, server.process.pid))
             peak = (_rss_kib(server.process.pid, "VmHWM") - base_rss) / 1024
-            api_up, direct_up, api_down, direct_down = (sorted(column)[len(column) // 2] for column in zip(*rows))
+            api_up, direct_up, api_down, direct_down = (sorted(column)[len(column) // 2]
+                                                        for column in list(zip(*rows))[:4])
+            cpu = sum(row[4] for row in rows) / len(rows)  # a mean: /proc counts in 10 ms ticks
             print(f"{mb:>6.0f}MB {api_up:>12.1f} {direct_up:>10.1f} {api_down:>9.1f} {direct_down:>12.1f} "
-                  f"{peak:>13.1f}   (API up = {100 * api_up / direct_up:.0f} % of direct)")
+                  f"{peak:>13.1f} {cpu * 1000:>21.1f}   (API up = {100 * api_up / direct_up:.0f} % of direct)")
         print("peak RSS +MB: VmHWM of all server processes during that size's transfers minus their RSS before "
               "(peaks reset per size through /proc/PID/clear_refs)")
     finally:
@@ -112,11 +130,13 @@ def main() -> None:
         mongo.stop()
 
 
-def _measure(url, headers, direct, bucket, size) -> tuple:
+def _measure(url, headers, direct, bucket, size, server_pid) -> tuple:
     mb = size / 1024 / 1024
+    cpu = _cpu_seconds(server_pid)
     start = time.perf_counter()
     response = requests.post(f"{url}/v1/files", data=_body(size), headers=headers)
     api_up = mb / (time.perf_counter() - start)
+    upload_cpu = _cpu_seconds(server_pid) - cpu
     response.raise_for_status()
     doc = response.json()
     start = time.perf_counter()
@@ -137,7 +157,7 @@ def _measure(url, headers, direct, bucket, size) -> tuple:
     response.release_conn()
     direct_down = mb / (time.perf_counter() - start)
     direct.remove_object(bucket, f"direct/{size}")
-    return api_up, direct_up, api_down, direct_down
+    return api_up, direct_up, api_down, direct_down, upload_cpu
 
 
 def _reset_peak_rss(pid: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import random
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,7 +28,7 @@ from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_R
                         parse_sort, path_value)
 from baas.storage.mongo import (SORT_MEMORY_CODES, TOO_LARGE_CODES, AmbiguousGroups, ensure_index, failure_reason,
                                 find_one, find_one_and_update, find_page, restore_aggregated)
-from baas.util import TTLCache, utcnow
+from baas.util import TTLCache, new_revision, utcnow
 
 log = logging.getLogger("baas.documents")
 
@@ -54,11 +53,6 @@ class FindParams:
     cursor: str | None = None
     count: str | None = None
     expand: str | None = None
-
-
-def _rev() -> str:
-    # A revision only has to differ from the one before it (ETag / If-Match), not be secret: no system call.
-    return f"{random.getrandbits(48):012x}"
 
 
 def etag_matches(if_match: str | None, rev: str) -> bool:
@@ -353,7 +347,7 @@ class DocumentService:
         data = defn.validate(data)
         now = utcnow()
         doc = {"_id": str(ObjectId()) if doc_id is _UNSET else doc_id, "_created": now, "_updated": now,
-               "_owner": principal.user_id if owner is _UNSET else owner, "_rev": _rev(), **data}
+               "_owner": principal.user_id if owner is _UNSET else owner, "_rev": new_revision(), **data}
         if access.filter and not rules_module.matches(access.filter, doc):
             raise Forbidden("The new document does not satisfy this collection's 'create' rule.")
         doc = self._before_write(defn, principal, "create", doc, None, access.filter)
@@ -440,7 +434,7 @@ class DocumentService:
                                          "ETag); read it again and retry.")
             data, owner = change(previous)
             doc = {"_id": previous["_id"], "_created": previous.get("_created"), "_updated": utcnow(),
-                   "_owner": previous.get("_owner") if owner is _UNSET else owner, "_rev": _rev(), **data}
+                   "_owner": previous.get("_owner") if owner is _UNSET else owner, "_rev": new_revision(), **data}
             if access.filter and not rules_module.matches(access.filter, doc):
                 raise Forbidden("The changed document would no longer satisfy this collection's 'update' rule.")
             plan = atomic(access, previous) if atomic else None

@@ -1,4 +1,7 @@
-"""File storage: streaming, resumable (tus) and direct uploads, metadata with rules, downloads, thumbnails."""
+"""File storage: streaming, resumable (tus) and direct uploads, metadata with rules, downloads, thumbnails.
+
+Background work: the orphan sweep (SweepRunner, one process at a time by a lease) and the file tasks queue
+(baas.files.tasks: hashing, deleting a deleted user's files)."""
 from __future__ import annotations
 
 SWEEP_LEASE = "files.sweep"
@@ -42,9 +45,14 @@ class SweepRunner:
 
 
 def background_runners(svc) -> list:
+    from baas.files.tasks import FileTaskRunner
     from baas.worker.lease import Leases
 
-    interval = svc.config["files"]["sweep_interval_seconds"]
-    if not interval or "files" not in svc.extra:
+    files = svc.extra.get("files")
+    if files is None:
         return []
-    return [SweepRunner(svc.extra["files"], Leases(svc.mongo.platform["leases"]), interval)]
+    config = svc.config["files"]
+    runners = [FileTaskRunner(files, config["task_poll_seconds"])]
+    if config["sweep_interval_seconds"]:
+        runners.append(SweepRunner(files, Leases(svc.mongo.platform["leases"]), config["sweep_interval_seconds"]))
+    return runners

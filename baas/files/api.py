@@ -248,7 +248,8 @@ class Content(MethodView):
                       headers={"ETag": _STRING})
     @blp.alt_response(400, description="Unknown thumbnail size or fit, not an image, or a decompression bomb.")
     @blp.alt_response(416, description="Range not satisfiable or malformed.", headers={"Content-Range": _STRING})
-    @blp.alt_response(503, description="File storage is unavailable.")
+    @blp.alt_response(503, description="File storage is unavailable, or every thumbnail renderer is busy (retry "
+                                       "after Retry-After).", headers={"Retry-After": _INTEGER})
     @blp.doc(operationId="downloadFile")
     def get(self, file_id):
         """Download a file (streamed), one byte range of it, or a thumbnail of an image"""
@@ -324,7 +325,10 @@ class CompleteDirectUpload(MethodView):
     @blp.alt_response(415, description="The object's content is of a refused type; it was deleted.")
     @blp.doc(operationId="completeDirectUpload")
     def post(self, upload_id):
-        """Complete a direct upload: the object is checked (size, sniffed type) and recorded, or deleted"""
+        """Complete a direct upload: the object is checked (size, sniffed type) and recorded, or deleted
+
+        It answers at once, with `sha256: null` and `sha256_state: pending`: background work reads the object to
+        hash it."""
         doc = _files().direct_complete(current_principal(), upload_id)
         return _file_response(doc, 201, [("Location", _id_path(doc["_id"]))])
 

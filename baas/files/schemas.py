@@ -15,7 +15,12 @@ class FileSchema(Schema):
     name = fields.String(metadata={"description": "Display name, sanitised; never a storage path."})
     size = fields.Integer()
     content_type = fields.String(metadata={"description": "Sniffed from the bytes, not taken from the client."})
-    sha256 = fields.String()
+    sha256 = fields.String(allow_none=True, metadata={
+        "description": "SHA-256 of the bytes (hex); null while sha256_state is pending."})
+    sha256_state = fields.String(validate=validate.OneOf(["pending", "done"]), metadata={
+        "description": "done: sha256 is set. pending: the server did not see the bytes arrive (direct transfer, "
+                       "a tus upload whose chunks reached several server processes) and background work is "
+                       "hashing them; the file is readable meanwhile."})
     public = fields.Boolean(metadata={"description": "Readable with the client key alone."})
     metadata = fields.Dict()
     _owner = fields.String(data_key="_owner", allow_none=True)

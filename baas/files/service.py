@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import logging
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,32 +28,34 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from baas import rules as rules_module
-from baas.documents.service import _rev, etag_matches  # one revision format for documents and files
+from baas.documents.service import etag_matches
 from baas.errors import (BaasError, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, PreconditionFailed,
                          ServiceUnavailable, UnsupportedMediaType)
 from baas.files import thumbs
 from baas.files.content import SNIFF_BYTES, sanitize_name, sniff, type_allowed
 from baas.files.settings import FileSettings, check_file_rules
-from baas.files.streams import Metered, Peeked
+from baas.files.streams import BeforeEnd, Metered, Peeked
 from baas.projects.service import project_prefix
 from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, SYSTEM_DATE_FIELDS, CursorCodec, and_filters,
                         check_document_keys, compile_filter, parse_int, parse_json_param, parse_sort, path_value)
 from baas.storage.blobs import BlobNotFound
 from baas.storage.mongo import ensure_index, find_page
-from baas.util import utcnow
+from baas.util import new_revision, utcnow
 
 log = logging.getLogger("baas.files")
 
 FILES = "_files"                 # per project database: one metadata document per file
 PENDING = "file_pending"         # platform database: uploads and deletes under way
+TASKS = "file_tasks"             # platform database: background work (hashing, deleting a user's files)
 USAGE = "file_usage"             # platform database: bytes and count per project
 UPLOAD_ID_BYTES = 16
 MAX_METADATA_BYTES = 16_384
 BUSY_SECONDS = 600               # a PATCH holding an upload longer than this is taken to be dead
-READ_BACK_CHUNK = 1024 * 1024
 RUNNING_HASHES = 1000            # tus uploads whose sha256 so far one process keeps in memory
 INTERNAL_FIELDS = ("key",)
 UPDATABLE = ("name", "metadata", "public", "_owner")
+HASH_PENDING, HASH_DONE = "pending", "done"   # sha256_state of a file
+USER_FILES_PAGE = 100            # files of a deleted user removed per page (the lease is renewed between pages)
 
 
 class ChecksumMismatch(BaasError):
@@ -78,6 +82,56 @@ class FileQuery:
     sort: str | None = None
     limit: str | None = None
     cursor: str | None = None
+
+
+class SettledEntries:
+    """Pending entries of finished uploads, removed in batches off the request path.
+
+    An upload's pending entry only matters until its metadata is written; from then on, one left behind is
+    harmless (the sweep drops entries whose file is recorded). So the request answers without waiting for that
+    delete: a thread of this process removes the entries of many uploads with one delete_many. Entries a killed
+    process never removed are the sweep's, as before.
+    """
+
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, collection, delay_seconds: float = 0.05, max_batch: int = 500):
+        self.collection = collection
+        self.delay_seconds = delay_seconds
+        self.max_batch = max_batch
+        self._ids: list = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, entry_id: str) -> None:
+        with self._wake:
+            self._ids.append(entry_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="baas-files-settle", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _take(self) -> list | None:
+        """The next batch; None after IDLE_SECONDS without one (the thread ends; the next add starts another)."""
+        with self._wake:
+            if not self._ids:
+                self._wake.wait(self.IDLE_SECONDS)
+            if not self._ids:
+                self._thread = None
+                return None
+            batch, self._ids = self._ids[:self.max_batch], self._ids[self.max_batch:]
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            self._delete(batch)
+            time.sleep(self.delay_seconds)  # let the next uploads' entries gather into one delete
+
+    def _delete(self, batch: list) -> None:
+        try:
+            self.collection.delete_many({"_id": {"$in": batch}})
+        except Exception as exc:  # the database is away: the sweep removes these entries later
+            log.warning("could not remove %d settled upload entries; the sweep will: %s", len(batch), exc)
 
 
 def file_key(project_id: str, file_id: str) -> str:
@@ -133,17 +187,26 @@ class FileService:
         self.config = config
         self.cursors = CursorCodec(config["jwt"]["secret"])
         self.pending = mongo.platform[PENDING]
+        self.tasks = mongo.platform[TASKS]
+        self.settled = SettledEntries(self.pending)
+        # Upload steps that may overlap with receiving the body (threads start on first use).
+        self._alongside = ThreadPoolExecutor(8, thread_name_prefix="baas-files-io")
         self.usage_collection = mongo.platform[USAGE]
         self._prepared: dict = {}
         # upload id -> (offset, sha256 of the bytes before it): see tus_append.
         self._running_hashes: OrderedDict = OrderedDict()
         self._running_lock = threading.Lock()
         self.on_storage_error = None  # tests watch storage failures through this
-        self.read_backs = 0  # objects hashed by reading them back (tests and benchmarks watch this)
+        self.read_backs = 0  # objects hashed by reading them back, in background work (tests watch this)
+        files = config["files"]
+        self.thumbnails = thumbs.RenderPool(files["thumbnail_workers"], files["thumbnail_queue"])
 
     def ensure_indexes(self) -> None:
         ensure_index(self.pending, [("expires_ts", 1)], name="expires_ts")
         ensure_index(self.pending, [("project_id", 1)], name="project_id")
+        ensure_index(self.pending, [("file_id", 1)], name="file_id")
+        ensure_index(self.tasks, [("due_ts", 1)], name="due_ts")
+        ensure_index(self.tasks, [("project_id", 1)], name="project_id")
 
     def _files(self, project_id: str):
         return self.mongo.project_db(project_id)[FILES]
@@ -240,22 +303,26 @@ class FileService:
         key = file_key(project.id, file_id)
         entry_id = secrets.token_hex(UPLOAD_ID_BYTES)
         grace = self.config["files"]["pending_grace_minutes"] * 60
-        self._pending_insert({"_id": entry_id, "kind": "upload", "project_id": project.id, "file_id": file_id,
-                              "key": key}, grace)
+        # The pending entry is written while the body arrives; the adapter cannot complete the object before it
+        # reads the body's end, and BeforeEnd waits for the entry there: it still precedes the object.
+        pending = self._alongside.submit(self._pending_insert, {
+            "_id": entry_id, "kind": "upload", "project_id": project.id, "file_id": file_id, "key": key}, grace)
         try:
             metered = Metered(source, settings.max_file_bytes)
             with self.storage():
                 head = Peeked(metered, SNIFF_BYTES)
                 content_type = sniff(head.head, declared_type)
                 self._check_type(settings, content_type)
-                self.blobs.put(key, head, length if length is not None else -1, content_type)
+                self.blobs.put(key, BeforeEnd(head, pending.result), length if length is not None else -1,
+                               content_type)
             fields = describe()
             doc = self._new_doc(principal, file_id, key, fields, metered.size, content_type, metered.hexdigest())
             self._record(principal, project, access, doc)
         except BaseException:
-            self._discard(project.id, entry_id, key)
+            if pending.exception() is None:  # waits: the entry must not land after the clean-up below
+                self._discard(project.id, entry_id, key)
             raise
-        self.pending.delete_one({"_id": entry_id})
+        self.settled.add(entry_id)
         self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
         return self.output(doc)
 
@@ -266,12 +333,13 @@ class FileService:
                                        f"this project.", errors={"file": [f"Refused type: {content_type}"]})
 
     def _new_doc(self, principal, file_id: str, key: str, fields: dict, size: int, content_type: str,
-                 sha256: str) -> dict:
+                 sha256: str | None) -> dict:
         now = utcnow()
         return {"_id": file_id, "name": sanitize_name(fields.get("name")), "size": size,
-                "content_type": content_type, "sha256": sha256, "public": parse_public(fields.get("public")),
+                "content_type": content_type, "sha256": sha256,
+                "sha256_state": HASH_DONE if sha256 else HASH_PENDING, "public": parse_public(fields.get("public")),
                 "metadata": check_metadata(fields.get("metadata")), "_owner": principal.user_id,
-                "_created": now, "_updated": now, "_rev": _rev(), "key": key}
+                "_created": now, "_updated": now, "_rev": new_revision(), "key": key}
 
     def _record(self, principal, project, access, doc: dict) -> None:
         """The metadata step of an upload, once its object is stored."""
@@ -295,7 +363,14 @@ class FileService:
     def output(doc: dict) -> dict:
         for field in INTERNAL_FIELDS:
             doc.pop(field, None)
+        doc.setdefault("sha256_state", HASH_DONE if doc.get("sha256") else HASH_PENDING)
         return doc
+
+    @staticmethod
+    def content_etag(doc: dict) -> str:
+        """The ETag of a file's bytes: their sha256, or (until background work hashed them) the file id, which
+        also names one content forever."""
+        return doc["sha256"] if doc.get("sha256") else f"{doc['_id']}.{doc['size']}"
 
     def _find(self, project_id: str, file_id: str, access_filter: dict | None) -> dict | None:
         if not isinstance(file_id, str) or not DOCUMENT_ID.match(file_id):
@@ -378,7 +453,7 @@ class FileService:
                 raise Invalid("'_owner' is a user id or null.", errors={"_owner": ["Not a user id."]})
             doc["_owner"] = owner
         doc["_updated"] = utcnow()
-        doc["_rev"] = _rev()
+        doc["_rev"] = new_revision()
         if access.filter and not rules_module.matches(access.filter, self.output(dict(doc))):
             raise Forbidden("The changed file would no longer satisfy the 'update' rule for files.")
         self.hooks.before("baas_before_file_write", principal=principal, action="update", file=doc,
@@ -432,7 +507,7 @@ class FileService:
         if thumb is None:
             settings = self.settings(principal.project)
             download = Download(self.output(dict(doc)), doc["key"], doc["size"], doc["content_type"],
-                                f'"{doc["sha256"]}"', modified)
+                                f'"{self.content_etag(doc)}"', modified)
             if settings.presigned_downloads and disposition_headers is not None:
                 with self.storage():
                     download.redirect = self.blobs.presigned_get_url(
@@ -444,23 +519,27 @@ class FileService:
             raise Invalid(f"Files of type {doc['content_type']} have no thumbnails.",
                           errors={"thumb": ["Not an image."]})
         key = thumbs_prefix(principal.project.id, file_id) + f"{width}x{height}-{fit}"
-        etag = f'"{doc["sha256"][:40]}-{width}x{height}-{fit}"'
+        etag = f'"{self.content_etag(doc)[:40]}-{width}x{height}-{fit}"'
         with self.storage():
             try:
                 info = self.blobs.stat(key)
                 return Download(self.output(dict(doc)), key, info.size, info.content_type, etag, modified)
             except BlobNotFound:
                 pass
-            if doc["size"] > files["thumbnail_max_bytes"]:
-                raise Invalid(f"The image is larger than the {files['thumbnail_max_bytes']} bytes thumbnails are "
-                              f"made from.", errors={"thumb": ["Image too large."]})
-            original = b"".join(self.blobs.open(doc["key"]))
-            data, content_type = thumbs.render(original, width, height, fit, files["thumbnail_max_pixels"])
-            import io
-
-            # Cached beside the original (deleted with it); a concurrent request writing the same bytes is harmless.
-            self.blobs.put(key, io.BytesIO(data), len(data), content_type)
+        if doc["size"] > files["thumbnail_max_bytes"]:
+            raise Invalid(f"The image is larger than the {files['thumbnail_max_bytes']} bytes thumbnails are "
+                          f"made from.", errors={"thumb": ["Image too large."]})
+        data, content_type = self.thumbnails.run(key, self._make_thumbnail, doc["key"], key, width, height, fit)
         return Download(self.output(dict(doc)), key, len(data), content_type, etag, modified, data=data)
+
+    def _make_thumbnail(self, original_key: str, key: str, width: int, height: int, fit: str) -> tuple[bytes, str]:
+        """Runs on a thumbnail pool thread: decode, resize, and cache beside the original (deleted with it)."""
+        with self.storage():
+            original = b"".join(self.blobs.open(original_key))
+            data, content_type = thumbs.render(original, width, height, fit,
+                                               self.config["files"]["thumbnail_max_pixels"])
+            self.blobs.put(key, io.BytesIO(data), len(data), content_type)
+        return data, content_type
 
     def stream(self, key: str, offset: int = 0, length: int | None = None):
         """The object's bytes in chunks. Storage failing mid-way ends the body early (the status is already
@@ -641,19 +720,14 @@ class FileService:
                 content_type = sniff(head, entry.get("declared_type"))
                 self._check_type(settings, content_type)
                 sha256 = self._finished_hash(entry["_id"], info.size) if entry["kind"] == "tus" else None
-                size = info.size
-                if sha256 is None:
-                    # The server never saw these bytes (presigned PUT), or not all of them (tus across processes):
-                    # read the object back once, streamed chunk by chunk, so memory stays constant.
-                    self.read_backs += 1
-                    digest = hashlib.sha256()
-                    size = 0
-                    for chunk in self.blobs.open(key):
-                        digest.update(chunk)
-                        size += len(chunk)
-                    sha256 = digest.hexdigest()
             access = self._allowed(principal, settings, "create")
-            doc = self._new_doc(principal, entry["file_id"], key, entry["fields"], size, content_type, sha256)
+            if sha256 is None:
+                # The server never saw these bytes (presigned PUT), or not all of them (tus across processes):
+                # background work reads the object back to hash it, so this request answers at once. The task
+                # is queued before the metadata exists, so a crash in between cannot leave a file never hashed.
+                self._enqueue(f"hash:{project.id}:{entry['file_id']}", "hash", project.id,
+                              file_id=entry["file_id"])
+            doc = self._new_doc(principal, entry["file_id"], key, entry["fields"], info.size, content_type, sha256)
             doc["_owner"] = entry.get("owner")
             self._record(principal, project, access, doc)
         except DuplicateKeyError:
@@ -759,15 +833,14 @@ class FileService:
 
     # ----------------------------------------------------------------------------------------------------------
 
-    def delete_user_files(self, project_id: str, user_id: str) -> int:
-        """Called when a user is deleted: their files go too when the project says so."""
+    def delete_user_files(self, project_id: str, user_id: str) -> bool:
+        """Called when a user is deleted: when the project says so, their files are queued for background work
+        (a user may own many files: the user-delete request must not wait for them). True when queued."""
         settings = FileSettings.of(self.projects.info(project_id), self.config)
         if not settings.delete_with_user:
-            return 0
-        removed = 0
-        for doc in list(self._files(project_id).find({"_owner": user_id})):
-            removed += self._remove(project_id, doc)
-        return removed
+            return False
+        self._enqueue(f"user_files:{project_id}:{user_id}", "user_files", project_id, user_id=user_id)
+        return True
 
     def forget_project(self, project_id: str) -> None:
         """After a project was deleted (its database and objects are gone): its uploads under way and its usage."""
@@ -777,7 +850,62 @@ class FileService:
             except self.blobs.errors as exc:
                 log.warning("could not abort upload %s of deleted project %s: %s", entry["_id"], project_id, exc)
         self.pending.delete_many({"project_id": project_id})
+        self.tasks.delete_many({"project_id": project_id})
         self.usage_collection.delete_one({"_id": project_id})
+
+    # --- background work (baas.files.tasks runs it) -----------------------------------------------------------
+
+    def _enqueue(self, task_id: str, kind: str, project_id: str, **fields) -> None:
+        """Queue background work in MongoDB. Ids name the work, so queueing it twice queues it once."""
+        try:
+            self.tasks.insert_one({"_id": task_id, "kind": kind, "project_id": project_id, **fields,
+                                   "due_ts": time.time(), "attempts": 0, "lease_until": 0.0})
+        except DuplicateKeyError:
+            pass
+
+    def hash_file(self, project_id: str, file_id: str, still_mine=lambda: True) -> bool:
+        """Compute and record the sha256 of a file recorded without one. True when nothing is left to do; False to
+        try again later (the upload that queued it has not recorded the file yet). `still_mine()` is called
+        between chunks: False (the task's lease was lost) stops the work."""
+        files = self._files(project_id)
+        doc = files.find_one({"_id": file_id})
+        if doc is None:
+            # Not recorded yet (its upload is still finishing: its pending entry is there), or deleted since.
+            return self.pending.find_one({"file_id": file_id}, {"_id": 1}) is None
+        if doc.get("sha256"):
+            return True
+        self.read_backs += 1
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            for number, chunk in enumerate(self.blobs.open(doc["key"])):
+                digest.update(chunk)
+                size += len(chunk)
+                if number % 256 == 255 and not still_mine():
+                    raise TimeoutError(f"lost the lease while hashing file {file_id}")
+        except BlobNotFound:
+            return True  # deleted meanwhile: its metadata goes with it
+        if size != doc["size"]:
+            log.warning("file %s of project %s: %d bytes stored, %d recorded at completion", file_id, project_id,
+                        size, doc["size"])
+        sha256 = digest.hexdigest()
+        # A whole-document replace guarded by the revision read (as a PATCH does): a concurrent PATCH is kept,
+        # and the hash is written over what it wrote.
+        for _ in range(10):
+            changed = {**doc, "sha256": sha256, "sha256_state": HASH_DONE, "_rev": new_revision()}
+            if files.replace_one({"_id": file_id, "_rev": doc["_rev"]}, changed).matched_count:
+                return True
+            doc = files.find_one({"_id": file_id})
+            if doc is None or doc.get("sha256"):
+                return True
+        return False
+
+    def remove_owned_files(self, project_id: str, user_id: str, limit: int = USER_FILES_PAGE) -> int:
+        """Remove up to `limit` files owned by `user_id` (a deleted user's); returns how many were found."""
+        found = list(self._files(project_id).find({"_owner": user_id}).limit(limit))
+        for doc in found:
+            self._remove(project_id, doc)
+        return len(found)
 
     # --- the sweep -------------------------------------------------------------------------------------------
 

@@ -96,6 +96,23 @@ class Peeked:
         return self.stream.read(size)
 
 
+class BeforeEnd:
+    """Calls `before_end()` once, before the stream reports its end (and fails the read if it raises). A blob
+    adapter completes an object (the S3 PUT or CompleteMultipartUpload, the local rename) only after it read the
+    end of its stream, so `before_end` runs before any object exists, while the body is still arriving."""
+
+    def __init__(self, stream, before_end):
+        self.stream = stream
+        self._before_end = before_end
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if not data and self._before_end is not None:
+            before_end, self._before_end = self._before_end, None
+            before_end()
+        return data
+
+
 class FormReader:
     """multipart/form-data read part by part: small fields are collected, the file part is a stream."""
 

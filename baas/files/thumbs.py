@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from baas.errors import Invalid
+from baas.errors import Invalid, ServiceUnavailable
 
 SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 FITS = ("cover", "contain")
@@ -59,3 +61,57 @@ def render(data: bytes, width: int, height: int, fit: str, max_pixels: int) -> t
         return out.getvalue(), "image/png"
     image.save(out, "JPEG", quality=85, optimize=True)
     return out.getvalue(), "image/jpeg"
+
+
+class RenderPool:
+    """Thumbnails are made on a few pool threads, never by as many request threads as ask at once.
+
+    At most `workers` renders run at a time (Pillow decodes and resizes without holding the GIL, so they do not
+    stall the Python of other requests either) and at most `queue` more wait for a renderer; any request beyond
+    gets 503 with Retry-After at once instead of tying up a request thread. Requests for a thumbnail already being
+    made wait for that render instead of starting their own.
+    """
+
+    def __init__(self, workers: int, queue: int, retry_after_seconds: int = 2):
+        self.workers = workers
+        self.retry_after_seconds = retry_after_seconds
+        self._slots = threading.BoundedSemaphore(workers + queue)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._running: dict = {}  # key -> future of the render under way
+        self.renders = 0  # thumbnails made (tests and benchmarks watch this)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="baas-thumbs")
+            return self._executor
+
+    def run(self, key: str, render, *args):
+        """`render(*args)`'s result, made on a pool thread; one render per `key` at a time."""
+        with self._lock:
+            future = self._running.get(key)
+        if future is None:
+            if not self._slots.acquire(blocking=False):
+                raise ServiceUnavailable("Thumbnails are being made for other requests; retry shortly.",
+                                         headers={"Retry-After": str(self.retry_after_seconds)})
+            pool = self._pool()
+            with self._lock:
+                future = self._running.get(key)
+                if future is None:
+                    future = self._running[key] = pool.submit(self._render, key, render, *args)
+                    started = True
+                else:
+                    started = False
+            if not started:
+                self._slots.release()
+        return future.result()
+
+    def _render(self, key: str, render, *args):
+        try:
+            self.renders += 1
+            return render(*args)
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+            self._slots.release()

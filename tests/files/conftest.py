@@ -22,6 +22,22 @@ def blobs(app):
     return app.extensions["baas"].blobs
 
 
+@pytest.fixture
+def task_runner(files):
+    """The file tasks runner of one worker process (not started: tests call run_once / drain)."""
+    from baas.files.tasks import FileTaskRunner
+
+    return FileTaskRunner(files, interval=0.05)
+
+
+@pytest.fixture
+def background(task_runner):
+    """File tasks worked off in the background, as `baas worker` does, while the test runs."""
+    from baas.worker.runner import BackgroundWork
+
+    work = BackgroundWork([task_runner]).start()
+    yield task_runner
+    work.stop()
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
 """Presigned direct transfer, thumbnails, access rules, isolation, usage, user and project deletion."""
+import hashlib
 import io
 
 import requests
 from PIL import Image
 
-from baas.testing import create_project
+from baas.testing import create_project, wait_until
 from files_helpers import OPEN_RULES, open_rules, png_bytes, random_bytes, stored_keys, upload
 
 
-def test_direct_transfer(project, backend, blobs, files):
+def test_direct_transfer(project, backend, blobs, files, task_runner):
     started = project.server.post("/v1/files/uploads", json={"name": "big.png", "content_type": "image/png"})
     if backend == "local":
         assert started.status_code == 409 and "S3" in started.get_json()["message"]
@@ -24,7 +25,13 @@ def test_direct_transfer(project, backend, blobs, files):
     assert done.status_code == 201, done.get_json()
     doc = done.get_json()
     assert doc["_id"] == body["file_id"] and doc["content_type"] == "image/png" and doc["size"] == len(image)
+    # Answered without reading the object back: background work hashes it; the file is readable meanwhile.
+    assert doc["sha256"] is None and doc["sha256_state"] == "pending" and files.read_backs == 0
     assert project.server.get(f"/v1/files/{doc['_id']}/content").data == image
+    task_runner.drain()
+    hashed = project.server.get(f"/v1/files/{doc['_id']}").get_json()
+    assert hashed["sha256"] == hashlib.sha256(image).hexdigest() and hashed["sha256_state"] == "done"
+    assert hashed["_rev"] != doc["_rev"] and files.tasks.count_documents({"project_id": project.id}) == 0
     # Refused type and too big: the object is deleted.
     assert project.server.patch("/v1/files/settings", json={"max_file_bytes": 1000}).status_code == 200
     for payload, status in ((b"\x7fELF\x02\x01\x01" + b"\x00" * 100, 415), (random_bytes(2000), 413)):
@@ -127,14 +134,19 @@ def test_cross_project_isolation_usage_and_project_delete(admin, client, project
     assert admin.get(f"/admin/v1/projects/{project.id}/files/usage").status_code == 404
 
 
-def test_user_delete_can_delete_their_files(project, make_user, blobs):
+def test_user_delete_can_delete_their_files(project, make_user, blobs, files, background):
     open_rules(project)
     assert project.server.patch("/v1/files/settings", json={"delete_with_user": True}).status_code == 200
     user = make_user(project)
     upload(user, b"a")
     kept = upload(project.server, b"b").get_json()
     assert project.server.delete(f"/v1/users/{user.user_id}").status_code == 204
-    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{kept['_id']}"]
+    # Removed by background work, not by the user-delete request.
+    wait_until(lambda: stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{kept['_id']}"],
+               timeout=15, message="the deleted user's files to be removed")
+    assert [f["_id"] for f in project.server.get("/v1/files").get_json()["items"]] == [kept["_id"]]
+    wait_until(lambda: files.tasks.count_documents({"project_id": project.id}) == 0, timeout=15,
+               message="the task to leave the queue")
 
 
 def test_invalid_direct_upload_bodies_get_400_in_the_one_error_format(project):

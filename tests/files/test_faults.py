@@ -70,7 +70,10 @@ def test_sweep_lease_lets_one_process_sweep(app, files):
     from baas.files import background_runners
 
     svc = app.extensions["baas"]
-    first, second = background_runners(svc)[0], background_runners(svc)[0]  # as two processes would build them
+    def sweeper():
+        return next(runner for runner in background_runners(svc) if runner.name == "files.sweep")
+
+    first, second = sweeper(), sweeper()  # as two processes would build them
     now = time.time()
     assert isinstance(first.run_once(now), dict)
     assert second.run_once(now + 1) is None  # the first holds the lease

@@ -125,8 +125,9 @@ def test_expired_uploads_are_gone_and_swept(live_url, project, files, blobs):
         assert blobs.client._list_multipart_uploads(blobs.bucket, prefix=f"projects/{project.id}/").uploads == []
 
 
-def test_sha256_of_an_upload_whose_chunks_reached_several_processes(project, files):
-    """A process that did not see every earlier byte has no running hash: the object is read back once."""
+def test_sha256_of_an_upload_whose_chunks_reached_several_processes(project, files, task_runner):
+    """A process that did not see every earlier byte has no running hash: background work reads the object back
+    once, and the file is readable meanwhile."""
     data = random_bytes(3 * 1024 * 1024 + 7)
     created = project.server.post("/v1/files/tus/", headers={**TUS, "Upload-Length": str(len(data))})
     assert created.status_code == 201
@@ -140,5 +141,10 @@ def test_sha256_of_an_upload_whose_chunks_reached_several_processes(project, fil
         assert response.status_code == 204, response.get_json()
         offset += len(chunk)
     file_id = response.headers["Baas-File-Id"]
-    assert project.server.get(f"/v1/files/{file_id}").get_json()["sha256"] == hashlib.sha256(data).hexdigest()
+    meta = project.server.get(f"/v1/files/{file_id}").get_json()
+    assert meta["sha256"] is None and meta["sha256_state"] == "pending" and files.read_backs == 0
+    assert project.server.get(f"/v1/files/{file_id}/content").data == data
+    task_runner.drain()
+    meta = project.server.get(f"/v1/files/{file_id}").get_json()
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest() and meta["sha256_state"] == "done"
     assert files.read_backs == 1
