@@ -26,17 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baas.storage.embedded import EmbeddedMongo  # noqa: E402
 from baas.testing import ADMIN_TOKEN, ServerProcess  # noqa: E402
+from files import _reset_peak_rss, _rss_kib, _tree  # noqa: E402  (benchmarks/files.py: /proc of a process tree)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _tree(pid: int) -> list:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            out += _tree(int(child))
-    return out + [pid]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -45,20 +38,6 @@ def _cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
-
-
-def _rss_kib(pid: int, field: str) -> int:
-    total = 0
-    for proc in _tree(pid):
-        for line in Path(f"/proc/{proc}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                total += int(line.split()[1])
-    return total
-
-
-def _reset_peak_rss(pid: int) -> None:
-    for proc in _tree(pid):
-        Path(f"/proc/{proc}/clear_refs").write_text("5")  # 5: reset VmHWM to the current RSS
 
 
 class Step:
