@@ -290,7 +290,7 @@ class Definition:
 
     __slots__ = ("project_id", "name", "schema", "indexes", "rules", "created_at", "updated_at", "defined",
                  "collection", "validator", "date_fields", "query_date_fields", "date_only_fields", "refs",
-                 "prepared_rules", "ttl", "guarded_fields", "scalar_fields")
+                 "prepared_rules", "ttl", "guarded_fields", "scalar_fields", "index_keys")
 
     def __init__(self, project_id: str, name: str, collection, *, schema=None, indexes=(), rules=None,
                  created_at=None, updated_at=None, defined: bool = False):
@@ -323,6 +323,8 @@ class Definition:
         # which lets the embedded database answer it from an index (see storage.mongo.embedded_find_command).
         self.scalar_fields = SCALAR_SYSTEM_FIELDS | frozenset(
             field for field, spec in ((schema or {}).get("properties") or {}).items() if _declares_scalar(spec))
+        # The fields of every index the collection has (its own and the owner index), in order.
+        self.index_keys = tuple(tuple(i["keys"]) for i in self.indexes) + (("_owner",),)
         self.query_date_fields = frozenset(dates) | SYSTEM_DATE_FIELDS
         self.date_only_fields = tuple(date_only)
         self.refs = refs

@@ -27,7 +27,8 @@ from baas.query import (DEFAULT_LIMIT, DOCUMENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_R
                         equality_as_in, keyset_branches, parse_bool, parse_fields, parse_int, parse_json_param,
                         parse_sort, path_value)
 from baas.storage.mongo import (SORT_MEMORY_CODES, TOO_LARGE_CODES, AmbiguousGroups, ensure_index, failure_reason,
-                                find_one, find_one_and_update, find_page, restore_aggregated)
+                                embedded_filter, find_one, find_one_and_update, find_page,
+                                restore_aggregated)
 from baas.util import TTLCache, new_revision, utcnow
 
 log = logging.getLogger("baas.documents")
@@ -295,6 +296,12 @@ class DocumentService:
             raise Forbidden(access.reason)
         return access
 
+    def _for_backend(self, defn: Definition, query: dict) -> dict:
+        """`query` in the shape that makes the embedded database answer what MongoDB answers."""
+        if not self.mongo.sql_backed:
+            return query
+        return embedded_filter(defn.collection.name, query, defn.scalar_fields, defn.index_keys)
+
     def _read_access(self, defn: Definition, principal, action: str) -> dict | None:
         """The filter for reading under `action` (list, aggregate, read): that action's rule AND read's rule."""
         access = self._allowed(defn, principal, action)
@@ -373,7 +380,7 @@ class DocumentService:
         if access.filter or defn.ttl:
             query = and_filters(query, access.filter, defn.expiry_filter())
         query = and_filters(query, self._plugin_filter(defn, principal, "read"))
-        doc = find_one(defn.collection, query)
+        doc = find_one(defn.collection, self._for_backend(defn, query))
         if doc is None:
             raise NotFound(f"No document '{doc_id}' in '{collection}'.")
         doc = defn.output(doc)
@@ -385,12 +392,12 @@ class DocumentService:
         if not isinstance(doc_id, str) or not DOCUMENT_ID.match(doc_id):
             raise NotFound(f"No document '{doc_id}' in '{defn.name}'.")
         expiry = defn.expiry_filter()
-        previous = find_one(defn.collection, and_filters({"_id": doc_id}, access.filter, expiry))
+        previous = find_one(defn.collection, self._for_backend(defn, and_filters({"_id": doc_id}, access.filter, expiry)))
         if previous is None:
             if access.filter:
                 read = defn.access(principal, "read")
-                if read.allowed and defn.collection.find_one(and_filters({"_id": doc_id}, read.filter, expiry),
-                                                             {"_id": 1}) is not None:
+                readable = self._for_backend(defn, and_filters({"_id": doc_id}, read.filter, expiry))
+                if read.allowed and defn.collection.find_one(readable, {"_id": 1}) is not None:
                     raise Forbidden(f"You may read this document but not {action} it.")
             raise NotFound(f"No document '{doc_id}' in '{defn.name}'.")
         return access, previous
@@ -478,7 +485,7 @@ class DocumentService:
                      "$currentDate": {"_updated": True}}
         query = and_filters({"_id": previous["_id"]}, access.filter, defn.expiry_filter(), guard)
         try:
-            return find_one_and_update(defn.collection, query, operators), True
+            return find_one_and_update(defn.collection, self._for_backend(defn, query), operators), True
         except DuplicateKeyError:
             raise Conflict("Another document has the same values in a unique index.") from None
         except OperationFailure as exc:
@@ -582,7 +589,8 @@ class DocumentService:
         try:
             items = find_page(defn.collection, base, projection, sort, offset, limit + 1,
                               max_time_ms=self.query_time_limit_ms, after=after,
-                              sql_backed=self.mongo.sql_backed, scalar_fields=defn.scalar_fields)
+                              sql_backed=self.mongo.sql_backed, scalar_fields=defn.scalar_fields,
+                              index_keys=defn.index_keys)
         except OperationFailure as exc:
             raise query_refused(exc, "filter") from None
         next_cursor = None
@@ -603,7 +611,8 @@ class DocumentService:
         if parse_bool(params.count, "count"):
             # Counting scans every match, which is why totals are opt-in.
             try:
-                result["total"] = defn.collection.count_documents(base, maxTimeMS=self.query_time_limit_ms)
+                result["total"] = defn.collection.count_documents(self._for_backend(defn, base),
+                                                                  maxTimeMS=self.query_time_limit_ms)
             except OperationFailure as exc:
                 raise query_refused(exc, "count") from None
         return result
@@ -656,7 +665,8 @@ class DocumentService:
                 continue
             query = and_filters({"_id": {"$in": sorted(ids)}}, access.filter, target.expiry_filter())
             try:
-                fetched = {d["_id"]: d for d in target.collection.find(query, max_time_ms=self.query_time_limit_ms)}
+                fetched = {d["_id"]: d for d in target.collection.find(self._for_backend(target, query),
+                                                                       max_time_ms=self.query_time_limit_ms)}
             except OperationFailure as exc:
                 raise query_refused(exc, "expand") from None
             if children and fetched:

@@ -155,7 +155,7 @@ def find_one_and_update(collection, filter: dict, update: dict):
 
 def find_page(collection, filter: dict, projection: dict | None, sort: list, skip: int, limit: int,
               max_time_ms: int | None = None, *, after: list[dict] | None = None, sql_backed: bool = False,
-              scalar_fields=frozenset()) -> list:
+              scalar_fields=frozenset(), index_keys=()) -> list:
     """`list(collection.find(filter, projection, sort=..., skip=..., limit=...))` as few `find` commands.
 
     `after` is a keyset cursor's ordered, disjoint branches (`baas.query.keyset_branches`): the page is the
@@ -169,12 +169,14 @@ def find_page(collection, filter: dict, projection: dict | None, sort: list, ski
     if not sql_backed or (after is not None and skip):
         if after is not None:
             filter = and_filters(filter, after[0] if len(after) == 1 else {"$or": after})
+        if sql_backed:
+            filter = embedded_filter(collection.name, filter, scalar_fields, index_keys)
         return _find(collection, _find_command(collection.name, filter, projection, sort, skip, limit, max_time_ms))
     items: list = []
     for branch in after if after is not None else [None]:
         wanted = limit - len(items)
         command = embedded_find_command(collection.name, and_filters(filter, branch), projection, sort, skip,
-                                        wanted, max_time_ms, scalar_fields)
+                                        wanted, max_time_ms, scalar_fields, index_keys)
         items.extend(_find(collection, command))
         if len(items) >= limit:
             break
@@ -219,22 +221,19 @@ _ID_BOUNDS = {"$gte": ("min", ""), "$gt": ("min", "\x00"), "$lt": ("max", ""), "
 
 
 def embedded_find_command(name: str, filter: dict, projection, sort: list, skip: int, limit: int,
-                          max_time_ms=None, scalar_fields=frozenset()) -> dict:
+                          max_time_ms=None, scalar_fields=frozenset(), index_keys=()) -> dict:
     """The `find` command that asks the embedded database for exactly what `filter` asks MongoDB, in the
     shape its SQL compiler serves from an index (its source and `EXPLAIN QUERY PLAN` say which):
 
     - Plain equality on a field compiles to `value = ? OR EXISTS (... json_each ...)` (array membership),
       which no index serves; `{"$eq": value}` compiles to `value = ?`. Both mean the same on a field that
-      never holds an array, so that form is sent for `scalar_fields`. Elsewhere equality stays plain.
+      never holds an array, so that form is sent for `scalar_fields`. Elsewhere equality keeps its meaning
+      (`embedded_filter`).
     - A range on `_id` is evaluated in Python over every document; the server's `min`/`max` options bound
       the `_id` column (and its unique index) in SQL instead.
     """
-    shaped, bounds = {}, {}
-    for key, value in filter.items():
-        if key in scalar_fields and isinstance(value, (str, int, float)):
-            shaped[key] = {"$eq": value}
-        else:
-            shaped[key] = value
+    shaped = embedded_filter(name, filter, scalar_fields, index_keys)
+    bounds = {}
     id_range = shaped.get("_id")
     if isinstance(id_range, dict) and id_range and all(op in _ID_BOUNDS and isinstance(v, str)
                                                         for op, v in id_range.items()) \
@@ -247,6 +246,43 @@ def embedded_find_command(name: str, filter: dict, projection, sort: list, skip:
     command = _find_command(name, shaped, projection, sort, skip, limit, max_time_ms)
     command.update(bounds)
     return command
+
+
+_MEMBERSHIP_SAFE = (str, int, float, bool)
+
+
+def embedded_filter(name: str, filter: dict, scalar_fields=frozenset(), index_keys=()) -> dict:
+    """`filter` as the embedded database must get it to answer what MongoDB answers.
+
+    On a field that may hold an array, equality also means array membership. The embedded database tests
+    membership for plain equality, except on a field that the name of one of its indexes ends with (its
+    internal names join the collection and the indexed fields with '_'), and never for `$eq`: there it
+    would miss every array. `{"$in": [value]}` means the same on MongoDB and is tested on every element
+    there, so it is sent for those. Equality on `scalar_fields` becomes `$eq`, which an index serves.
+    """
+    suffixes = tuple("_" + "_".join(field.replace(".", "_") for field in keys) for keys in index_keys)
+    index_names = tuple(f"idx_{name}{suffix}" for suffix in suffixes)
+    return _embedded_shape(filter, scalar_fields, index_names)
+
+
+def _embedded_shape(filter: dict, scalar_fields, index_names) -> dict:
+    shaped = {}
+    for key, value in filter.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            shaped[key] = [_embedded_shape(item, scalar_fields, index_names) if isinstance(item, dict) else item
+                           for item in value]
+        elif key.startswith("$") or key == "_id":
+            shaped[key] = value
+        elif key in scalar_fields:
+            shaped[key] = {"$eq": value} if isinstance(value, (str, int, float)) else value
+        elif isinstance(value, _MEMBERSHIP_SAFE):
+            suffix = "_" + key.replace(".", "_")
+            shaped[key] = {"$in": [value]} if any(n.endswith(suffix) for n in index_names) else value
+        elif isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$eq"), _MEMBERSHIP_SAFE):
+            shaped[key] = {"$in": [value["$eq"]]}
+        else:
+            shaped[key] = value
+    return shaped
 
 
 def _holds_dates(value) -> bool:

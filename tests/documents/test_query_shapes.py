@@ -194,3 +194,34 @@ def test_pages_over_ties_are_the_one_page_order_for_public_and_owner_rules(proje
             assert [d["_id"] for d in seen] == [d["_id"] for d in one_page]
             if name == "mine":
                 assert {d["_owner"] for d in seen} == {user.user_id}
+
+
+# --- equality on an indexed field that may hold arrays: membership, as on MongoDB -----------------------------
+
+def test_equality_on_an_indexed_field_that_may_hold_arrays_becomes_in():
+    # The embedded database drops the membership test on fields its index names end with, and for `$eq`.
+    command = embedded_find_command("c_t", {"tags": "x", "n": {"$eq": 1}, "other": "y"}, None, [("_id", 1)], 0,
+                                    10, index_keys=(("g", "tags"),))
+    assert command["filter"] == {"tags": {"$in": ["x"]}, "n": {"$in": [1]}, "other": "y"}
+
+
+def test_equality_on_indexed_array_fields_finds_arrays_through_the_api(project):
+    created = project.server.put("/v1/collections/tagged", json={
+        "indexes": [{"name": "by_tags", "keys": {"tags": 1}}, {"name": "by_kind_n", "keys": {"kind": 1, "n": 1}}],
+        "rules": {action: "public" for action in ("list", "read", "create", "update", "delete")}})
+    assert created.status_code in (200, 201), created.get_json()
+    bodies = [{"tags": ["a", "b"], "n": [1, 2], "kind": "k"}, {"tags": "a", "n": 1, "kind": "k"},
+              {"tags": "z", "n": 3, "kind": "k"}, {"tags": ["z"], "n": [7], "kind": "k"}]
+    made = []
+    for body in bodies:
+        response = project.client.post("/v1/collections/tagged/documents", json=body)
+        assert response.status_code == 201, response.get_json()
+        made.append(response.get_json()["_id"])
+    for filter, expected in (('{"tags": "a"}', made[:2]), ('{"tags": {"$eq": "a"}}', made[:2]),
+                             ('{"kind": "k", "n": 1}', made[:2]), ('{"n": 7}', made[3:]),
+                             ('{"tags": "z", "kind": "k"}', made[2:])):
+        listed = project.client.get("/v1/collections/tagged/documents",
+                                    query_string={"filter": filter, "count": "true", "limit": 100})
+        assert listed.status_code == 200, listed.get_json()
+        assert sorted(d["_id"] for d in listed.get_json()["items"]) == sorted(expected), filter
+        assert listed.get_json()["total"] == len(expected), filter
