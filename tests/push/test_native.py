@@ -10,7 +10,8 @@ from test_push import send, status, subscribe
 
 @pytest.fixture
 def app(make_app, apns):
-    return make_app({**PUSH_CONFIG, "push.native_ca_file": apns.ca_file})
+    # A short request timeout: a stream the closing-connection test leaves unanswered fails (and is retried) fast.
+    return make_app({**PUSH_CONFIG, "push.native_ca_file": apns.ca_file, "push.request_timeout_seconds": 3})
 
 
 @pytest.fixture
@@ -358,7 +359,7 @@ def test_apns_deliveries_survive_the_connection_closing_under_them(project, admi
             register(user, "apns", token)
         message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
         wait_until(lambda: delivery.run_once() is not None and status(project, message_id)["status"] == "done",
-                   timeout=30, message="delivered over new connections")
+                   timeout=60, message="delivered over new connections")
         # hypercorn drops the connection right after its 4th answer, so some answers are lost in flight and
         # those devices are retried (a real APNs finishes open streams after GOAWAY): every device gets it,
         # over new connections, and the message finishes.
