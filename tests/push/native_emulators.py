@@ -165,7 +165,7 @@ def make_test_ca(folder: Path) -> tuple[str, str, str]:
     """(CA certificate, server certificate, server key) files: a CA that signed a cert for 127.0.0.1."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "baas test CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"baas test CA {secrets.token_hex(4)}")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
           .not_valid_after(now + datetime.timedelta(days=2))
@@ -192,7 +192,7 @@ def _apple_id() -> str:
 
 
 class ApnsEmulator:
-    def __init__(self, folder: Path, count_only: bool = False):
+    def __init__(self, folder: Path, count_only: bool = False, requests_per_connection: int = 10**9):
         from hypercorn.config import Config
 
         self.ca_file, cert_file, key_file = make_test_ca(folder)
@@ -216,7 +216,8 @@ class ApnsEmulator:
         config.certfile, config.keyfile = cert_file, key_file
         config.alpn_protocols = ["h2"]
         config.h2_max_concurrent_streams = 1000    # Apple's limit
-        config.keep_alive_max_requests = 10**9     # hypercorn closes a connection after 1,000 by default
+        # hypercorn closes a connection after 1,000 requests by default; a test may ask for it sooner.
+        config.keep_alive_max_requests = requests_per_connection
         config.accesslog = config.errorlog = None
         config.loglevel = "WARNING"
         self._config = config
