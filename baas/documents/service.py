@@ -392,7 +392,8 @@ class DocumentService:
         if not isinstance(doc_id, str) or not DOCUMENT_ID.match(doc_id):
             raise NotFound(f"No document '{doc_id}' in '{defn.name}'.")
         expiry = defn.expiry_filter()
-        previous = find_one(defn.collection, self._for_backend(defn, and_filters({"_id": doc_id}, access.filter, expiry)))
+        previous = find_one(defn.collection,
+                            self._for_backend(defn, and_filters({"_id": doc_id}, access.filter, expiry)))
         if previous is None:
             if access.filter:
                 read = defn.access(principal, "read")
@@ -475,8 +476,7 @@ class DocumentService:
             raise write_refused(exc) from None
         return doc if result.matched_count else None
 
-    @staticmethod
-    def _update_atomically(defn: Definition, access, previous: dict, doc: dict, plan) -> tuple[dict | None, bool]:
+    def _update_atomically(self, defn: Definition, access, previous: dict, doc: dict, plan) -> tuple[dict | None, bool]:
         """Apply the operators in the database, guarded; (stored document or None, worth trying again)."""
         guard, operators = plan
         system = {"_rev": doc["_rev"], "_shape": doc["_shape"]}
