@@ -5,7 +5,9 @@ string, and no header or body: paths and queries can carry tokens (verification 
 """
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
 
 from flask import Flask, current_app, g, request
@@ -14,6 +16,15 @@ from baas.observability.logs import ACCESS_LOGGER
 
 _STARTED = "baas.started"
 UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners cannot grow the series
+
+
+_CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
+
+
+@functools.lru_cache(maxsize=1024)  # one entry per route of the app
+def route_template(rule: str) -> str:
+    """`/v1/files/<string(length=24):file_id>` -> `/v1/files/<file_id>`: converters are routing detail."""
+    return _CONVERTER.sub(r"<\1>", rule)
 
 
 def _start_timer():
@@ -27,7 +38,7 @@ def _finish(response):
         return response
     seconds = time.perf_counter() - started
     rule = request.url_rule
-    route = rule.rule if rule is not None else UNMATCHED_ROUTE
+    route = route_template(rule.rule) if rule is not None else UNMATCHED_ROUTE
     method = environ.get("REQUEST_METHOD", "")
     status = response.status_code
     app = current_app._get_current_object()

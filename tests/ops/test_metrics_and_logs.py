@@ -138,3 +138,9 @@ def test_background_counts_survive_a_database_that_is_away(app):
     assert platform["metrics_counters"].find_one({"_id": "job_runs"})["succeeded"] == 3
     counters.flush()  # nothing pending: nothing written twice
     assert platform["metrics_counters"].find_one({"_id": "job_runs"})["succeeded"] == 3
+
+
+def test_route_templates_name_parameters_without_their_converters():
+    from baas.observability.requests import route_template
+    assert route_template("/v1/files/<string(length=24):file_id>/content") == "/v1/files/<file_id>/content"
+    assert route_template("/v1/collections/<name>/documents/<doc_id>") == "/v1/collections/<name>/documents/<doc_id>"
