@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import fields, validate, validates
 
 from baas import rules as rules_module
 from baas.errors import Invalid
