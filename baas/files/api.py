@@ -364,7 +364,7 @@ class AdminFiles(MethodView):
             args.get("filter"), args.get("sort"), args.get("limit"), args.get("cursor"))))
 
 
-@admin_blp.route("/<project_id>/files/<file_id>")
+@admin_blp.route("/<project_id>/files/<string(length=24):file_id>")
 class AdminFile(MethodView):
     @admin_blp.doc(security=ADMIN)
     @admin_blp.alt_response(200, schema=FileSchema, success=True, headers={"ETag": _STRING})
