@@ -191,6 +191,9 @@ SCHEMA: dict[str, Any] = {
                                  minimum=0),
         "lease_seconds": Key((int, float), 60, "How long a worker holds a claimed batch without progress before "
                              "another worker takes it over.", minimum=1),
+        "resend_unconfirmed": Key(bool, False, "When a worker dies, resend the deliveries whose request was in "
+                                  "flight (at most push.senders per batch; at-least-once: a device may get it "
+                                  "twice) instead of recording them unconfirmed (at-most-once)."),
         "poll_seconds": Key((int, float), 1, "How often a worker looks for due push work.", minimum=0.01),
         "request_timeout_seconds": Key((int, float), 10, "Timeout of one request to a push service.", minimum=0.1),
         "retention_days": Key(int, 30, "Days messages and their delivery results are kept.", minimum=1),

@@ -12,7 +12,8 @@ def _build(svc):
     service = PushService(svc.mongo, svc.projects, svc.hooks, keys, config)
     service.providers = {"webpush": WebPushProvider(VapidTokens(keys, config["push"]["vapid_subject"]),
                                                     config["push"]["senders"],
-                                                    config["push"]["request_timeout_seconds"])}
+                                                    config["push"]["request_timeout_seconds"],
+                                                    config["push"]["allow_http_hosts"])}
     return service
 
 

@@ -10,7 +10,6 @@ Storage:
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import time
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
+from baas.egress import TargetRefused, resolve_public
 from baas.errors import Invalid, NotFound
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
@@ -48,6 +48,8 @@ USER_FILTER_FIELDS = frozenset({"_id", "email", "email_verified", "anonymous", "
                                 "created_at", "updated_at", "last_login_at"})
 USER_DATE_FIELDS = frozenset({"created_at", "updated_at", "last_login_at"})
 MESSAGE_STATES = ("queued", "sending", "done", "cancelled")
+# The outcome of a delivery whose request was in flight when its worker died: it may or may not have arrived.
+UNCONFIRMED = "unconfirmed"
 
 
 def _invalid(field: str, message: str, detail: str | None = None):
@@ -147,12 +149,17 @@ class PushService:
             raise _invalid("endpoint", "endpoint must be an https URL.")
         if not allowed:
             # Push services are public hosts; an endpoint naming this network would make the worker post to it.
+            # Checked again at every delivery (baas.push.providers), where the connection is pinned to the
+            # checked address: a name may be re-pointed after it was accepted here.
+            local = _invalid("endpoint", "endpoint must be a public push service, not a local address.")
+            if host == "localhost" or host.endswith(".localhost"):
+                raise local
             try:
-                address = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                address = None
-            if host == "localhost" or host.endswith(".localhost") or (address is not None and not address.is_global):
-                raise _invalid("endpoint", "endpoint must be a public push service, not a local address.")
+                resolve_public(host, parts.port or 443)
+            except TargetRefused:
+                raise local from None
+            except OSError:
+                raise _invalid("endpoint", "endpoint's host name does not resolve.") from None
         return endpoint
 
     @staticmethod
@@ -420,7 +427,7 @@ class PushService:
         return shown
 
     def _counts(self, project_id: str, message: dict) -> dict:
-        tally = {"sent": 0, "failed": 0, "removed": 0}
+        tally = {"sent": 0, "failed": 0, "removed": 0, UNCONFIRMED: 0}
         reasons: dict[str, int] = {}
         total = message.get("total")
         plan = None
@@ -433,7 +440,7 @@ class PushService:
                 outcome = result["outcome"]
                 if outcome == "retry":
                     continue
-                tally[outcome if outcome in (SENT, REMOVED) else "failed"] += 1
+                tally[outcome if outcome in (SENT, REMOVED, UNCONFIRMED) else "failed"] += 1
                 if outcome not in (SENT, REMOVED):
                     reasons[result["reason"]] = reasons.get(result["reason"], 0) + 1
         if total is None:
@@ -443,15 +450,41 @@ class PushService:
         return {"counts": {"total": total, **tally, "pending": unsent - cancelled, "cancelled": cancelled},
                 "failures": [{"reason": r, "count": n} for r, n in sorted(reasons.items(), key=lambda x: -x[1])]}
 
-    def deliveries(self, principal, message_id: str, project_id: str | None = None) -> list:
-        """Per-subscription results, in the order they were recorded."""
+    def deliveries(self, principal, message_id: str, limit: int = 100, after: str | None = None,
+                   project_id: str | None = None) -> dict:
+        """One page of per-subscription results, and the cursor of the next page (None after the last).
+
+        Results live in their batch items (in _id order, each in the order recorded), so the cursor names an
+        item and how many of its results were already shown: pages stay correct while results are still
+        being added, and a page never reads more than the items it shows.
+        """
         project = self._sender(principal, project_id)
         self._message(project.id, message_id)
-        rows = []
-        for item in self.queue.find({"message_id": message_id, "project_id": project.id, "kind": "batch"},
-                                    {"results": 1}).sort("_id", ASCENDING):
-            rows.extend(decode_results(item))
-        return rows
+        start_item, skip = None, 0
+        if after is not None:
+            start_item, _, count = after.rpartition("@")
+            if not start_item.startswith(f"{message_id}:") or not count.isdigit() or len(count) > 6:
+                raise Invalid("The cursor is invalid or belongs to another message; start again without it.",
+                              errors={"after": ["Invalid cursor."]})
+            skip = int(count)
+        query = {"message_id": message_id, "project_id": project.id, "kind": "batch"}
+        if start_item is not None:
+            query["_id"] = {"$gte": start_item}
+        rows: list = []
+        next_cursor = None
+        for item in self.queue.find(query, {"results": 1}).sort("_id", ASCENDING).batch_size(8):
+            results = decode_results(item)
+            offset = skip if item["_id"] == start_item else 0
+            room = limit - len(rows)
+            if room <= 0 or len(results) - offset > room:
+                if room > 0:
+                    rows.extend(results[offset:offset + room])
+                    next_cursor = f"{item['_id']}@{offset + room}"
+                else:
+                    next_cursor = f"{item['_id']}@{offset}"
+                break
+            rows.extend(results[offset:])
+        return {"deliveries": rows, "next": next_cursor}
 
 
 def message_id_now() -> str:
