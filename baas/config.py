@@ -109,6 +109,13 @@ SCHEMA: dict[str, Any] = {
                                       "(one process at a time, by a lease in MongoDB); 0 turns it off.",
                                       minimum=0),
     },
+    "secrets": {
+        "encryption_key": Key(str, None, "Key that seals secrets kept in the database (VAPID private keys, push "
+                              "provider credentials). Unset: generated once into data_dir. Every process that "
+                              "shares the database needs the same one.", nullable=True),
+        "previous_encryption_keys": Key(list, [], "Former encryption keys: values sealed under them still open "
+                                        "and are sealed again under the current one."),
+    },
     "jwt": {
         "secret": Key(str, None, "Secret that signs access tokens. Unset: generated once into data_dir.",
                       nullable=True),

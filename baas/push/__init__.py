@@ -8,7 +8,7 @@ def _build(svc):
     from baas.push.vapid import VapidKeys, VapidTokens
 
     config = svc.config
-    keys = VapidKeys(svc.mongo, config["jwt"]["secret"])
+    keys = VapidKeys(svc.mongo, svc.sealer, legacy_secret=config["jwt"]["secret"])
     service = PushService(svc.mongo, svc.projects, svc.hooks, keys, config)
     service.providers = {"webpush": WebPushProvider(VapidTokens(keys, config["push"]["vapid_subject"]),
                                                     config["push"]["senders"],

@@ -73,6 +73,7 @@ class PushService:
         ensure_index(self.queue, [("state", ASCENDING), ("due", ASCENDING)], name="state_due")
         ensure_index(self.queue, [("message_id", ASCENDING), ("state", ASCENDING)], name="message_state")
         ensure_index(self.queue, [("created_ts", ASCENDING)], name="created_ts")
+        self.keys.migrate()  # VAPID keys sealed by an older version, or under a previous encryption key
 
     def _col(self, project_id: str, name: str):
         if project_id not in self._indexed:

@@ -95,7 +95,7 @@ def test_deliveries_are_listed_in_pages(app, project, receiver, delivery):
     delivery.drain()
     seen, after, pages = [], None, 0
     while True:
-        query = f"?limit=5" + (f"&after={after}" if after else "")
+        query = "?limit=5" + (f"&after={after}" if after else "")
         page = project.server.get(f"/v1/push/messages/{message_id}/deliveries{query}").get_json()
         assert len(page["deliveries"]) <= 5
         seen += [row["id"] for row in page["deliveries"]]
