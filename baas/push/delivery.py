@@ -114,6 +114,7 @@ class PushDelivery:
         self.interval = self.config["poll_seconds"]
         self.owner = owner or worker_id()
         self.queue = service.queue
+        self.targets = service.targets
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
         self.senders = SenderPool(self.config["senders"], self._send_one)
@@ -222,17 +223,11 @@ class PushDelivery:
                 found = self._drop_expired(project_id, found)
                 for index in range(0, len(found), size):
                     chunk = found[index:index + size]
-                    try:
-                        self.queue.insert_one({
-                            "_id": f"{message_id}:{page}:{index // size}", "kind": "batch",
-                            "project_id": project_id, "message_id": message_id, "state": "pending",
-                            "due": time.time(), "attempt": 1, "created_ts": item["created_ts"],
-                            "items": [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s["keys"],
-                                       "vapid_key": s.get("vapid_key"), "provider": s.get("provider", "webpush")}
-                                      for s in chunk],
-                            "results": [], "inflight": []})
-                    except DuplicateKeyError:
-                        pass  # written by the holder before a crash; this page was saved after it
+                    # Deterministic ids: a page written again after a crash is refused, not delivered twice.
+                    self._queue_batch(item, f"{message_id}:{page}:{index // size}", time.time(), 1,
+                                      [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s["keys"],
+                                        "vapid_key": s.get("vapid_key"), "provider": s.get("provider", "webpush")}
+                                       for s in chunk])
                 page += 1
                 total += len(found)
                 if not self._renew(item["_id"], {"after": after, "page": page, "total": total}):
@@ -311,11 +306,16 @@ class PushDelivery:
         if message is None:
             self._finish(item["_id"], "cancelled")
             return
+        stored = self.targets.find_one({"_id": item["_id"]}, {"items": 1})
+        if stored is None:  # finished meanwhile by a holder whose lease had run out
+            self._finish(item["_id"])
+            return
+        targets = stored["items"]
         previous = decode_results(item)
         recorded = {r["id"] for r in previous}
         # Retries a dead holder had recorded but not yet queued (the retry item's id makes queuing them idempotent).
         again_ids = {r["id"] for r in previous if r["outcome"] == RETRY}
-        retry = [target for target in item["items"] if target["id"] in again_ids]
+        retry = [target for target in targets if target["id"] in again_ids]
         delay = self._retry_delay(attempt, None) if retry else 0.0
         unconfirmed = [i for i in item.get("inflight") or () if i not in recorded]
         if unconfirmed and not self.config["resend_unconfirmed"]:
@@ -327,7 +327,7 @@ class PushDelivery:
                 for _ in unconfirmed:
                     self.metrics.push_delivery(METRIC_OUTCOMES[UNCONFIRMED])
             recorded.update(unconfirmed)
-        todo = iter([target for target in item["items"] if target["id"] not in recorded])
+        todo = iter([target for target in targets if target["id"] not in recorded])
         window = self.senders.size
         flush_at = max(1, window // 2)
         renew_every = self.lease_seconds / 3
@@ -375,16 +375,29 @@ class PushDelivery:
                     self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})
                     removed = []
         if retry:
-            try:
-                self.queue.insert_one({
-                    "_id": f"{item['_id']}:r{attempt}", "kind": "batch", "project_id": project_id,
-                    "message_id": message_id, "state": "pending", "due": time.time() + delay,
-                    "attempt": attempt + 1, "created_ts": item["created_ts"], "items": retry,
-                    "results": [], "inflight": []})
-            except DuplicateKeyError:
-                pass
+            self._queue_batch(item, f"{item['_id']}:r{attempt}", time.time() + delay, attempt + 1, retry)
         if self._finish(item["_id"]):
+            self.targets.delete_one({"_id": item["_id"]})  # results keep the ids; the keys are not needed again
             self._maybe_done(project_id, message_id)
+
+    def _queue_batch(self, source: dict, batch_id: str, due: float, attempt: int, targets: list) -> None:
+        """Queue a batch: its targets first (in push_targets), then the small queue item that workers claim.
+
+        The targets (endpoint and keys, the bulk of a batch) stay out of the queue item, so the claims and the
+        frequent progress writes read and rewrite a small document. Both writes are idempotent by id.
+        """
+        try:
+            self.targets.insert_one({"_id": batch_id, "project_id": source["project_id"], "items": targets,
+                                     "written_ts": time.time()})
+        except DuplicateKeyError:
+            pass
+        try:
+            self.queue.insert_one({"_id": batch_id, "kind": "batch", "project_id": source["project_id"],
+                                   "message_id": source["message_id"], "state": "pending", "due": due,
+                                   "attempt": attempt, "created_ts": source["created_ts"], "results": [],
+                                   "inflight": []})
+        except DuplicateKeyError:
+            pass  # written by a holder before it crashed
 
     # ---- retention
 
@@ -395,6 +408,7 @@ class PushDelivery:
             return 0
         cutoff = now - self.config["retention_days"] * 86400
         removed = self.queue.delete_many({"created_ts": {"$lt": cutoff}, "state": {"$ne": "pending"}}).deleted_count
+        self.targets.delete_many({"written_ts": {"$lt": cutoff}})  # of cancelled batches
         for project in self.service.projects.list():
             removed += self.service.messages(project["_id"]).delete_many(
                 {"created_ts": {"$lt": cutoff}, "status": {"$in": ["done", "cancelled"]}}).deleted_count

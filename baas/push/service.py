@@ -6,7 +6,9 @@ Storage:
   platform    push_queue            the work of every project in one place, so a worker finds what is due
                                     with one indexed query instead of scanning every project database:
                                     a "plan" item per message (due at send_at) that expands the audience into
-                                    "batch" items of subscriptions, which carry their per-subscription results.
+                                    "batch" items, which carry their per-subscription results.
+  platform    push_targets          the subscriptions (endpoint, keys) of each batch item, by the same _id:
+                                    written once, read once by the worker that claims the batch.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from baas.util import new_id, utcnow
 SUBSCRIPTIONS = "_push_subscriptions"
 MESSAGES = "_push_messages"
 QUEUE = "push_queue"
+TARGETS = "push_targets"
 
 MAX_ENDPOINT_LENGTH = 2048
 MAX_TOPICS = 50
@@ -65,6 +68,7 @@ class PushService:
         self.config = config["push"]
         self.allowed_http_hosts = frozenset(h.lower() for h in self.config["allow_http_hosts"])
         self.queue = mongo.platform[QUEUE]
+        self.targets = mongo.platform[TARGETS]
         self._indexed: set = set()
 
     # ---- storage
@@ -73,6 +77,7 @@ class PushService:
         ensure_index(self.queue, [("state", ASCENDING), ("due", ASCENDING)], name="state_due")
         ensure_index(self.queue, [("message_id", ASCENDING), ("state", ASCENDING)], name="message_state")
         ensure_index(self.queue, [("created_ts", ASCENDING)], name="created_ts")
+        ensure_index(self.targets, [("written_ts", ASCENDING)], name="written_ts")
         self.keys.migrate()  # VAPID keys sealed by an older version, or under a previous encryption key
 
     def _col(self, project_id: str, name: str):
@@ -96,6 +101,7 @@ class PushService:
     def forget_project(self, project_id: str) -> None:
         self._indexed.discard(project_id)
         self.queue.delete_many({"project_id": project_id})
+        self.targets.delete_many({"project_id": project_id})
         self.keys.forget(project_id)
 
     @staticmethod

@@ -32,7 +32,7 @@ def _planned_batch(delivery, message_id):
     plan = claim_one(delivery.queue, {"_id": f"{message_id}:plan"}, delivery.owner, 60)
     delivery.plan(plan)
     batch, = delivery.queue.find({"message_id": message_id, "kind": "batch"})
-    return batch
+    return {**batch, "items": delivery.targets.find_one({"_id": batch["_id"]})["items"]}
 
 
 def _die_holding(delivery, batch, inflight, results=()):
