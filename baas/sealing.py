@@ -19,8 +19,12 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo.errors import DuplicateKeyError
+
+from baas.config import ConfigError
 
 PREFIX = "v1"
+CHECK_ID = "sealing_check"     # in the platform `meta` collection
 
 
 class SealError(Exception):
@@ -75,3 +79,29 @@ class Sealer:
     def needs_reseal(self, sealed: str) -> bool:
         """True when `sealed` is not under the current key (seal it again after opening it)."""
         return not (self.is_sealed(sealed) and sealed.split(".")[1] == self.key_id)
+
+
+def verify_shared_key(meta, sealer: Sealer) -> None:
+    """Fail (ConfigError) when this process's encryption key is not the one the database's values are sealed with.
+
+    Processes that each generated a key into their own data folder (an API and a worker on separate volumes)
+    would otherwise fail on every sealed value they read; one check value in the platform `meta` collection
+    makes the first of them say so plainly. A check made under a previous key is sealed again under the
+    current one.
+    """
+    found = meta.find_one({"_id": CHECK_ID})
+    if found is None:
+        try:
+            meta.insert_one({"_id": CHECK_ID, "sealed": sealer.seal(b"baas", CHECK_ID.encode())})
+        except DuplicateKeyError:  # another process made it first
+            pass
+        found = meta.find_one({"_id": CHECK_ID})
+    try:
+        sealer.open(found["sealed"], CHECK_ID.encode())
+    except SealError:
+        raise ConfigError("secrets.encryption_key differs from the key the values in this database were sealed "
+                        "with: give every process that shares the database the same secrets.encryption_key "
+                        "(the former one in secrets.previous_encryption_keys when changing it)") from None
+    if sealer.needs_reseal(found["sealed"]):
+        meta.update_one({"_id": CHECK_ID, "sealed": found["sealed"]},
+                        {"$set": {"sealed": sealer.seal(b"baas", CHECK_ID.encode())}})

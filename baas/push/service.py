@@ -27,6 +27,7 @@ from baas.egress import TargetRefused, resolve_public
 from baas.errors import Invalid, NotFound
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
+from baas.sealing import verify_shared_key
 from baas.query import LOGICAL, compile_filter, parse_iso_datetime
 from baas.storage.mongo import ensure_index
 from baas.util import new_id, utcnow
@@ -78,6 +79,7 @@ class PushService:
         ensure_index(self.queue, [("message_id", ASCENDING), ("state", ASCENDING)], name="message_state")
         ensure_index(self.queue, [("created_ts", ASCENDING)], name="created_ts")
         ensure_index(self.targets, [("written_ts", ASCENDING)], name="written_ts")
+        verify_shared_key(self.mongo.platform["meta"], self.keys.sealer)
         self.keys.migrate()  # VAPID keys sealed by an older version, or under a previous encryption key
 
     def _col(self, project_id: str, name: str):

@@ -69,3 +69,14 @@ def test_vapid_keys_sealed_under_jwt_secret_are_migrated_and_survive_a_new_jwt_s
     key_id, private_key = other.private_key("legacy-keys", pair["id"])
     assert key_id == pair["id"]
     assert private_key.private_numbers().private_value.to_bytes(32, "big") == raw
+
+
+def test_a_process_with_another_encryption_key_is_told_at_once(make_app):
+    from baas.config import ConfigError
+
+    make_app({"secrets.encryption_key": "one-key-" * 6})  # its indexes made, as at start-up
+    with pytest.raises(ConfigError, match="secrets.encryption_key"):
+        make_app({"secrets.encryption_key": "another-key-" * 4})
+    # The former key listed as previous: accepted, and the check is sealed again under the new key.
+    make_app({"secrets.encryption_key": "another-key-" * 4, "secrets.previous_encryption_keys": ["one-key-" * 6]})
+    make_app({"secrets.encryption_key": "another-key-" * 4})
