@@ -381,8 +381,9 @@ class PushDelivery:
                     running[target["id"]] = target
                 self.senders.submit(project_id, group, message, replies)
             starting = []
+            answers = []  # none within FLUSH_SECONDS (a slow push service): save progress and renew all the same
             try:
-                answers = [replies.get(timeout=FLUSH_SECONDS)]
+                answers.append(replies.get(timeout=FLUSH_SECONDS))
                 while True:
                     answers.append(replies.get_nowait())
             except queue.Empty:

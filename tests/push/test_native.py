@@ -75,7 +75,8 @@ def test_one_message_reaches_a_browser_an_android_phone_and_an_iphone_once_each(
     assert apns.http_versions == {"2"}
 
     shown = status(native, message_id)
-    assert shown["counts"] == {"total": 3, "sent": 3, "failed": 0, "removed": 0, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 3, "sent": 3, "failed": 0, "removed": 0, "unconfirmed": 0, "pending": 0,
+                              "cancelled": 0}
     assert shown["apns"]["badge"] == 3 and shown["providers"] is None
 
 
@@ -171,7 +172,8 @@ def test_apns_gone_devices_are_removed_and_throttled_or_failing_ones_retried(nat
     wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
                timeout=20, message="retries finished")
     shown = status(native, message_id)
-    assert shown["counts"] == {"total": 5, "sent": 3, "failed": 0, "removed": 2, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 5, "sent": 3, "failed": 0, "removed": 2, "unconfirmed": 0, "pending": 0,
+                              "cancelled": 0}
     assert apns.attempts[throttled] == 2 and apns.attempts[flaky] == 3
     assert len(apns.for_token(throttled)) == 1 and len(apns.for_token(flaky)) == 1
     assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {throttled, flaky, fine}
@@ -191,7 +193,8 @@ def test_fcm_errors_remove_retry_or_fail_with_the_reason(native, fcm, delivery):
     wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
                timeout=20, message="retries finished")
     shown = status(native, message_id)
-    assert shown["counts"] == {"total": 6, "sent": 3, "failed": 1, "removed": 2, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 6, "sent": 3, "failed": 1, "removed": 2, "unconfirmed": 0, "pending": 0,
+                              "cancelled": 0}
     assert shown["failures"][0]["reason"].startswith("403 SENDER_ID_MISMATCH")
     assert fcm.attempts[quota] == 2 and fcm.attempts[down] == 3
     assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {quota, down, mismatch, fine}

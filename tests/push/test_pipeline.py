@@ -71,6 +71,20 @@ def test_a_taken_over_batch_sends_what_never_started_and_records_what_was_in_fli
     assert [r["attempt"] for r in rows if r["id"] == ids[2]] == [1, 2]
 
 
+def test_a_push_service_slower_than_a_progress_save_still_gets_each_delivery_once(project, receiver, delivery):
+    # No answer within FLUSH_SECONDS: the batch loop saves and renews with nothing new, then goes on waiting.
+    user, devices = _devices(project, receiver, 3)
+    receiver.delay = 0.5
+    try:
+        message_id = _send(project, user, "slow")
+        wait_until(lambda: delivery.run_once() is not None and _done(project, message_id), timeout=20,
+                   message="slow deliveries done")
+    finally:
+        receiver.delay = 0.0
+    assert _got(receiver, devices, "slow") == [1, 1, 1]
+    assert project.server.get(f"/v1/push/messages/{message_id}").get_json()["counts"]["sent"] == 3
+
+
 def test_resend_unconfirmed_trades_a_possible_duplicate_for_delivery(make_app, project, receiver):
     from baas.push import background_runners
 
