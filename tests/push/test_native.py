@@ -1,4 +1,5 @@
 """Native push end to end: devices, FCM and APNs credentials, delivery through the loopback emulators."""
+import socket
 import time
 
 import pytest
@@ -375,3 +376,15 @@ def test_apns_deliveries_survive_the_connection_closing_under_them(project, admi
         assert sum(bool(closing.for_token(token)) for token in tokens) >= shown["counts"]["sent"]
     finally:
         closing.close()
+
+
+def test_a_native_base_url_does_not_open_its_host_to_web_push_endpoints(native, apns):
+    # The admin pointed APNs at a loopback gateway; a Web Push endpoint on that gateway, by a name that resolves
+    # to this network, is still refused by the SSRF check (only push.allow_http_hosts exempts a host).
+    user = sign_up_user(native)
+    port = apns.origin.rsplit(":", 1)[1]
+    body = {"endpoint": f"https://{socket.gethostname()}:{port}/3/device/{'a' * 64}",
+            "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}}
+    response = user.post("/v1/push/subscriptions", json=body)
+    assert response.status_code == 400
+    assert "not a local address" in response.get_json()["errors"]["endpoint"][0]
