@@ -29,6 +29,7 @@ def create_app(config: dict | None = None):
     from baas.projects.keys import KeyService
     from baas.projects.service import ProjectService
     from baas.projects.transfer import KeysPart, ProjectTransfer
+    from baas.sealing import Sealer
     from baas.storage.blobs_local import LocalBlobStore
     from baas.storage.blobs_s3 import S3BlobStore
     from baas.storage.mongo import MongoStore
@@ -65,6 +66,7 @@ def create_app(config: dict | None = None):
     svc = Services(config=cfg, mongo=mongo, blobs=blobs, hooks=hooks, embedded=embedded,
                    metrics=Metrics(database_restarts=lambda: runtime.database_restarts(mongo),
                                    shared=mongo.platform[SHARED_COLLECTION]))
+    svc.sealer = Sealer(cfg["secrets"]["encryption_key"], cfg["secrets"]["previous_encryption_keys"])
     svc.projects = ProjectService(mongo, blobs, hooks, cache_seconds)
     svc.keys = KeyService(mongo, svc.projects, cache_seconds)
     svc.transfer = ProjectTransfer(mongo, svc.projects, blobs, cfg["projects"]["max_import_bytes"], cache_seconds)

@@ -116,6 +116,13 @@ SCHEMA: dict[str, Any] = {
                                  "direct and cross-process tus uploads, deleting a deleted user's files).",
                                  minimum=0.01),
     },
+    "secrets": {
+        "encryption_key": Key(str, None, "Key that seals secrets kept in the database (VAPID private keys, push "
+                              "provider credentials). Unset: generated once into data_dir. Every process that "
+                              "shares the database needs the same one.", nullable=True),
+        "previous_encryption_keys": Key(list, [], "Former encryption keys: values sealed under them still open "
+                                        "and are sealed again under the current one."),
+    },
     "jwt": {
         "secret": Key(str, None, "Secret that signs access tokens. Unset: generated once into data_dir.",
                       nullable=True),
@@ -198,6 +205,9 @@ SCHEMA: dict[str, Any] = {
                                  minimum=0),
         "lease_seconds": Key((int, float), 60, "How long a worker holds a claimed batch without progress before "
                              "another worker takes it over.", minimum=1),
+        "resend_unconfirmed": Key(bool, False, "When a worker dies, resend the deliveries whose request was in "
+                                  "flight (at most push.senders per batch; at-least-once: a device may get it "
+                                  "twice) instead of recording them unconfirmed (at-most-once)."),
         "poll_seconds": Key((int, float), 1, "How often a worker looks for due push work.", minimum=0.01),
         "request_timeout_seconds": Key((int, float), 10, "Timeout of one request to a push service.", minimum=0.1),
         "retention_days": Key(int, 30, "Days messages and their delivery results are kept.", minimum=1),

@@ -21,6 +21,7 @@ class Services:
     documents: Any = None          # baas.documents.service.DocumentService
     limiter: Any = None            # baas.ratelimit.RateLimiter (general per-key limit and auth limits)
     metrics: Any = None            # baas.observability.metrics.Metrics (count events with its named methods)
+    sealer: Any = None             # baas.sealing.Sealer (seal secrets stored in the database)
     extra: dict = field(default_factory=dict)  # features added later (files, push, ...) register here
     embedded: Any = None           # an EmbeddedMongo this app started itself, stopped on close()
 

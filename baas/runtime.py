@@ -16,6 +16,7 @@ from baas.config import ConfigError
 from baas.storage.embedded import EmbeddedMongo
 
 SECRETS_FILE = "secrets.json"
+ENCRYPTION_KEY_FILE = "encryption.key"
 DEFAULT_PROJECT = "default"
 
 
@@ -45,12 +46,39 @@ def load_or_create_secrets(folder: Path) -> dict:
     return generated
 
 
+def load_or_create_encryption_key(folder: Path) -> str:
+    """The generated secrets.encryption_key of this data folder (its own file: folders made before it existed
+    have a secrets.json without it). Written whole under a temporary name and linked into place, so processes
+    starting together agree on one key and none reads a half-written file."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / ENCRYPTION_KEY_FILE
+    if not path.exists():
+        temporary = folder / f".{ENCRYPTION_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            temporary.unlink()
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the encryption key file {path}: {exc}") from None
+    if not key:
+        raise ConfigError(f"the encryption key file {path} is empty; restore it from a backup (the push keys "
+                          f"sealed under it cannot be opened without it)")
+    return key
+
+
 def resolve(config: dict) -> tuple[dict, EmbeddedMongo | None]:
     """Fill in the secrets and the MongoDB URI; returns the embedded server it started, if any."""
     config = json.loads(json.dumps(config))  # a private deep copy
     embedded = None
     needs_folder = not config["jwt"]["secret"] or not config["mongodb"]["uri"] \
-        or not config["storage"]["s3"]["endpoint"]
+        or not config["storage"]["s3"]["endpoint"] or not config["secrets"]["encryption_key"]
     folder = data_dir(config)
     if needs_folder:
         try:
@@ -60,6 +88,8 @@ def resolve(config: dict) -> tuple[dict, EmbeddedMongo | None]:
         config["data_dir"] = str(folder)
     if not config["jwt"]["secret"]:
         config["jwt"]["secret"] = load_or_create_secrets(folder)["jwt_secret"]
+    if not config["secrets"]["encryption_key"]:
+        config["secrets"]["encryption_key"] = load_or_create_encryption_key(folder)
     if not config["mongodb"]["uri"]:
         try:
             embedded = EmbeddedMongo(folder / "db").start()

@@ -113,6 +113,8 @@ def servers_config(mongo_uri: str, s3_settings: dict, data_dir: Path) -> dict:
         "mongodb": {"uri": mongo_uri, "db_prefix": "t" + secrets.token_hex(4) + "_"},
         "storage": {"s3": dict(s3_settings)},
         "jwt": {"secret": "test-secret-" + "y" * 32},
+        # Fixed like jwt.secret: apps and servers of one test may use other data folders on the same database.
+        "secrets": {"encryption_key": "test-encryption-key-" + "k" * 24},
         "keys": {"cache_seconds": 0.5},
     }
 

@@ -1,28 +1,36 @@
 """Push fan-out benchmark: one message to N devices (default 10,000), delivered by `baas worker` processes.
 
-Starts nx-27017 in a temporary folder and a loopback service that accepts and counts: a Web Push receiver
-(--provider webpush, the default: N subscriptions with real P-256 keys, every delivery encrypted), the tests'
-FCM emulator (--provider fcm: OAuth token exchange, then messages:send), or the tests' APNs emulator
-(--provider apns: HTTP/2 over TLS, ES256 provider JWT, one multiplexed connection). For each worker count
-(default 1 and 2) it sends one message to everyone and measures deliveries per second and the time from the
-send (202) to the last delivery. Worker CPU time (from /proc) over the run is printed beside it, as ms per
-delivery, and so is the receiver's (this process), which shares the same 2 cores.
+Starts nx-27017 in a temporary folder and a loopback service that accepts and counts: for --provider webpush
+(the default) a lean asyncio push service in a process of its own (so it takes little of the shared cores and
+its CPU is measured apart) and N Web Push subscriptions with real P-256 keys, every delivery encrypted; for
+--provider fcm the tests' FCM emulator (OAuth token exchange, then messages:send); for --provider apns the
+tests' APNs emulator (HTTP/2 over TLS, ES256 provider JWT, one multiplexed connection). The emulators run in
+this process, so "push service" CPU is this process's. For each worker count (default 1 and 2) it sends one
+message to everyone and measures deliveries per second and the time from the send (202) to the last delivery.
+CPU time (from /proc) over the run is printed per delivery for the workers, the push service and nx-27017,
+beside the baseline measured in the same run: the Web Push encryption alone (RFC 8291, what no implementation
+can skip).
 
     python benchmarks/push.py                        # 10,000 Web Push subscriptions, 1 and 2 workers
     python benchmarks/push.py --provider apns --workers 1
     python benchmarks/push.py --subscriptions 2000 --workers 1,2,4 --senders 64
+    python benchmarks/push.py --profile 2000         # cProfile of one in-process worker over 2,000 deliveries
 
 See docs/performance.md ("Push fan-out") for a recorded run.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import http.client
 import json
+import pstats
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,9 +44,92 @@ from baas.push.vapid import b64url  # noqa: E402
 from baas.storage.embedded import EmbeddedMongo  # noqa: E402
 from baas.util import new_id, utcnow  # noqa: E402
 from native_emulators import ApnsEmulator, FcmEmulator  # noqa: E402
-from push_receiver import PushReceiver  # noqa: E402  (the tests' push service; here it accepts and counts)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# The push service: answers every POST 201 and counts; GET /count answers "<count> <monotonic time of the last>".
+RECEIVER = r"""
+import asyncio, sys, time
+count, last = 0, 0.0
+class Service(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        global count, last
+        buffer = self.buffer + data
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(buffer) < end + 4 + length:
+                break
+            buffer = buffer[end + 4 + length:]
+            if head.startswith(b"get /count"):
+                text = f"{count} {last}".encode()
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text))
+                continue
+            count, last = count + 1, time.monotonic()
+            self.transport.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        self.buffer = buffer
+async def main():
+    server = await asyncio.get_running_loop().create_server(Service, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+class CountingService:
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE)
+        self.port = int(self.process.stdout.readline())
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.connection = http.client.HTTPConnection("127.0.0.1", self.port)
+
+    def count(self) -> tuple[int, float]:
+        self.connection.request("GET", "/count")
+        count, last = self.connection.getresponse().read().split()
+        return int(count), float(last)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+class InProcessEmulator:
+    """The tests' FCM or APNs emulator in count-only mode, seen through CountingService's interface."""
+
+    def __init__(self, emulator):
+        self.emulator = emulator
+        self.origin = emulator.origin
+
+    def count(self) -> tuple[int, float]:
+        return self.emulator.count, self.emulator.last_at
+
+    def cpu_seconds(self) -> float:
+        return time.process_time()  # this process: the emulator and the polling loop
+
+    def close(self) -> None:
+        self.emulator.close()
+
+
+def encryption_baseline(count: int = 2000) -> float:
+    """CPU ms per delivery of the RFC 8291 encryption alone, measured now on this machine."""
+    from baas.push.providers import encrypt_aes128gcm
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    auth, payload = os.urandom(16), b'{"title":"Bench","body":"fan-out","message_id":"pm_0123456789abcdef"}'
+    started = time.process_time()
+    for _ in range(count):
+        encrypt_aes128gcm(payload, point, auth)
+    return (time.process_time() - started) * 1000 / count
 
 
 def cpu_seconds(pid: int) -> float:
@@ -81,19 +172,20 @@ def seed_devices(app, project_id: str, provider: str, count: int) -> None:
 def start_service(args, folder: Path):
     """The loopback service of --provider, counting what it accepts, and the config keys it needs."""
     if args.provider == "apns":
-        service = ApnsEmulator(folder / "apns", count_only=True)
-        return service, {"native_ca_file": service.ca_file}
+        emulator = ApnsEmulator(folder / "apns", count_only=True)
+        return InProcessEmulator(emulator), {"native_ca_file": emulator.ca_file}
     if args.provider == "fcm":
-        return FcmEmulator(count_only=True), {}
-    return PushReceiver(count_only=True), {}
+        return InProcessEmulator(FcmEmulator(count_only=True)), {}
+    return CountingService(), {}
 
 
 def configure(svc, args, receiver) -> None:
     credentials = svc.extra["push"].credentials
     if args.provider == "apns":
-        credentials.save("bench", "apns", {**receiver.signing_key(), "base_url": receiver.origin})
+        credentials.save("bench", "apns", {**receiver.emulator.signing_key(), "base_url": receiver.origin})
     elif args.provider == "fcm":
-        credentials.save("bench", "fcm", {"service_account": receiver.service_account(), "base_url": receiver.origin})
+        credentials.save("bench", "fcm", {"service_account": receiver.emulator.service_account(),
+                                          "base_url": receiver.origin})
 
 
 def run(args) -> list[dict]:
@@ -120,6 +212,14 @@ def run(args) -> list[dict]:
     (folder / "worker.yaml").write_text(json.dumps(config))
     push = svc.extra["push"]
     results = []
+    if args.profile:
+        profile(app, svc, push, receiver, args)
+        receiver.close()
+        svc.close()
+        mongo.stop()
+        return results
+    baseline = encryption_baseline()
+    print(f"baseline: RFC 8291 encryption alone {baseline:.3f} ms CPU per delivery (this machine, now)", flush=True)
     for workers in args.workers:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
         processes = [subprocess.Popen([sys.executable, "-m", "baas", "worker", "--config",
@@ -127,41 +227,83 @@ def run(args) -> list[dict]:
                                       stderr=subprocess.DEVNULL) for _ in range(workers)]
         time.sleep(2.0)  # let them import and connect: the run measures delivery, not start-up
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
-        own_before = time.process_time()   # this process: the receiver/emulator (and this polling loop)
-        receiver.count = 0
+        service_before, db_before = receiver.cpu_seconds(), cpu_seconds(mongo.process.pid)
+        counted_before = receiver.count()[0]
         started = time.monotonic()
         message = push.send(Principal(project=svc.projects.info("bench"), admin=True),
                             {"audience": {"all": True}, "notification": {"title": "Bench", "body": "fan-out"}})
         deadline = started + args.timeout
-        while receiver.count < args.subscriptions and time.monotonic() < deadline:
-            time.sleep(0.05)
-        elapsed = receiver.last_at - started
+        while True:
+            count, last_at = receiver.count()
+            delivered = count - counted_before
+            if delivered >= args.subscriptions or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        elapsed = last_at - started
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
-        receiver_cpu = time.process_time() - own_before
+        service_cpu = receiver.cpu_seconds() - service_before
+        db_cpu = cpu_seconds(mongo.process.pid) - db_before
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(timeout=30)
-        row = {"provider": args.provider, "workers": workers, "subscriptions": args.subscriptions,
-               "delivered": receiver.count,
-               "seconds_to_last": round(elapsed, 2), "deliveries_per_s": round(receiver.count / elapsed),
-               "worker_cpu_ms_per_delivery": round(cpu * 1000 / max(1, receiver.count), 3),
-               "receiver_cpu_ms_per_delivery": round(receiver_cpu * 1000 / max(1, receiver.count), 3),
-               "message": message["id"]}
-        results.append(row)
+        per = 1000 / max(1, delivered)
+        row = {"provider": args.provider, "workers": workers, "subscriptions": args.subscriptions, "delivered": delivered,
+               "seconds_to_last": round(elapsed, 2), "deliveries_per_s": round(delivered / elapsed),
+               "worker_cpu_ms_per_delivery": round(cpu * per, 3),
+               "push_service_cpu_ms_per_delivery": round(service_cpu * per, 3),
+               "database_cpu_ms_per_delivery": round(db_cpu * per, 3),
+               "baseline_encryption_ms_per_delivery": round(baseline, 3),
+               "load_average": os.getloadavg()[0], "message": message["id"]}
         if args.provider == "apns":
-            row["http2_connections"] = len(receiver.connections)
-            receiver.connections.clear()
+            row["http2_connections"] = len(receiver.emulator.connections)
+            receiver.emulator.connections.clear()
+        results.append(row)
         print(f"{args.provider}, {workers} worker(s): {row['delivered']}/{args.subscriptions} delivered, last after "
-              f"{row['seconds_to_last']} s, {row['deliveries_per_s']} deliveries/s, "
-              f"{row['worker_cpu_ms_per_delivery']} ms worker CPU per delivery "
-              f"({row['receiver_cpu_ms_per_delivery']} ms in the receiver)"
+              f"{row['seconds_to_last']} s, {row['deliveries_per_s']} deliveries/s; CPU per delivery: "
+              f"workers {row['worker_cpu_ms_per_delivery']} ms, push service "
+              f"{row['push_service_cpu_ms_per_delivery']} ms, nx-27017 {row['database_cpu_ms_per_delivery']} ms "
+              f"(load average {row['load_average']:.1f})"
               + (f", {row['http2_connections']} HTTP/2 connection(s)" if "http2_connections" in row else ""),
               flush=True)
-    svc.close()
     receiver.close()
+    svc.close()
     mongo.stop()
     return results
+
+
+def profile(app, svc, push, receiver, args) -> None:
+    """One worker in this process under cProfile, delivering one message to the first --profile subscriptions."""
+    from baas.principal import Principal
+    from baas.push import background_runners
+
+    ids = [s["_id"] for s in push.subscriptions("bench").find({}, {"_id": 1}).limit(args.profile)]
+    push.subscriptions("bench").update_many({"_id": {"$in": ids}}, {"$set": {"topics": ["profiled"]}})
+    runner, = background_runners(svc)
+    push.send(Principal(project=svc.projects.info("bench"), admin=True),
+              {"audience": {"topics": ["profiled"]}, "notification": {"title": "Bench", "body": "fan-out"}})
+    profiler = cProfile.Profile()  # the batch loop's thread; each sender thread gets its own below
+    senders: dict[int, cProfile.Profile] = {}
+    send = runner.senders.send
+
+    def profiled_send(*args):
+        own = senders.setdefault(threading.get_ident(), cProfile.Profile())
+        own.enable()
+        try:
+            return send(*args)
+        finally:
+            own.disable()
+
+    runner.senders.send = profiled_send
+    started, cpu = time.monotonic(), time.process_time()
+    profiler.enable()
+    runner.drain(timeout=args.timeout)
+    profiler.disable()
+    cpu, elapsed = time.process_time() - cpu, time.monotonic() - started
+    runner.close()
+    print(f"{len(ids)} deliveries in {elapsed:.2f} s, {cpu * 1000 / len(ids):.3f} ms CPU per delivery "
+          f"(all threads, under the profiler)")
+    pstats.Stats(profiler, *senders.values()).sort_stats("tottime").print_stats(30)
 
 
 def main() -> None:
@@ -173,6 +315,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile one in-process worker over N deliveries instead")
     args = parser.parse_args()
     results = run(args)
     if args.json:

@@ -33,7 +33,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds; API requests are mostly a few milliseconds, the top buckets catch slow queries and uploads.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PUSH_OUTCOMES = ("delivered", "expired", "rejected", "retried", "failed")
+PUSH_OUTCOMES = ("delivered", "expired", "rejected", "retried", "failed", "unconfirmed")
 JOB_OUTCOMES = ("succeeded", "failed", "timed_out", "skipped")
 FILE_DIRECTIONS = ("in", "out")
 SHARED_COLLECTION = "metrics_counters"  # platform database: one document per counter family, a field per outcome

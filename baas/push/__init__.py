@@ -14,13 +14,14 @@ def _build(svc):
 
     config = svc.config
     push = config["push"]
-    keys = VapidKeys(svc.mongo, config["jwt"]["secret"])
+    keys = VapidKeys(svc.mongo, svc.sealer, legacy_secret=config["jwt"]["secret"])
     service = PushService(svc.mongo, svc.projects, svc.hooks, keys, config)
     service.devices = Devices(service)
-    service.credentials = NativeCredentials(svc.mongo, svc.projects, keys, push["allow_http_hosts"])
+    service.credentials = NativeCredentials(svc.mongo, svc.projects, svc.sealer, push["allow_http_hosts"])
     timeout = push["request_timeout_seconds"]
     service.providers = {
-        "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout),
+        "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout,
+                                   push["allow_http_hosts"]),
         "fcm": FcmProvider(service.credentials, push["senders"], timeout, push["native_ca_file"]),
         "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"]),
     }

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from baas.openapi import USER_REQUIRED
 from baas.context import current_principal, services
 from baas.errors import Invalid
-from baas.push.schemas import (DeliverySchema, MessageCreatedSchema, MessageInSchema, MessageListQuerySchema,
+from baas.push.schemas import (DeliveryListQuerySchema, DeliveryListSchema, MessageCreatedSchema, MessageInSchema, MessageListQuerySchema,
                                MessageListSchema, MessageSchema, PublicKeySchema, SubscriptionInSchema,
                                SubscriptionSchema, TopicsChangeSchema, VapidKeysSchema)
 
@@ -128,12 +128,13 @@ class Message(MethodView):
 
 @blp.route("/messages/<message_id>/deliveries")
 class Deliveries(MethodView):
-    @blp.response(200, DeliverySchema(many=True))
+    @blp.arguments(DeliveryListQuerySchema, location="query")
+    @blp.response(200, DeliveryListSchema)
     @blp.doc(security=_API_KEY)
     @blp.doc(operationId="listPushDeliveries")
-    def get(self, message_id):
-        """Per-subscription results of a message"""
-        return push().deliveries(current_principal(), message_id)
+    def get(self, query, message_id):
+        """Per-subscription results of a message, a page at a time"""
+        return push().deliveries(current_principal(), message_id, query["limit"], query["after"])
 
 
 # --- admin API ------------------------------------------------------------------------------------------------

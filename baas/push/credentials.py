@@ -1,9 +1,9 @@
 """Per-project credentials of the native push services: an FCM service account and an APNs token-signing key.
 
 Stored in the platform collection `push_credentials`, one document per (project, provider). The private key is
-sealed (AES-GCM under the push key derived from jwt.secret, see baas.push.vapid) with the project, provider and
-revision as associated data, so a sealed key copied to another project or provider does not open. Only the
-public parts (ids, e-mail, bundle id, URLs) are ever shown. Each save makes a new revision: providers key their
+sealed (baas.sealing, under secrets.encryption_key) with the project, provider and revision as its context, so a
+sealed key copied to another project or provider does not open. Only the public parts (ids, e-mail, bundle id,
+URLs) are ever shown. Each save makes a new revision: providers key their
 caches (access tokens, provider JWTs, HTTP/2 connections) on it, so new credentials are used at once.
 """
 from __future__ import annotations
@@ -67,10 +67,10 @@ def _aad(project_id: str, provider: str, revision: str) -> bytes:
 
 
 class NativeCredentials:
-    def __init__(self, mongo, projects, keys, allowed_http_hosts=frozenset()):
+    def __init__(self, mongo, projects, sealer, allowed_http_hosts=frozenset()):
         self.projects = projects
         self.collection = mongo.platform["push_credentials"]
-        self.keys = keys                                  # baas.push.vapid.VapidKeys: the sealing key
+        self.sealer = sealer                              # baas.sealing.Sealer
         self.allowed_http_hosts = frozenset(h.lower() for h in allowed_http_hosts)
         self._cache = TTLCache(CACHE_SECONDS)
         self._lock = threading.Lock()
@@ -166,7 +166,7 @@ class NativeCredentials:
         revision = new_id("pc_")
         doc = {"_id": f"{project_id}/{provider}", "project_id": project_id, "provider": provider,
                "revision": revision, "public": public, "updated_at": utcnow(),
-               "sealed": self.keys.seal_bytes(secret, _aad(project_id, provider, revision))}
+               "sealed": self.sealer.seal(secret, _aad(project_id, provider, revision))}
         self.collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
         self._cache.discard((project_id, provider))
         return describe(doc)
@@ -204,7 +204,7 @@ class NativeCredentials:
         return credential
 
     def _open(self, doc: dict):
-        pem = self.keys.open_bytes(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))
+        pem = self.sealer.open(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))
         private_key = serialization.load_pem_private_key(pem, password=None)
         public = doc["public"]
         if doc["provider"] == "fcm":

@@ -3,18 +3,23 @@
 A "plan" item (one per message, due at its send_at) reads the audience a page at a time, keyset-paginated by
 _id so a worker that takes over after a crash resumes where the last saved page ended, and writes "batch" items
 with deterministic ids (a page written twice is refused by the unique _id, not delivered twice). A batch item
-holds up to push.batch_size subscriptions; its worker sends them in chunks through a bounded pool of senders.
-Before each chunk it records the chunk as in flight (renewing its lease); after it, the results. A worker that
-takes over a batch sends only what has neither a result nor was in flight when its holder died: those are
-recorded as failed, because resending them could show the notification twice.
+holds up to push.batch_size subscriptions; its worker sends them through push.senders concurrent senders.
+
+Progress is saved as it happens, in small writes on the batch item: each write records the outcomes known so
+far and names the deliveries allowed to start next (`inflight`), renewing the lease. A sender starts only what
+a saved write allowed, and the allowed-but-unrecorded set never exceeds push.senders. So a worker that takes
+over a batch after its holder died knows exactly what was never started (sent now) and what may have been on
+the wire at the kill (at most push.senders deliveries): those are recorded "unconfirmed" and not resent
+(at-most-once), unless push.resend_unconfirmed asks for at-least-once.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 from pymongo import ASCENDING
@@ -22,14 +27,15 @@ from pymongo.errors import DuplicateKeyError
 
 from baas.auth.service import USERS
 from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome
-from baas.push.service import compile_user_filter, decode_results
+from baas.push.service import UNCONFIRMED, compile_user_filter, decode_results
 from baas.util import TTLCache
 from baas.worker.lease import Leases, claim_one, owned, worker_id
 
 log = logging.getLogger("baas.push")
 
-INTERRUPTED = "worker stopped while sending; not resent, to avoid showing it twice"
+UNCONFIRMED_REASON = "its worker stopped while the request was in flight: it may have arrived; not resent"
 ROUND_SECONDS = 5.0           # one run_once works at most this long, so the runner can notice a stop
+FLUSH_SECONDS = 0.2           # a known outcome waits at most this long to be saved
 RETENTION_EVERY_SECONDS = 3600
 
 
@@ -51,7 +57,51 @@ def encode(results: list) -> list:
 
 
 # Delivery outcomes as /metrics names them.
-METRIC_OUTCOMES = {SENT: "delivered", REMOVED: "expired", FAILED: "failed", RETRY: "retried"}
+METRIC_OUTCOMES = {SENT: "delivered", REMOVED: "expired", FAILED: "failed", RETRY: "retried",
+                   UNCONFIRMED: "unconfirmed"}
+
+
+class SenderPool:
+    """`size` threads, each sending one group of deliveries at a time (one delivery, or several that a provider
+    sends together) and putting (target, outcome) on the caller's queue for each.
+
+    Plain threads on a SimpleQueue rather than an executor: no future per delivery, one hand-off each way.
+    """
+
+    def __init__(self, size: int, send):
+        self.size = size
+        self.send = send
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, project_id: str, targets: list, message, replies: queue.SimpleQueue) -> None:
+        if len(self._threads) < self.size:
+            with self._lock:
+                while len(self._threads) < self.size:
+                    thread = threading.Thread(target=self._run, name=f"baas-push-send-{len(self._threads)}",
+                                              daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+        self._tasks.put((project_id, targets, message, replies))
+
+    def _run(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            project_id, targets, message, replies = task
+            for target, outcome in zip(targets, self.send(project_id, targets, message)):
+                replies.put((target, outcome))
+
+    def close(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class PushDelivery:
@@ -66,24 +116,15 @@ class PushDelivery:
         self.interval = self.config["poll_seconds"]
         self.owner = owner or worker_id()
         self.queue = service.queue
+        self.targets = service.targets
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
-        self.chunk_size = max(8, self.config["senders"] * 4)
-        self._pool = None
-        self._pool_lock = threading.Lock()
+        self.senders = SenderPool(self.config["senders"], self._send_group)
         self._messages = TTLCache(60)
         self._last_retention = 0.0
 
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.config["senders"], thread_name_prefix="baas-push-send")
-            return self._pool
-
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self.senders.close()
         for provider in self.providers.values():
             provider.close()
 
@@ -191,17 +232,11 @@ class PushDelivery:
                 found = self._drop_expired(project_id, found)
                 for index in range(0, len(found), size):
                     chunk = found[index:index + size]
-                    try:
-                        self.queue.insert_one({
-                            "_id": f"{message_id}:{page}:{index // size}", "kind": "batch",
-                            "project_id": project_id, "message_id": message_id, "state": "pending",
-                            "due": time.time(), "attempt": 1, "created_ts": item["created_ts"],
-                            "items": [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s.get("keys"),
-                                       "vapid_key": s.get("vapid_key"), "provider": s.get("provider", "webpush")}
-                                      for s in chunk],
-                            "results": [], "inflight": []})
-                    except DuplicateKeyError:
-                        pass  # written by the holder before a crash; this page was saved after it
+                    # Deterministic ids: a page written again after a crash is refused, not delivered twice.
+                    self._queue_batch(item, f"{message_id}:{page}:{index // size}", time.time(), 1,
+                                      [{"id": s["_id"], "endpoint": s["endpoint"], "keys": s.get("keys"),
+                                        "vapid_key": s.get("vapid_key"), "provider": s.get("provider", "webpush")}
+                                       for s in chunk])
                 page += 1
                 total += len(found)
                 if not self._renew(item["_id"], {"after": after, "page": page, "total": total}):
@@ -255,30 +290,29 @@ class PushDelivery:
             log.exception("push provider %s failed", provider.name)
             return Outcome(FAILED, None, f"provider error: {type(exc).__name__}")
 
-    def _send_chunk(self, project_id: str, chunk: list, message: OutgoingMessage) -> list[Outcome]:
-        """Outcomes in chunk order. A provider with `send_many` (APNs: streams multiplexed on one HTTP/2
-        connection) takes all of its devices of the chunk at once; the others go one per sender thread."""
-        outcomes: list = [None] * len(chunk)
-        by_provider: dict[str, list[int]] = {}
-        for index, target in enumerate(chunk):
-            by_provider.setdefault(target.get("provider", "webpush"), []).append(index)
-        singles = []
-        for name, indexes in by_provider.items():
-            provider = self.providers.get(name)
-            if not hasattr(provider, "send_many"):
-                singles.extend(indexes)
-                continue
-            try:
-                results = provider.send_many(project_id, [chunk[i] for i in indexes], message)
-            except Exception as exc:  # a provider bug fails its deliveries, never the batch
-                log.exception("push provider %s failed", name)
-                results = [Outcome(FAILED, None, f"provider error: {type(exc).__name__}")] * len(indexes)
-            for index, outcome in zip(indexes, results):
-                outcomes[index] = outcome
-        for index, outcome in zip(singles, self.pool.map(lambda i: self._send_one(project_id, chunk[i], message),
-                                                         singles)):
-            outcomes[index] = outcome
-        return outcomes
+    def _send_group(self, project_id: str, targets: list, message: OutgoingMessage) -> list[Outcome]:
+        """Outcomes in order of `targets`: one delivery, or several for one provider that has `send_many`."""
+        if len(targets) == 1:
+            return [self._send_one(project_id, targets[0], message)]
+        provider = self.providers[targets[0].get("provider", "webpush")]
+        try:
+            return provider.send_many(project_id, targets, message)
+        except Exception as exc:  # a provider bug fails its deliveries, never the batch
+            log.exception("push provider %s failed", provider.name)
+            return [Outcome(FAILED, None, f"provider error: {type(exc).__name__}")] * len(targets)
+
+    def _groups(self, targets: list):
+        """The sender pool's hand-off units: a provider with `send_many` (APNs: streams multiplexed on one HTTP/2
+        connection, one hand-over to its loop) takes all of its deliveries allowed to start at once together;
+        any other delivery goes alone to a sender thread."""
+        together: dict[str, list] = {}
+        for target in targets:
+            name = target.get("provider", "webpush")
+            if hasattr(self.providers.get(name), "send_many"):
+                together.setdefault(name, []).append(target)
+            else:
+                yield [target]
+        yield from together.values()
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cap = self.config["retry_max_seconds"]
@@ -288,64 +322,119 @@ class PushDelivery:
             delay = max(delay, min(cap, retry_after))
         return delay
 
+    def _result(self, target: dict, outcome: Outcome, attempt: int) -> tuple[dict, bool]:
+        """The recorded result of one send, and whether it is to be tried again."""
+        kind, reason, again = outcome.kind, outcome.reason, False
+        if kind == RETRY:
+            if attempt >= self.config["max_attempts"]:
+                kind, reason = FAILED, f"{reason} (gave up after {attempt} attempts)"
+            else:
+                again = True
+        if self.metrics is not None:
+            self.metrics.push_delivery(METRIC_OUTCOMES[kind])  # RETRY here: tried again later
+        return {"id": target["id"], "outcome": kind, "status": outcome.status, "reason": reason,
+                "attempt": attempt}, again
+
     def deliver(self, item: dict) -> None:
         project_id, message_id, attempt = item["project_id"], item["message_id"], item.get("attempt", 1)
         message = self._outgoing(project_id, message_id)
         if message is None:
             self._finish(item["_id"], "cancelled")
             return
-        recorded = {r["id"] for r in decode_results(item)}
-        lost = [i for i in item.get("inflight") or () if i not in recorded]
-        if lost:
-            results = [{"id": i, "outcome": FAILED, "status": None, "reason": INTERRUPTED, "attempt": attempt}
-                       for i in lost]
+        stored = self.targets.find_one({"_id": item["_id"]}, {"items": 1})
+        if stored is None:  # finished meanwhile by a holder whose lease had run out
+            self._finish(item["_id"])
+            return
+        targets = stored["items"]
+        previous = decode_results(item)
+        recorded = {r["id"] for r in previous}
+        # Retries a dead holder had recorded but not yet queued (the retry item's id makes queuing them idempotent).
+        again_ids = {r["id"] for r in previous if r["outcome"] == RETRY}
+        retry = [target for target in targets if target["id"] in again_ids]
+        delay = self._retry_delay(attempt, None) if retry else 0.0
+        unconfirmed = [i for i in item.get("inflight") or () if i not in recorded]
+        if unconfirmed and not self.config["resend_unconfirmed"]:
+            results = [{"id": i, "outcome": UNCONFIRMED, "status": None, "reason": UNCONFIRMED_REASON,
+                        "attempt": attempt} for i in unconfirmed]
             if not self._renew(item["_id"], {"inflight": []}, {"$push": {"results": {"$each": encode(results)}}}):
                 return
-            recorded.update(lost)
-        todo = [target for target in item["items"] if target["id"] not in recorded]
-        retry, delay = [], 0.0
-        max_attempts = self.config["max_attempts"]
-        pending: list = []   # results of the previous chunk, saved with the next chunk's in-flight mark
-        for start in range(0, len(todo) + self.chunk_size, self.chunk_size):
-            chunk = todo[start:start + self.chunk_size]
-            # One write per chunk: the previous chunk's results, and this chunk marked in flight (which renews
-            # the lease). Once it is written, a worker taking over never sends this chunk again.
-            extra = {"$push": {"results": {"$each": encode(pending)}}} if pending else None
-            if (pending or chunk) and not self._renew(item["_id"], {"inflight": [t["id"] for t in chunk]}, extra):
-                return  # cancelled, or taken over after our lease ran out
-            if not chunk:
-                break
-            outcomes = self._send_chunk(project_id, chunk, message)
-            pending, removed = [], []
-            for target, outcome in zip(chunk, outcomes):
-                kind = outcome.kind
-                reason = outcome.reason
-                if kind == RETRY:
-                    if attempt >= max_attempts:
-                        kind, reason = FAILED, f"{reason} (gave up after {attempt} attempts)"
-                    else:
-                        retry.append(target)
-                        delay = max(delay, self._retry_delay(attempt, outcome.retry_after))
-                elif kind == REMOVED:
-                    removed.append(target["id"])
-                pending.append({"id": target["id"], "outcome": kind, "status": outcome.status, "reason": reason,
-                                "attempt": attempt})
-                if self.metrics is not None:
-                    self.metrics.push_delivery(METRIC_OUTCOMES[kind])  # RETRY here: tried again later
-            if removed:
-                # The push service says the device is gone (404/410): the subscription goes too.
-                self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})
-        if retry:
+            if self.metrics is not None:
+                for _ in unconfirmed:
+                    self.metrics.push_delivery(METRIC_OUTCOMES[UNCONFIRMED])
+            recorded.update(unconfirmed)
+        todo = iter([target for target in targets if target["id"] not in recorded])
+        window = self.senders.size
+        flush_at = max(1, window // 2)
+        renew_every = self.lease_seconds / 3
+        replies: queue.SimpleQueue = queue.SimpleQueue()
+        running: dict[str, dict] = {}      # started and not answered
+        done: list[dict] = []              # answered, not saved yet
+        removed: list[str] = []
+        # Invariant: len(running) + len(done) <= window, and everything running was named in a saved write.
+        starting = list(itertools.islice(todo, window))
+        if starting and not self._renew(item["_id"], {"inflight": [t["id"] for t in starting]}):
+            return  # cancelled, or taken over after our lease ran out
+        saved_at = time.monotonic()
+        while starting or running:
+            for group in self._groups(starting):
+                for target in group:
+                    running[target["id"]] = target
+                self.senders.submit(project_id, group, message, replies)
+            starting = []
+            answers = []  # none within FLUSH_SECONDS (a slow push service): save progress and renew all the same
             try:
-                self.queue.insert_one({
-                    "_id": f"{item['_id']}:r{attempt}", "kind": "batch", "project_id": project_id,
-                    "message_id": message_id, "state": "pending", "due": time.time() + delay,
-                    "attempt": attempt + 1, "created_ts": item["created_ts"], "items": retry,
-                    "results": [], "inflight": []})
-            except DuplicateKeyError:
+                answers.append(replies.get(timeout=FLUSH_SECONDS))
+                while True:
+                    answers.append(replies.get_nowait())
+            except queue.Empty:
                 pass
+            for target, outcome in answers:
+                del running[target["id"]]
+                result, again = self._result(target, outcome, attempt)
+                done.append(result)
+                if again:
+                    retry.append(target)
+                    delay = max(delay, self._retry_delay(attempt, outcome.retry_after))
+                elif result["outcome"] == REMOVED:
+                    removed.append(target["id"])
+            waited = time.monotonic() - saved_at
+            if len(done) >= flush_at or (done and (not running or waited >= FLUSH_SECONDS)) \
+                    or waited >= renew_every:
+                # One write: the outcomes known so far, and the next deliveries allowed to start in their place.
+                starting = list(itertools.islice(todo, window - len(running)))
+                extra = {"$push": {"results": {"$each": encode(done)}}} if done else None
+                if not self._renew(item["_id"], {"inflight": [*running, *(t["id"] for t in starting)]}, extra):
+                    return
+                saved_at = time.monotonic()
+                done = []
+                if removed:
+                    # The push service says the device is gone (404/410): the subscription goes too.
+                    self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})
+                    removed = []
+        if retry:
+            self._queue_batch(item, f"{item['_id']}:r{attempt}", time.time() + delay, attempt + 1, retry)
         if self._finish(item["_id"]):
+            self.targets.delete_one({"_id": item["_id"]})  # results keep the ids; the keys are not needed again
             self._maybe_done(project_id, message_id)
+
+    def _queue_batch(self, source: dict, batch_id: str, due: float, attempt: int, targets: list) -> None:
+        """Queue a batch: its targets first (in push_targets), then the small queue item that workers claim.
+
+        The targets (endpoint and keys, the bulk of a batch) stay out of the queue item, so the claims and the
+        frequent progress writes read and rewrite a small document. Both writes are idempotent by id.
+        """
+        try:
+            self.targets.insert_one({"_id": batch_id, "project_id": source["project_id"], "items": targets,
+                                     "written_ts": time.time()})
+        except DuplicateKeyError:
+            pass
+        try:
+            self.queue.insert_one({"_id": batch_id, "kind": "batch", "project_id": source["project_id"],
+                                   "message_id": source["message_id"], "state": "pending", "due": due,
+                                   "attempt": attempt, "created_ts": source["created_ts"], "results": [],
+                                   "inflight": []})
+        except DuplicateKeyError:
+            pass  # written by a holder before it crashed
 
     # ---- retention
 
@@ -356,6 +445,7 @@ class PushDelivery:
             return 0
         cutoff = now - self.config["retention_days"] * 86400
         removed = self.queue.delete_many({"created_ts": {"$lt": cutoff}, "state": {"$ne": "pending"}}).deleted_count
+        self.targets.delete_many({"written_ts": {"$lt": cutoff}})  # of cancelled batches
         for project in self.service.projects.list():
             removed += self.service.messages(project["_id"]).delete_many(
                 {"created_ts": {"$lt": cutoff}, "status": {"$in": ["done", "cancelled"]}}).deleted_count

@@ -126,6 +126,8 @@ class CountsSchema(Schema):
     sent = fields.Integer()
     failed = fields.Integer()
     removed = fields.Integer()
+    unconfirmed = fields.Integer(metadata={"description": "In flight when its worker died: may have arrived, "
+                                                          "not resent (see push.resend_unconfirmed)."})
     pending = fields.Integer()
     cancelled = fields.Integer()
 
@@ -170,7 +172,20 @@ class MessageListQuerySchema(StrictSchema):
 
 class DeliverySchema(Schema):
     id = fields.String(metadata={"description": "The subscription id."})
-    outcome = fields.String(metadata={"description": "sent, removed, failed, or retry (a later attempt follows)"})
+    outcome = fields.String(metadata={"description": "sent, removed, failed, unconfirmed (in flight when its worker "
+                                                     "died), or retry (a later attempt follows)"})
     status = fields.Integer(allow_none=True)
     reason = fields.String()
     attempt = fields.Integer()
+
+
+class DeliveryListSchema(Schema):
+    deliveries = fields.List(fields.Nested(DeliverySchema))
+    next = fields.String(allow_none=True, metadata={"description": "Pass as ?after= for the next page; null on the "
+                                                                   "last page."})
+
+
+class DeliveryListQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    after = fields.String(load_default=None, validate=validate.Length(max=200),
+                          metadata={"description": "The `next` of the previous page."})

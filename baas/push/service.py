@@ -6,11 +6,12 @@ Storage:
   platform    push_queue            the work of every project in one place, so a worker finds what is due
                                     with one indexed query instead of scanning every project database:
                                     a "plan" item per message (due at send_at) that expands the audience into
-                                    "batch" items of subscriptions, which carry their per-subscription results.
+                                    "batch" items, which carry their per-subscription results.
+  platform    push_targets          the subscriptions (endpoint, keys) of each batch item, by the same _id:
+                                    written once, read once by the worker that claims the batch.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import time
@@ -22,17 +23,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
+from baas.egress import TargetRefused, resolve_public
 from baas.errors import Invalid, NotFound
 from baas.push.native import check_native_options, check_native_payloads, check_providers
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
 from baas.query import LOGICAL, check_document_keys, compile_filter, parse_iso_datetime
+from baas.sealing import verify_shared_key
 from baas.storage.mongo import ensure_index
 from baas.util import new_id, utcnow
 
 SUBSCRIPTIONS = "_push_subscriptions"
 MESSAGES = "_push_messages"
 QUEUE = "push_queue"
+TARGETS = "push_targets"
 
 MAX_ENDPOINT_LENGTH = 2048
 MAX_TOPICS = 50
@@ -50,6 +54,8 @@ USER_FILTER_FIELDS = frozenset({"_id", "email", "email_verified", "anonymous", "
                                 "created_at", "updated_at", "last_login_at"})
 USER_DATE_FIELDS = frozenset({"created_at", "updated_at", "last_login_at"})
 MESSAGE_STATES = ("queued", "sending", "done", "cancelled")
+# The outcome of a delivery whose request was in flight when its worker died: it may or may not have arrived.
+UNCONFIRMED = "unconfirmed"
 
 
 def _invalid(field: str, message: str, detail: str | None = None):
@@ -65,6 +71,7 @@ class PushService:
         self.config = config["push"]
         self.allowed_http_hosts = frozenset(h.lower() for h in self.config["allow_http_hosts"])
         self.queue = mongo.platform[QUEUE]
+        self.targets = mongo.platform[TARGETS]
         self._indexed: set = set()
 
     # ---- storage
@@ -73,6 +80,9 @@ class PushService:
         ensure_index(self.queue, [("state", ASCENDING), ("due", ASCENDING)], name="state_due")
         ensure_index(self.queue, [("message_id", ASCENDING), ("state", ASCENDING)], name="message_state")
         ensure_index(self.queue, [("created_ts", ASCENDING)], name="created_ts")
+        ensure_index(self.targets, [("written_ts", ASCENDING)], name="written_ts")
+        verify_shared_key(self.mongo.platform["meta"], self.keys.sealer)
+        self.keys.migrate()  # VAPID keys sealed by an older version, or under a previous encryption key
 
     def _col(self, project_id: str, name: str):
         if project_id not in self._indexed:
@@ -95,6 +105,7 @@ class PushService:
     def forget_project(self, project_id: str) -> None:
         self._indexed.discard(project_id)
         self.queue.delete_many({"project_id": project_id})
+        self.targets.delete_many({"project_id": project_id})
         self.keys.forget(project_id)
 
     @staticmethod
@@ -149,12 +160,17 @@ class PushService:
             raise _invalid("endpoint", "endpoint must be an https URL.")
         if not allowed:
             # Push services are public hosts; an endpoint naming this network would make the worker post to it.
+            # Checked again at every delivery (baas.push.providers), where the connection is pinned to the
+            # checked address: a name may be re-pointed after it was accepted here.
+            local = _invalid("endpoint", "endpoint must be a public push service, not a local address.")
+            if host == "localhost" or host.endswith(".localhost"):
+                raise local
             try:
-                address = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                address = None
-            if host == "localhost" or host.endswith(".localhost") or (address is not None and not address.is_global):
-                raise _invalid("endpoint", "endpoint must be a public push service, not a local address.")
+                resolve_public(host, parts.port or 443)
+            except TargetRefused:
+                raise local from None
+            except OSError:
+                raise _invalid("endpoint", "endpoint's host name does not resolve.") from None
         return endpoint
 
     @staticmethod
@@ -430,7 +446,7 @@ class PushService:
         return shown
 
     def _counts(self, project_id: str, message: dict) -> dict:
-        tally = {"sent": 0, "failed": 0, "removed": 0}
+        tally = {"sent": 0, "failed": 0, "removed": 0, UNCONFIRMED: 0}
         reasons: dict[str, int] = {}
         total = message.get("total")
         plan = None
@@ -443,7 +459,7 @@ class PushService:
                 outcome = result["outcome"]
                 if outcome == "retry":
                     continue
-                tally[outcome if outcome in (SENT, REMOVED) else "failed"] += 1
+                tally[outcome if outcome in (SENT, REMOVED, UNCONFIRMED) else "failed"] += 1
                 if outcome not in (SENT, REMOVED):
                     reasons[result["reason"]] = reasons.get(result["reason"], 0) + 1
         if total is None:
@@ -453,15 +469,41 @@ class PushService:
         return {"counts": {"total": total, **tally, "pending": unsent - cancelled, "cancelled": cancelled},
                 "failures": [{"reason": r, "count": n} for r, n in sorted(reasons.items(), key=lambda x: -x[1])]}
 
-    def deliveries(self, principal, message_id: str, project_id: str | None = None) -> list:
-        """Per-subscription results, in the order they were recorded."""
+    def deliveries(self, principal, message_id: str, limit: int = 100, after: str | None = None,
+                   project_id: str | None = None) -> dict:
+        """One page of per-subscription results, and the cursor of the next page (None after the last).
+
+        Results live in their batch items (in _id order, each in the order recorded), so the cursor names an
+        item and how many of its results were already shown: pages stay correct while results are still
+        being added, and a page never reads more than the items it shows.
+        """
         project = self._sender(principal, project_id)
         self._message(project.id, message_id)
-        rows = []
-        for item in self.queue.find({"message_id": message_id, "project_id": project.id, "kind": "batch"},
-                                    {"results": 1}).sort("_id", ASCENDING):
-            rows.extend(decode_results(item))
-        return rows
+        start_item, skip = None, 0
+        if after is not None:
+            start_item, _, count = after.rpartition("@")
+            if not start_item.startswith(f"{message_id}:") or not count.isdigit() or len(count) > 6:
+                raise Invalid("The cursor is invalid or belongs to another message; start again without it.",
+                              errors={"after": ["Invalid cursor."]})
+            skip = int(count)
+        query = {"message_id": message_id, "project_id": project.id, "kind": "batch"}
+        if start_item is not None:
+            query["_id"] = {"$gte": start_item}
+        rows: list = []
+        next_cursor = None
+        for item in self.queue.find(query, {"results": 1}).sort("_id", ASCENDING).batch_size(8):
+            results = decode_results(item)
+            offset = skip if item["_id"] == start_item else 0
+            room = limit - len(rows)
+            if room <= 0 or len(results) - offset > room:
+                if room > 0:
+                    rows.extend(results[offset:offset + room])
+                    next_cursor = f"{item['_id']}@{offset + room}"
+                else:
+                    next_cursor = f"{item['_id']}@{offset}"
+                break
+            rows.extend(results[offset:])
+        return {"deliveries": rows, "next": next_cursor}
 
 
 def message_id_now() -> str:

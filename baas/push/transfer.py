@@ -1,11 +1,13 @@
 """Project export/import (baas.projects.transfer) of a project's VAPID key pairs.
 
 Browsers bind each push subscription to the applicationServerKey it was made with, so an imported project must
-sign with the same pairs or every subscription would stop working. The private keys are sealed with this
-server's jwt.secret and the project id; an archive carries them unsealed (the archive is a secret like the
-database) and the importing server seals them again with its own secret and the target project id.
+sign with the same pairs or every subscription would stop working. The private keys are sealed (baas.sealing,
+under secrets.encryption_key) to the project id and pair id; an archive carries them unsealed (the archive is a
+secret like the database) and the importing server seals them again under its own key and the target project id.
 """
 from __future__ import annotations
+
+from baas.push.vapid import pair_context
 
 
 class VapidKeysPart:
@@ -18,11 +20,12 @@ class VapidKeysPart:
         doc = self.keys.collection.find_one({"_id": project_id})
         if doc is None:
             return []
+        doc = self.keys.reseal(doc)  # pairs sealed by earlier versions or previous keys: under the current key
         pairs = []
         for pair in doc["keys"]:
-            private = self.keys._open(pair["sealed"], f"{project_id}/{pair['id']}".encode())
+            raw = self.keys.sealer.open(pair["sealed"], pair_context(project_id, pair["id"]))
             pairs.append({"id": pair["id"], "public_key": pair["public_key"], "created_at": pair["created_at"],
-                          "private_value": f"{private.private_numbers().private_value:064x}"})
+                          "private_value": raw.hex()})
         return [{"current": doc["current"], "keys": pairs}]
 
     def replace(self, project_id: str, records: list[dict], *, same_id: bool) -> int:
@@ -33,9 +36,11 @@ class VapidKeysPart:
         record = records[0]
         sealed = []
         for pair in record["keys"]:
-            private = ec.derive_private_key(int(pair["private_value"], 16), ec.SECP256R1())
+            value = int(pair["private_value"], 16)
+            ec.derive_private_key(value, ec.SECP256R1())  # refuses what is not a P-256 private key, as before
+            raw = value.to_bytes(32, "big")
             sealed.append({"id": pair["id"], "public_key": pair["public_key"], "created_at": pair["created_at"],
-                           "sealed": self.keys._seal(private, f"{project_id}/{pair['id']}".encode())})
+                           "sealed": self.keys.sealer.seal(raw, pair_context(project_id, pair["id"]))})
         self.keys.forget(project_id)  # this process's cached private keys too
         self.keys.collection.insert_one({"_id": project_id, "current": record["current"], "keys": sealed})
         return len(sealed)

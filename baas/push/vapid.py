@@ -1,7 +1,9 @@
 """Per-project VAPID key pairs (RFC 8292) and the signed tokens that prove them to push services.
 
-Private keys are stored encrypted (AES-GCM under a key derived from the server's jwt.secret), so a database dump
-alone cannot send pushes as the project; no listing ever returns them. Rotation keeps the previous pairs:
+Private keys are stored sealed (baas.sealing, under secrets.encryption_key), so a database dump alone cannot
+send pushes as the project; no listing ever returns them. Keys sealed by earlier versions under a key derived
+from jwt.secret still open with it and are sealed again under the encryption key (`migrate`, run at start-up,
+and on first use). Rotation keeps the previous pairs:
 subscriptions remember the key they were made with and keep being signed with it until the browser
 resubscribes with the new public key.
 """
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import threading
 import time
 
@@ -33,6 +34,11 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def pair_context(project_id: str, key_id: str) -> bytes:
+    """What a pair's private key is sealed to (baas.sealing): a sealed key copied to another pair does not open."""
+    return f"{project_id}/{key_id}".encode()
+
+
 def public_key_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
     """The uncompressed point, URL-safe base64: what pushManager.subscribe takes as applicationServerKey."""
     return b64url(private_key.public_key().public_bytes(serialization.Encoding.X962,
@@ -42,36 +48,54 @@ def public_key_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
 class VapidKeys:
     """The key pairs of every project, in the platform collection `push_vapid_keys` (one document per project)."""
 
-    def __init__(self, mongo, secret: str):
+    def __init__(self, mongo, sealer, legacy_secret: str | None = None):
         self.collection = mongo.platform["push_vapid_keys"]
-        self._aead = AESGCM(hashlib.sha256(b"baas push vapid key\0" + secret.encode()).digest())
+        self.sealer = sealer                      # baas.sealing.Sealer
+        # How keys were sealed before secrets.encryption_key existed: opened only to be sealed again.
+        self._legacy = AESGCM(hashlib.sha256(b"baas push vapid key\0" + legacy_secret.encode()).digest()) \
+            if legacy_secret else None
         self._private: dict[tuple, ec.EllipticCurvePrivateKey] = {}
         self._lock = threading.Lock()
 
     def _seal(self, private_key: ec.EllipticCurvePrivateKey, aad: bytes) -> str:
-        raw = private_key.private_numbers().private_value.to_bytes(32, "big")
-        nonce = os.urandom(12)
-        return b64url(nonce + self._aead.encrypt(nonce, raw, aad))  # text: stored the same on every server
+        return self.sealer.seal(private_key.private_numbers().private_value.to_bytes(32, "big"), aad)
 
     def _open(self, sealed: str, aad: bytes) -> ec.EllipticCurvePrivateKey:
-        sealed = b64url_decode(sealed)
-        raw = self._aead.decrypt(sealed[:12], sealed[12:], aad)
+        if self.sealer.is_sealed(sealed) or self._legacy is None:
+            raw = self.sealer.open(sealed, aad)
+        else:
+            sealed_bytes = b64url_decode(sealed)
+            raw = self._legacy.decrypt(sealed_bytes[:12], sealed_bytes[12:], aad)
         return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
 
-    # Native push credentials (baas.push.credentials) are sealed with the same key; their aad names them.
-    def seal_bytes(self, raw: bytes, aad: bytes) -> str:
-        nonce = os.urandom(12)
-        return b64url(nonce + self._aead.encrypt(nonce, raw, aad))
+    def reseal(self, doc: dict) -> dict:
+        """Seal again, under the current encryption key, the pairs of `doc` that are not; returns the doc."""
+        stale = [k for k in doc.get("keys", ()) if self.sealer.needs_reseal(k["sealed"])]
+        if not stale:
+            return doc
+        keys = []
+        for pair in doc["keys"]:
+            aad = pair_context(doc["_id"], pair["id"])
+            if pair in stale:
+                pair = {**pair, "sealed": self._seal(self._open(pair["sealed"], aad), aad)}
+            keys.append(pair)
+        # Guarded by the current pair: a rotation meanwhile wins, and the next use reseals what it kept.
+        self.collection.replace_one({"_id": doc["_id"], "current": doc["current"]}, {**doc, "keys": keys})
+        return {**doc, "keys": keys}
 
-    def open_bytes(self, sealed: str, aad: bytes) -> bytes:
-        sealed = b64url_decode(sealed)
-        return self._aead.decrypt(sealed[:12], sealed[12:], aad)
+    def migrate(self) -> int:
+        """Seal every stored pair under the current encryption key (legacy jwt-derived or previous keys)."""
+        changed = 0
+        for doc in self.collection.find({}):
+            if "current" in doc and self.reseal(doc) is not doc:
+                changed += 1
+        return changed
 
     def _new_pair(self, project_id: str) -> dict:
         private_key = ec.generate_private_key(ec.SECP256R1())
         key_id = new_id("vk_")
         return {"id": key_id, "public_key": public_key_b64(private_key), "created_at": utcnow(),
-                "sealed": self._seal(private_key, f"{project_id}/{key_id}".encode())}
+                "sealed": self._seal(private_key, pair_context(project_id, key_id))}
 
     def ensure(self, project_id: str) -> dict:
         """The project's key document, creating the first pair when there is none (older projects)."""
@@ -118,10 +142,10 @@ class VapidKeys:
             found = self._private.get(cache_key)
         if found is not None:
             return found
-        doc = self.ensure(project_id)
+        doc = self.reseal(self.ensure(project_id))
         pair = next((k for k in doc["keys"] if k["id"] == key_id), None) or \
             next(k for k in doc["keys"] if k["id"] == doc["current"])
-        found = (pair["id"], self._open(pair["sealed"], f"{project_id}/{pair['id']}".encode()))
+        found = (pair["id"], self._open(pair["sealed"], pair_context(project_id, pair["id"])))
         with self._lock:
             self._private[cache_key] = found
         return found
@@ -156,8 +180,7 @@ class VapidTokens:
     def header(self, project_id: str, key_id: str | None, origin: str, now: float | None = None) -> str:
         now = time.time() if now is None else now
         cache_key = (project_id, key_id, origin)
-        with self._lock:
-            cached = self._cache.get(cache_key)
+        cached = self._cache.get(cache_key)  # a dict read is atomic; every sender thread passes here
         if cached is not None and cached[1] - RENEW_BEFORE_SECONDS > now:
             return cached[0]
         used_id, private_key = self.keys.private_key(project_id, key_id)

@@ -1,30 +1,20 @@
 """HTTP delivery that cannot be pointed at the server's own network (SSRF).
 
-The host name is resolved once, every address is checked, and the connection goes to the checked address (so
-a DNS answer that changes between check and connect cannot slip through). Redirects are followed by hand, each
-target checked the same way. Short timeout; at most MAX_RESPONSE_BYTES of the answer are read.
+The host name is resolved and checked by baas.egress (shared with push delivery), and the connection goes to the
+checked address. Redirects are followed by hand, each target checked the same way. Short timeout; at most
+MAX_RESPONSE_BYTES of the answer are read.
 """
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 from urllib.parse import urljoin, urlsplit
 
+from baas.egress import TargetRefused, parse_networks, resolve_public
+
 MAX_REDIRECTS = 3
 MAX_RESPONSE_BYTES = 64 * 1024
-
-
-class TargetRefused(Exception):
-    """The URL points somewhere webhooks may not go."""
-
-
-def _forbidden(address) -> bool:
-    return (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-            or address.is_reserved or address.is_unspecified
-            or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
-                and _forbidden(address.ipv4_mapped)))
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -50,7 +40,7 @@ class _PinnedHTTP(http.client.HTTPConnection):
 
 class SafeSender:
     def __init__(self, allow_networks=(), timeout: float = 5.0):
-        self.allowed = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
+        self.allowed = parse_networks(allow_networks)
         self.timeout = timeout
 
     def check(self, url: str) -> tuple[str, str, int, str]:
@@ -61,16 +51,7 @@ class SafeSender:
         if parts.username or parts.password:
             raise TargetRefused("URLs with credentials are refused")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise OSError(f"cannot resolve {parts.hostname}: {exc}") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-        for address in addresses:
-            if _forbidden(address) and not any(address in network for network in self.allowed):
-                raise TargetRefused(f"{parts.hostname} resolves to {address}, a private, loopback or link-local "
-                                    f"address")
-        return parts.scheme, parts.hostname, port, str(addresses[0])
+        return parts.scheme, parts.hostname, port, resolve_public(parts.hostname, port, self.allowed)[0]
 
     def post(self, url: str, body: bytes, headers: dict) -> int:
         method = "POST"

@@ -15,7 +15,8 @@ from baas.testing import ADMIN_TOKEN, ServerProcess, servers_config, with_overri
 def live(mongo_uri, s3_settings, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("contract")
     config = with_overrides(servers_config(mongo_uri, s3_settings, tmp / "data"),
-                            {"rate_limits.enabled": False, "logging.level": "WARNING"})
+                            {"rate_limits.enabled": False, "logging.level": "WARNING",
+                             "push.allow_http_hosts": ["127.0.0.1"]})
     server = ServerProcess(config, tmp).start()
     try:
         yield LiveServer(server.url)
@@ -65,10 +66,12 @@ class LiveServer:
         assert response.status_code == 200, response.text
 
     def subscribe(self, token: str) -> str:
-        """A push subscription of the user with `token` (to a host that never resolves: nothing is delivered)."""
+        """A push subscription of the user with `token`, to a port where nothing listens: nothing is delivered.
+
+        On 127.0.0.1 (allowed plain http here): a name that does not resolve is refused at subscribe (SSRF check)."""
         point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        body = {"endpoint": "https://push.invalid/contract/" + secrets.token_hex(8),
+        body = {"endpoint": "http://127.0.0.1:9/contract/" + secrets.token_hex(8),
                 "keys": {"p256dh": _b64url(point), "auth": _b64url(secrets.token_bytes(16))}}
         return self._post("/v1/push/subscriptions", body, {"X-API-Key": self.client_key,
                                                            "Authorization": f"Bearer {token}"})["id"]

@@ -64,6 +64,10 @@ class PushReceiver:
         self.count = 0
         self.last_at = 0.0
         self.lock = threading.Lock()
+        self.hold_tokens: set = set()       # see hold()
+        self.hold_after = 0
+        self.held = 0
+        self.released = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +95,28 @@ class PushReceiver:
         """Make the next requests for `device` answer these (status, headers) before falling back to 201."""
         self.plans[device.token] = list(responses)
 
+    def hold(self, tokens, after: int) -> None:
+        """Accept and record requests for `tokens`, but leave every one after the first `after` unanswered
+        until release(): the sender is then stuck with requests that did arrive."""
+        with self.lock:
+            self.hold_tokens, self.hold_after, self.held = set(tokens), after, 0
+            self.released.clear()
+
+    def release(self) -> None:
+        with self.lock:
+            self.hold_tokens = set()
+        self.released.set()
+
+    def _held(self, token: str) -> None:
+        with self.lock:
+            if token not in self.hold_tokens:
+                return
+            self.hold_after -= 1
+            if self.hold_after >= 0:
+                return
+            self.held += 1
+        self.released.wait(60)
+
     def for_device(self, device: Device) -> list[Received]:
         return [r for r in self.received if r.token == device.token]
 
@@ -116,6 +142,7 @@ class PushReceiver:
         record = self._verify(token, device, request, body)
         with self.lock:
             self.received.append(record)
+        self._held(token)
         self._reply(request, 400 if record.error else 201, {}, (record.error or "").encode())
 
     def _verify(self, token, device, request, body) -> Received:
@@ -138,12 +165,15 @@ class PushReceiver:
 
     @staticmethod
     def _reply(request, status: int, headers: dict | None = None, body: bytes = b"") -> None:
-        request.send_response(status)
-        for name, value in (headers or {}).items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
+        try:
+            request.send_response(status)
+            for name, value in (headers or {}).items():
+                request.send_header(name, value)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+        except OSError:
+            request.close_connection = True  # the sender is gone (a killed worker)
 
     def close(self) -> None:
         self.server.shutdown()

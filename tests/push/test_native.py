@@ -1,4 +1,5 @@
 """Native push end to end: devices, FCM and APNs credentials, delivery through the loopback emulators."""
+import socket
 import time
 
 import pytest
@@ -75,7 +76,8 @@ def test_one_message_reaches_a_browser_an_android_phone_and_an_iphone_once_each(
     assert apns.http_versions == {"2"}
 
     shown = status(native, message_id)
-    assert shown["counts"] == {"total": 3, "sent": 3, "failed": 0, "removed": 0, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 3, "sent": 3, "failed": 0, "removed": 0, "unconfirmed": 0, "pending": 0,
+                              "cancelled": 0}
     assert shown["apns"]["badge"] == 3 and shown["providers"] is None
 
 
@@ -171,7 +173,8 @@ def test_apns_gone_devices_are_removed_and_throttled_or_failing_ones_retried(nat
     wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
                timeout=20, message="retries finished")
     shown = status(native, message_id)
-    assert shown["counts"] == {"total": 5, "sent": 3, "failed": 0, "removed": 2, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 5, "sent": 3, "failed": 0, "removed": 2, "unconfirmed": 0, "pending": 0,
+                              "cancelled": 0}
     assert apns.attempts[throttled] == 2 and apns.attempts[flaky] == 3
     assert len(apns.for_token(throttled)) == 1 and len(apns.for_token(flaky)) == 1
     assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {throttled, flaky, fine}
@@ -191,7 +194,8 @@ def test_fcm_errors_remove_retry_or_fail_with_the_reason(native, fcm, delivery):
     wait_until(lambda: delivery.run_once() is not None and status(native, message_id)["status"] == "done",
                timeout=20, message="retries finished")
     shown = status(native, message_id)
-    assert shown["counts"] == {"total": 6, "sent": 3, "failed": 1, "removed": 2, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 6, "sent": 3, "failed": 1, "removed": 2, "unconfirmed": 0, "pending": 0,
+                              "cancelled": 0}
     assert shown["failures"][0]["reason"].startswith("403 SENDER_ID_MISMATCH")
     assert fcm.attempts[quota] == 2 and fcm.attempts[down] == 3
     assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {quota, down, mismatch, fine}
@@ -372,3 +376,15 @@ def test_apns_deliveries_survive_the_connection_closing_under_them(project, admi
         assert sum(bool(closing.for_token(token)) for token in tokens) >= shown["counts"]["sent"]
     finally:
         closing.close()
+
+
+def test_a_native_base_url_does_not_open_its_host_to_web_push_endpoints(native, apns):
+    # The admin pointed APNs at a loopback gateway; a Web Push endpoint on that gateway, by a name that resolves
+    # to this network, is still refused by the SSRF check (only push.allow_http_hosts exempts a host).
+    user = sign_up_user(native)
+    port = apns.origin.rsplit(":", 1)[1]
+    body = {"endpoint": f"https://{socket.gethostname()}:{port}/3/device/{'a' * 64}",
+            "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}}
+    response = user.post("/v1/push/subscriptions", json=body)
+    assert response.status_code == 400
+    assert "not a local address" in response.get_json()["errors"]["endpoint"][0]

@@ -44,7 +44,7 @@ def test_public_key_matches_the_admin_view_and_signs_deliveries(project, admin, 
     assert got.headers["TTL"] == "86400" and got.headers["Urgency"] == "normal"
     shown = status(project, message_id)
     assert shown["status"] == "done"
-    assert shown["counts"] == {"total": 1, "sent": 1, "failed": 0, "removed": 0, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 1, "sent": 1, "failed": 0, "removed": 0, "unconfirmed": 0, "pending": 0, "cancelled": 0}
 
 
 def test_subscribing_twice_is_one_subscription_and_topics_change(project, receiver):
@@ -172,11 +172,12 @@ def test_gone_devices_are_pruned_and_rejected_ones_fail_with_the_reason(app, pro
     message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
     delivery.drain()
     shown = status(project, message_id)
-    assert shown["counts"] == {"total": 3, "sent": 1, "failed": 1, "removed": 1, "pending": 0, "cancelled": 0}
+    assert shown["counts"] == {"total": 3, "sent": 1, "failed": 1, "removed": 1, "unconfirmed": 0, "pending": 0,
+                               "cancelled": 0}
     assert shown["failures"] == [{"reason": "413 Request Entity Too Large: told to fail", "count": 1}]
     endpoints = {s["endpoint"] for s in user.get("/v1/push/subscriptions").get_json()}
     assert endpoints == {rejected.endpoint, fine.endpoint}
-    results = project.server.get(f"/v1/push/messages/{message_id}/deliveries").get_json()
+    results = project.server.get(f"/v1/push/messages/{message_id}/deliveries").get_json()["deliveries"]
     assert sorted(r["outcome"] for r in results) == ["failed", "removed", "sent"]
     counted = {sample.labels["outcome"]: sample.value
                for family in text_string_to_metric_families(app.extensions["baas"].metrics.render().decode())

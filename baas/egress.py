@@ -1,0 +1,47 @@
+"""Outbound requests that cannot be pointed at the server's own network (SSRF).
+
+Anything that posts to a URL a user or a plugin chose (push endpoints, webhooks) resolves the host name here,
+checks every address it resolves to, and then connects to the checked address itself, so a DNS answer that
+changes between the check and the connect cannot slip through.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+
+class TargetRefused(Exception):
+    """The host resolves to an address outbound requests may not go to."""
+
+
+def is_forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Private, loopback, link-local, shared (CGNAT), reserved, unspecified or multicast: not the public internet."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_forbidden(address.ipv4_mapped)
+    return not address.is_global or address.is_multicast or address.is_loopback or address.is_link_local
+
+
+def parse_networks(networks) -> list:
+    return [ipaddress.ip_network(n, strict=False) for n in networks or ()]
+
+
+def resolve_public(host: str, port: int, allow_networks=()) -> list[str]:
+    """The addresses of `host` (an IP literal or a name), all checked; the first is the one to connect to.
+
+    Raises TargetRefused when any address is forbidden and in none of `allow_networks` (ip_network objects,
+    see parse_networks); OSError when the name does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    addresses = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if is_forbidden(address) and not any(address in network for network in allow_networks):
+            raise TargetRefused(f"{host} resolves to {address}, a private, loopback or link-local address")
+        if str(address) not in addresses:
+            addresses.append(str(address))
+    if not addresses:
+        raise OSError(f"cannot resolve {host}: no addresses")
+    return addresses
