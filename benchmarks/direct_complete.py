@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +21,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baas.storage.embedded import EmbeddedMongo  # noqa: E402
-from baas.testing import ADMIN_TOKEN, ServerProcess  # noqa: E402
-from files import _body, _cpu_seconds, _GenReader, s3_server  # noqa: E402
+from files import _body, _cpu_seconds, _GenReader, bench_stack  # noqa: E402
 
 
 def _median(values):
@@ -38,26 +34,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(s) * 1024 * 1024 for s in args.sizes.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="baas-direct-bench-"))
-    mongo = EmbeddedMongo(work / "db").start()
-    endpoint, access, secret, moto = s3_server()
-    bucket = "bench-" + secrets.token_hex(4)
-    config = {"data_dir": str(work / "data"), "admin_token": ADMIN_TOKEN, "mongodb": {"uri": mongo.uri},
-              "storage": {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret, "secure": False,
-                                 "bucket": bucket}},
-              "files": {"max_file_bytes": max(sizes) + 1, "sweep_interval_seconds": 0},
-              "rate_limits": {"enabled": False}}
-    server = ServerProcess(config, work).start()
-    try:
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        requests.post(f"{server.url}/admin/v1/projects", json={"id": "bench"}, headers=admin).raise_for_status()
-        key = requests.post(f"{server.url}/admin/v1/projects/bench/keys", json={"kind": "server"},
-                            headers=admin).json()["key"]
+    with bench_stack(max(sizes) + 1) as (server, key, direct, bucket, moto):
         api = {"X-API-Key": key}
-        from minio import Minio
         from minio.commonconfig import CopySource
 
-        direct = Minio(endpoint, access_key=access, secret_key=secret, secure=False)
         print(f"{'size':>8} {'complete ms':>12} {'SDK copy ms':>12} {'SDK stat ms':>12} "
               f"{'baas CPU ms':>12} {'S3 CPU ms':>10}")
         for size in sizes:
@@ -88,11 +68,6 @@ def main() -> None:
                   f"{_median(stats[1:]):>12.1f} {_median(baas_cpu[1:]):>12.1f} {_median(s3_cpu[1:]):>10.1f}")
         print(f"medians of {args.runs} runs after a warm-up; CPU from /proc of each server's process tree "
               "(10 ms ticks)")
-    finally:
-        server.stop()
-        if moto:
-            moto.terminate()
-        mongo.stop()
 
 
 if __name__ == "__main__":
