@@ -251,3 +251,42 @@ def test_one_completion_at_a_time(project, backend, files):
     assert busy.status_code == 409 and "Another request" in busy.get_json()["message"]
     files.pending.update_one({"_id": started["id"]}, {"$set": {"busy_until_ts": 0.0}})
     assert project.server.post(f"/v1/files/uploads/{started['id']}/complete").status_code == 201
+
+
+def test_a_completion_that_dies_midway_leaves_nothing_the_sweep_misses(project, backend, blobs, files, monkeypatch):
+    """Copy first, metadata second: dying between them leaves a copy nobody sees, which the sweep removes; dying
+    after the metadata leaves an open upload, whose retry answers with the recorded file and copies nothing."""
+    from datetime import datetime, timedelta, timezone
+
+    if backend == "local":
+        return
+    image = png_bytes()
+    lost = project.server.post("/v1/files/uploads", json={"name": "lost.png"}).get_json()
+    requests.put(lost["url"], data=image, headers=lost["headers"], timeout=30)
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt  # a BaseException, as a killed request thread would leave things
+    monkeypatch.setattr(files, "_record", dies)
+    try:
+        project.server.post(f"/v1/files/uploads/{lost['id']}/complete")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    lost_key = f"projects/{project.id}/files/{lost['file_id']}"
+    assert lost_key in stored_keys(blobs, project.id)  # copied, never recorded
+    kept = project.server.post("/v1/files/uploads", json={"name": "kept.png"}).get_json()
+    requests.put(kept["url"], data=image, headers=kept["headers"], timeout=30)
+    monkeypatch.setattr(files, "_close_direct", lambda *args, **kwargs: dies())
+    try:
+        project.server.post(f"/v1/files/uploads/{kept['id']}/complete")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    files.pending.update_one({"_id": kept["id"]}, {"$set": {"busy_until_ts": 0.0}})  # its claim ran out
+    requests.put(kept["url"], data=b"\x7fELF\x02\x01\x01" + b"\x00" * 100, headers=kept["headers"], timeout=30)
+    retried = project.server.post(f"/v1/files/uploads/{kept['id']}/complete")
+    assert retried.status_code == 201 and retried.get_json()["_id"] == kept["file_id"]
+    assert project.server.get(f"/v1/files/{kept['file_id']}/content").data == image  # not copied again
+    files.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{kept['file_id']}"]
+    assert files.pending.count_documents({"project_id": project.id}) == 0
