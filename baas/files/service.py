@@ -830,6 +830,8 @@ class FileService:
             # (Entries without a staging key were made by an older version that presigned the file's own key.)
             raise NotFound(f"No pending upload '{upload_id}'.")
         now = time.time()
+        # A completion still running after BUSY_SECONDS is taken to be dead and another may start: copies of
+        # files within max_file_bytes take S3 far less than that.
         taken = self.pending.update_one({"_id": upload_id, "closed_ts": 0.0, "busy_until_ts": {"$lt": now}},
                                         {"$set": {"busy_until_ts": now + BUSY_SECONDS}})
         if not taken.matched_count:
