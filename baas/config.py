@@ -102,7 +102,9 @@ SCHEMA: dict[str, Any] = {
                                "get 503 with Retry-After. Cached thumbnails never wait.", minimum=0),
         "tus_expiry_hours": Key(int, 24, "Unfinished resumable (tus) uploads expire this long after creation.",
                                 minimum=1),
-        "direct_upload_minutes": Key(int, 60, "Presigned direct uploads must be completed within this time.",
+        "direct_upload_minutes": Key(int, 60, "Presigned direct uploads must be completed within this time (their "
+                                     "URLs stay valid that long; what a late PUT leaves in staging is swept 15 "
+                                     "minutes after).",
                                      minimum=1),
         "presigned_seconds": Key(int, 300, "Lifetime of presigned download redirects.", minimum=1,
                                  maximum=604_800),

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -79,10 +80,10 @@ def s3_server() -> tuple:
     return endpoint, access, secret, moto
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1,100")
-    sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
+@contextmanager
+def bench_stack(max_file_bytes: int):
+    """nx-27017, an S3 server (moto unless BAAS_TEST_S3_ENDPOINT) and `baas serve` with a project `bench`; yields
+    (the server, its server key, a minio client of the same S3, the bucket, the moto process or None)."""
     work = Path(tempfile.mkdtemp(prefix="baas-files-bench-"))
     mongo = EmbeddedMongo(work / "db").start()
     endpoint, access, secret, moto = s3_server()
@@ -90,7 +91,7 @@ def main() -> None:
     config = {"data_dir": str(work / "data"), "admin_token": ADMIN_TOKEN, "mongodb": {"uri": mongo.uri},
               "storage": {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret, "secure": False,
                                  "bucket": bucket}},
-              "files": {"max_file_bytes": max(sizes) + 1, "sweep_interval_seconds": 0},
+              "files": {"max_file_bytes": max_file_bytes, "sweep_interval_seconds": 0},
               "rate_limits": {"enabled": False}}
     server = ServerProcess(config, work).start()
     try:
@@ -98,10 +99,22 @@ def main() -> None:
         requests.post(f"{server.url}/admin/v1/projects", json={"id": "bench"}, headers=admin).raise_for_status()
         key = requests.post(f"{server.url}/admin/v1/projects/bench/keys", json={"kind": "server"},
                             headers=admin).json()["key"]
-        headers = {"X-API-Key": key, "Content-Type": "application/octet-stream"}
         from minio import Minio
 
-        direct = Minio(endpoint, access_key=access, secret_key=secret, secure=False)
+        yield server, key, Minio(endpoint, access_key=access, secret_key=secret, secure=False), bucket, moto
+    finally:
+        server.stop()
+        if moto:
+            moto.terminate()
+        mongo.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,100")
+    sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
+    with bench_stack(max(sizes) + 1) as (server, key, direct, bucket, _):
+        headers = {"X-API-Key": key, "Content-Type": "application/octet-stream"}
         # Warm-up, not measured: the first request's imports, the bucket check and both connection pools.
         requests.post(f"{server.url}/v1/files", data=_body(CHUNK), headers=headers).raise_for_status()
         direct.put_object(bucket, "direct/warm-up", io.BytesIO(os.urandom(CHUNK)), CHUNK)
@@ -123,11 +136,6 @@ def main() -> None:
                   f"{peak:>13.1f} {cpu * 1000:>21.1f}   (API up = {100 * api_up / direct_up:.0f} % of direct)")
         print("peak RSS +MB: VmHWM of all server processes during that size's transfers minus their RSS before "
               "(peaks reset per size through /proc/PID/clear_refs)")
-    finally:
-        server.stop()
-        if moto:
-            moto.terminate()
-        mongo.stop()
 
 
 def _measure(url, headers, direct, bucket, size, server_pid) -> tuple:

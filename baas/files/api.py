@@ -320,15 +320,19 @@ class DirectUploads(MethodView):
 class CompleteDirectUpload(MethodView):
     @blp.doc(security=SECURITY)
     @blp.alt_response(201, schema=FileSchema, success=True, headers={"ETag": _STRING, "Location": _STRING})
-    @blp.alt_response(409, description="Nothing was PUT to the presigned URL yet.")
-    @blp.alt_response(413, description="The object is over the size limit; it was deleted.")
-    @blp.alt_response(415, description="The object's content is of a refused type; it was deleted.")
+    @blp.alt_response(409, description="Nothing was PUT to the presigned URL yet, or another request is completing "
+                                       "this upload; retry.")
+    @blp.alt_response(413, description="The object is over the size limit; it was deleted and the upload is over.")
+    @blp.alt_response(415, description="The object's content is of a refused type; it was deleted and the upload "
+                                       "is over.")
     @blp.doc(operationId="completeDirectUpload")
     def post(self, upload_id):
-        """Complete a direct upload: the object is checked (size, sniffed type) and recorded, or deleted
+        """Complete a direct upload: the object is copied to the file, checked (size, sniffed type) and recorded,
+        or deleted
 
-        It answers at once, with `sha256: null` and `sha256_state: pending`: background work reads the object to
-        hash it."""
+        The presigned URL writes a staging object; completion copies it on the storage side, so a PUT after
+        completion cannot change the file. An upload is completed once (404 after). It answers with `sha256: null`
+        and `sha256_state: pending`: background work reads the file to hash it."""
         doc = _files().direct_complete(current_principal(), upload_id)
         return _file_response(doc, 201, [("Location", _id_path(doc["_id"]))])
 

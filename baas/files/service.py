@@ -56,6 +56,9 @@ INTERNAL_FIELDS = ("key",)
 UPDATABLE = ("name", "metadata", "public", "_owner")
 HASH_PENDING, HASH_DONE = "pending", "done"   # sha256_state of a file
 USER_FILES_PAGE = 100            # files of a deleted user removed per page (the lease is renewed between pages)
+# S3 refuses a signature dated more than 15 minutes off its own clock, so a presigned URL may still be accepted
+# this long after the expiry this server's clock gave it: its staging object is swept only after that.
+PRESIGNED_CLOCK_SKEW_SECONDS = 900
 
 
 class ChecksumMismatch(BaasError):
@@ -136,6 +139,11 @@ class SettledEntries:
 
 def file_key(project_id: str, file_id: str) -> str:
     return f"{project_prefix(project_id)}files/{file_id}"
+
+
+def staging_key(project_id: str, upload_id: str) -> str:
+    """Where a presigned PUT lands: never the file's own key, which only the server writes."""
+    return f"{project_prefix(project_id)}staging/{upload_id}"
 
 
 def thumbs_prefix(project_id: str, file_id: str) -> str:
@@ -296,9 +304,8 @@ class FileService:
         """Store a file streamed from `source`; `describe()` gives its {name, public, metadata} once the bytes are
         stored (form fields may follow the file part)."""
         project, settings, access = self._begin_create(principal)
-        if length is not None and length > settings.max_file_bytes:
-            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} "
-                                  f"bytes.")
+        if length is not None:
+            self._check_size(settings, length)
         file_id = str(ObjectId())
         key = file_key(project.id, file_id)
         entry_id = secrets.token_hex(UPLOAD_ID_BYTES)
@@ -564,8 +571,7 @@ class FileService:
         if length is None:
             raise Invalid("Send Upload-Length: this server does not take uploads of deferred length.",
                           errors={"Upload-Length": ["Missing."]})
-        if length > settings.max_file_bytes:
-            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} bytes.")
+        self._check_size(settings, length)
         fields = {"name": metadata.get("filename") or metadata.get("name"),
                   "public": parse_public(metadata.get("public")),
                   "metadata": parse_metadata_text(metadata.get("metadata"))}
@@ -705,35 +711,49 @@ class FileService:
                 self.blobs.finish_append(key, entry["state"], "application/octet-stream")
         return self._adopt(principal, entry, settings)
 
-    def _adopt(self, principal, entry: dict, settings: FileSettings) -> dict:
-        """Record an object that was written outside a metered request (tus, presigned PUT): check size and
-        type from its bytes, or remove it."""
+    def _inspect(self, key: str, settings: FileSettings, declared_type: str | None):
+        """The stored object's stat and content type, sniffed from a ranged read; 413/415 when refused."""
+        with self.storage():
+            info = self.blobs.stat(key)
+            self._check_size(settings, info.size)
+            head = b"".join(self.blobs.open(key, 0, SNIFF_BYTES)) if info.size else b""
+        content_type = sniff(head, declared_type)
+        self._check_type(settings, content_type)
+        return info, content_type
+
+    @staticmethod
+    def _check_size(settings: FileSettings, size: int) -> None:
+        if size > settings.max_file_bytes:
+            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} "
+                                  f"bytes.")
+
+    def _record_adopted(self, principal, entry: dict, settings: FileSettings, info, content_type: str,
+                        sha256: str | None) -> dict:
+        """The metadata of an object written outside a metered request (tus, presigned PUT), once checked."""
         project = self._project(principal)
-        key = entry["key"]
+        access = self._allowed(principal, settings, "create")
+        if sha256 is None:
+            # The server never saw these bytes (presigned PUT), or not all of them (tus across processes):
+            # background work reads the object back to hash it, so this request answers at once. The task
+            # is queued before the metadata exists, so a crash in between cannot leave a file never hashed.
+            self._enqueue(f"hash:{project.id}:{entry['file_id']}", "hash", project.id, file_id=entry["file_id"])
+        doc = self._new_doc(principal, entry["file_id"], entry["key"], entry["fields"], info.size, content_type,
+                            sha256)
+        doc["_owner"] = entry.get("owner")
         try:
-            with self.storage():
-                info = self.blobs.stat(key)
-                if info.size > settings.max_file_bytes:
-                    raise PayloadTooLarge(f"The file is larger than this project's limit of "
-                                          f"{settings.max_file_bytes} bytes.")
-                head = b"".join(self.blobs.open(key, 0, SNIFF_BYTES)) if info.size else b""
-                content_type = sniff(head, entry.get("declared_type"))
-                self._check_type(settings, content_type)
-                sha256 = self._finished_hash(entry["_id"], info.size) if entry["kind"] == "tus" else None
-            access = self._allowed(principal, settings, "create")
-            if sha256 is None:
-                # The server never saw these bytes (presigned PUT), or not all of them (tus across processes):
-                # background work reads the object back to hash it, so this request answers at once. The task
-                # is queued before the metadata exists, so a crash in between cannot leave a file never hashed.
-                self._enqueue(f"hash:{project.id}:{entry['file_id']}", "hash", project.id,
-                              file_id=entry["file_id"])
-            doc = self._new_doc(principal, entry["file_id"], key, entry["fields"], info.size, content_type, sha256)
-            doc["_owner"] = entry.get("owner")
             self._record(principal, project, access, doc)
         except DuplicateKeyError:
             doc = self._files(project.id).find_one({"_id": entry["file_id"]})  # a concurrent finish recorded it
+        return doc
+
+    def _adopt(self, principal, entry: dict, settings: FileSettings) -> dict:
+        """Record a finished tus upload: check size and type from its bytes, or remove it."""
+        try:
+            info, content_type = self._inspect(entry["key"], settings, entry.get("declared_type"))
+            sha256 = self._finished_hash(entry["_id"], info.size)
+            doc = self._record_adopted(principal, entry, settings, info, content_type, sha256)
         except BaseException:
-            self._discard(project.id, entry["_id"], key)
+            self._discard(entry["project_id"], entry["_id"], entry["key"])
             raise
         self.pending.delete_one({"_id": entry["_id"]})
         self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
@@ -750,41 +770,110 @@ class FileService:
     def direct_start(self, principal, body: dict) -> dict:
         project, settings, _ = self._begin_create(principal)
         size = body.get("size")
-        if size is not None and size > settings.max_file_bytes:
-            raise PayloadTooLarge(f"The file is larger than this project's limit of {settings.max_file_bytes} bytes.")
+        if size is not None:
+            self._check_size(settings, size)
         fields = {"name": body.get("name"), "public": body.get("public", False),
                   "metadata": check_metadata(body.get("metadata"))}
         file_id = str(ObjectId())
-        key = file_key(project.id, file_id)
-        minutes = self.config["files"]["direct_upload_minutes"]
+        upload_id = secrets.token_hex(UPLOAD_ID_BYTES)
+        # The URL writes a staging object; completion checks it and copies it to the file's key. The URL stays
+        # valid after completion, so bytes PUT later only replace the staging object, never the recorded file.
+        staging = staging_key(project.id, upload_id)
+        seconds = self.config["files"]["direct_upload_minutes"] * 60
         with self.storage():
-            url = self.blobs.presigned_put_url(key, minutes * 60)
+            url = self.blobs.presigned_put_url(staging, seconds)
         if url is None:
             raise Conflict("Direct transfer needs S3 storage; this server keeps files on local disk. Upload through "
                            "POST /v1/files or tus instead.")
-        entry = self._pending_insert({"_id": secrets.token_hex(UPLOAD_ID_BYTES), "kind": "direct",
-                                      "project_id": project.id, "file_id": file_id, "key": key, "fields": fields,
-                                      "declared_type": body.get("content_type"), "creator": _creator(principal),
-                                      "owner": principal.user_id}, minutes * 60)
+        # The entry outlives the URL (expires_ts), whether the upload was completed or not (closed_ts), so the
+        # sweep removes whatever a late PUT leaves in staging.
+        url_expires_ts = time.time() + seconds
+        entry = self._pending_insert({"_id": upload_id, "kind": "direct", "project_id": project.id,
+                                      "file_id": file_id, "key": file_key(project.id, file_id),
+                                      "staging_key": staging, "url_expires_ts": url_expires_ts, "closed_ts": 0.0,
+                                      "fields": fields, "declared_type": body.get("content_type"),
+                                      "creator": _creator(principal), "owner": principal.user_id},
+                                     seconds + PRESIGNED_CLOCK_SKEW_SECONDS)
         content_type = body.get("content_type") or "application/octet-stream"
         return {"id": entry["_id"], "file_id": file_id, "url": url, "method": "PUT",
                 "headers": {"Content-Type": content_type},
-                "expires_at": datetime.fromtimestamp(entry["expires_ts"], timezone.utc)}
+                "expires_at": datetime.fromtimestamp(url_expires_ts, timezone.utc)}
 
     def direct_complete(self, principal, upload_id: str) -> dict:
         principal.require_scope("files:write")
         project = self._project(principal)
+        entry = self._claim_direct(principal, project, upload_id)
+        settings = self.settings(project)
+        try:
+            doc = self._finish_direct(principal, project, settings, entry)
+        except (ServiceUnavailable, Conflict):
+            self._release_direct(entry)  # storage away, or nothing PUT yet: the client may complete again
+            raise
+        except BaasError:
+            self._close_direct(entry, keep_file=False)  # refused (size, type, rules, a plugin): the upload is over
+            raise
+        except BaseException:
+            self._release_direct(entry)
+            raise
+        self._close_direct(entry, keep_file=True)
+        self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
+        return self.output(doc)
+
+    def _claim_direct(self, principal, project, upload_id: str) -> dict:
+        """The upload's entry, held by this request (one completion at a time: a second one could otherwise copy
+        bytes PUT in between over a file the first had just checked)."""
         entry = self.pending.find_one({"_id": upload_id, "kind": "direct", "project_id": project.id}) \
             if isinstance(upload_id, str) else None
-        if entry is None or not (principal.is_server or entry["creator"] == _creator(principal)) \
-                or entry["expires_ts"] < time.time():
+        if entry is None or "staging_key" not in entry or entry["closed_ts"] \
+                or not (principal.is_server or entry["creator"] == _creator(principal)) \
+                or entry["url_expires_ts"] < time.time():
+            # (Entries without a staging key were made by an older version that presigned the file's own key.)
             raise NotFound(f"No pending upload '{upload_id}'.")
+        now = time.time()
+        # A completion still running after BUSY_SECONDS is taken to be dead and another may start: copies of
+        # files within max_file_bytes take S3 far less than that.
+        taken = self.pending.update_one({"_id": upload_id, "closed_ts": 0.0, "busy_until_ts": {"$lt": now}},
+                                        {"$set": {"busy_until_ts": now + BUSY_SECONDS}})
+        if not taken.matched_count:
+            raise Conflict("Another request is completing this upload; retry after it ends.")
+        return entry
+
+    def _finish_direct(self, principal, project, settings: FileSettings, entry: dict) -> dict:
+        recorded = self._files(project.id).find_one({"_id": entry["file_id"]})
+        if recorded is not None:
+            return recorded  # an earlier completion recorded the file and died before closing the upload
         try:
             with self.storage():
-                self.blobs.stat(entry["key"])
+                staged = self.blobs.stat(entry["staging_key"])
         except BlobNotFound:
             raise Conflict("Nothing was uploaded to the presigned URL yet; PUT the file there first.") from None
-        return self._adopt(principal, entry, self.settings(project))
+        self._check_size(settings, staged.size)  # before copying: an oversized object is never copied
+        with self.storage():
+            try:
+                self.blobs.copy(entry["staging_key"], entry["key"])
+            except BlobNotFound:
+                raise Conflict("The uploaded object disappeared; PUT the file again.") from None
+        # Everything recorded comes from the copy, which only this server writes: bytes PUT to the staging key
+        # meanwhile (the URL is still valid) either made it into the copy, and are checked here, or did not.
+        info, content_type = self._inspect(entry["key"], settings, entry.get("declared_type"))
+        return self._record_adopted(principal, entry, settings, info, content_type, None)
+
+    def _release_direct(self, entry: dict) -> None:
+        try:
+            self.pending.update_one({"_id": entry["_id"]}, {"$set": {"busy_until_ts": 0.0}})
+        except Exception as exc:  # the database is away: the claim runs out after BUSY_SECONDS
+            log.warning("could not release direct upload %s: %s", entry["_id"], exc)
+
+    def _close_direct(self, entry: dict, keep_file: bool) -> None:
+        """End a direct upload: no completion after this. Its staging object goes now (and again at the sweep,
+        after the URL died, in case a late PUT recreated it); a refused upload's copy goes too."""
+        self.pending.update_one({"_id": entry["_id"]}, {"$set": {"closed_ts": time.time(), "busy_until_ts": 0.0}})
+        victims = [entry["staging_key"]] if keep_file else [entry["staging_key"], entry["key"]]
+        for key in victims:
+            try:
+                self.blobs.delete(key)
+            except self.blobs.errors as exc:
+                log.warning("could not remove %s of direct upload %s; the sweep will: %s", key, entry["_id"], exc)
 
     # --- settings, usage, users, projects --------------------------------------------------------------------
 
@@ -849,7 +938,11 @@ class FileService:
                 self.blobs.abort_append(entry["key"], entry["state"])
             except self.blobs.errors as exc:
                 log.warning("could not abort upload %s of deleted project %s: %s", entry["_id"], project_id, exc)
-        self.pending.delete_many({"project_id": project_id})
+        # A direct upload's URL outlives the project: its entry stays, closed, so the sweep removes what a late PUT
+        # leaves in staging.
+        self.pending.delete_many({"project_id": project_id, "kind": {"$ne": "direct"}})
+        self.pending.update_many({"project_id": project_id, "kind": "direct"},
+                                 {"$set": {"closed_ts": time.time(), "project_deleted": True}})
         self.tasks.delete_many({"project_id": project_id})
         self.usage_collection.delete_one({"_id": project_id})
 
@@ -870,8 +963,8 @@ class FileService:
         files = self._files(project_id)
         doc = files.find_one({"_id": file_id})
         if doc is None:
-            # Not recorded yet (its upload is still finishing: its pending entry is there), or deleted since.
-            return self.pending.find_one({"file_id": file_id}, {"_id": 1}) is None
+            # Not recorded yet (its upload is still finishing: its pending entry is open), or deleted since.
+            return all(entry.get("closed_ts") for entry in self.pending.find({"file_id": file_id}, {"closed_ts": 1}))
         if doc.get("sha256"):
             return True
         self.read_backs += 1
@@ -930,7 +1023,10 @@ class FileService:
 
     def _sweep_entry(self, entry: dict) -> None:
         project_id, key = entry["project_id"], entry["key"]
-        recorded = self._files(project_id).find_one({"_id": entry["file_id"]}, {"_id": 1}) is not None
+        recorded = not entry.get("project_deleted") \
+            and self._files(project_id).find_one({"_id": entry["file_id"]}, {"_id": 1}) is not None
+        if entry.get("staging_key"):  # a direct upload, its URL dead: whatever was PUT there, completed or not
+            self.blobs.delete(entry["staging_key"])
         if entry["kind"] == "delete":
             if not recorded:
                 self._delete_objects(project_id, entry["file_id"], key)

@@ -57,6 +57,10 @@ class BlobStore(Protocol):
 
     def open(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]: ...
 
+    def copy(self, source_key: str, key: str) -> BlobInfo:
+        """Copy one object to another key inside the store (on S3 without moving the bytes through baas);
+        raises BlobNotFound when the source is missing."""
+
     def stat(self, key: str) -> BlobInfo: ...
 
     def delete(self, key: str) -> None: ...

@@ -69,6 +69,13 @@ class LocalBlobStore:
             raise
         return info
 
+    def copy(self, source_key: str, key: str) -> BlobInfo:
+        """A copy of `source_key` at `key`, written atomically like put(); returns the copy's stat."""
+        source = self.stat(source_key)
+        with open(self._path(source_key), "rb") as handle:
+            self.put(key, handle, source.size, source.content_type, source.metadata)
+        return self.stat(key)
+
     def stat(self, key: str) -> BlobInfo:
         path = self._path(key)
         try:

@@ -167,3 +167,126 @@ def test_server_key_moves_a_files_owner(project, make_user):
     assert second.get(f"/v1/files/{doc['_id']}/content").data == b"handed over"
     assert project.server.patch(f"/v1/files/{doc['_id']}", json={"_owner": "$where"}).status_code == 400
     assert project.server.patch(f"/v1/files/{doc['_id']}", json={"_owner": None}).get_json()["_owner"] is None
+
+
+def test_a_put_after_completion_cannot_replace_the_file(project, backend, blobs, files, task_runner):
+    """The presigned URL outlives completion: bytes PUT with it later land in staging, never in the file."""
+    from datetime import datetime, timedelta, timezone
+
+    if backend == "local":
+        return  # no presigned URLs on local disk (test_direct_transfer checks the 409)
+    image = png_bytes(48, 48)
+    started = project.server.post("/v1/files/uploads", json={"name": "a.png", "content_type": "image/png"}).get_json()
+    assert f"/projects/{project.id}/staging/{started['id']}" in started["url"]
+    assert requests.put(started["url"], data=image, headers=started["headers"], timeout=30).status_code == 200
+    done = project.server.post(f"/v1/files/uploads/{started['id']}/complete")
+    assert done.status_code == 201, done.get_json()
+    file_key = f"projects/{project.id}/files/{started['file_id']}"
+    assert stored_keys(blobs, project.id) == [file_key]  # the staging object went with the copy
+    usage = files.usage(project.id)
+    # The uploader PUTs an executable, bigger than the limit, with the same URL: a staging object, nothing more.
+    assert project.server.patch("/v1/files/settings", json={"max_file_bytes": 5000}).status_code == 200
+    swapped = b"\x7fELF\x02\x01\x01" + random_bytes(20_000)
+    assert requests.put(started["url"], data=swapped, headers=started["headers"], timeout=30).status_code == 200
+    staging = f"projects/{project.id}/staging/{started['id']}"
+    assert sorted(stored_keys(blobs, project.id)) == sorted([file_key, staging])
+    again = project.server.post(f"/v1/files/uploads/{started['id']}/complete")
+    assert again.status_code == 404  # a completed upload cannot be completed again (and copied over the file)
+    assert project.server.get(f"/v1/files/{started['file_id']}/content").data == image
+    assert project.server.get(f"/v1/files/{started['file_id']}").get_json()["size"] == len(image)
+    assert files.usage(project.id) == usage
+    task_runner.drain()
+    assert project.server.get(f"/v1/files/{started['file_id']}").get_json()["sha256"] == \
+        hashlib.sha256(image).hexdigest()
+    # Before the URL is dead the sweep leaves the staging object (a PUT could still follow); after, it goes.
+    files.sweep()
+    assert staging in stored_keys(blobs, project.id)
+    files.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert stored_keys(blobs, project.id) == [file_key]
+    assert files.pending.count_documents({"project_id": project.id}) == 0
+    assert project.server.get(f"/v1/files/{started['file_id']}/content").data == image
+
+
+def test_a_refused_direct_upload_is_over_and_late_puts_are_swept(project, backend, blobs, files):
+    from datetime import datetime, timedelta, timezone
+
+    if backend == "local":
+        return
+    assert project.server.patch("/v1/files/settings", json={"max_file_bytes": 1000}).status_code == 200
+    started = project.server.post("/v1/files/uploads", json={"name": "x"}).get_json()
+    requests.put(started["url"], data=random_bytes(2000), headers=started["headers"], timeout=30)
+    assert project.server.post(f"/v1/files/uploads/{started['id']}/complete").status_code == 413
+    assert stored_keys(blobs, project.id) == []  # never copied: the staging object's size was checked first
+    requests.put(started["url"], data=b"small now", headers=started["headers"], timeout=30)
+    assert project.server.post(f"/v1/files/uploads/{started['id']}/complete").status_code == 404
+    assert project.server.get("/v1/files").get_json()["items"] == []
+    files.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert stored_keys(blobs, project.id) == []
+
+
+def test_a_direct_upload_of_a_deleted_project_is_swept(admin, project, backend, blobs, files):
+    from datetime import datetime, timedelta, timezone
+
+    if backend == "local":
+        return
+    started = project.server.post("/v1/files/uploads", json={"name": "late.bin"}).get_json()
+    assert admin.delete(f"/admin/v1/projects/{project.id}", json={"confirm": project.id}).status_code == 204
+    # The URL still works after the project is gone: what it writes is removed once it is dead.
+    requests.put(started["url"], data=b"left behind", headers=started["headers"], timeout=30)
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/staging/{started['id']}"]
+    files.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert stored_keys(blobs, project.id) == []
+    assert files.pending.count_documents({"project_id": project.id}) == 0
+
+
+def test_one_completion_at_a_time(project, backend, files):
+    if backend == "local":
+        return
+    started = project.server.post("/v1/files/uploads", json={"name": "a.png"}).get_json()
+    requests.put(started["url"], data=png_bytes(), headers=started["headers"], timeout=30)
+    import time
+
+    files.pending.update_one({"_id": started["id"]}, {"$set": {"busy_until_ts": time.time() + 60}})
+    busy = project.server.post(f"/v1/files/uploads/{started['id']}/complete")
+    assert busy.status_code == 409 and "Another request" in busy.get_json()["message"]
+    files.pending.update_one({"_id": started["id"]}, {"$set": {"busy_until_ts": 0.0}})
+    assert project.server.post(f"/v1/files/uploads/{started['id']}/complete").status_code == 201
+
+
+def test_a_completion_that_dies_midway_leaves_nothing_the_sweep_misses(project, backend, blobs, files, monkeypatch):
+    """Copy first, metadata second: dying between them leaves a copy nobody sees, which the sweep removes; dying
+    after the metadata leaves an open upload, whose retry answers with the recorded file and copies nothing."""
+    from datetime import datetime, timedelta, timezone
+
+    if backend == "local":
+        return
+    image = png_bytes()
+    lost = project.server.post("/v1/files/uploads", json={"name": "lost.png"}).get_json()
+    requests.put(lost["url"], data=image, headers=lost["headers"], timeout=30)
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt  # a BaseException, as a killed request thread would leave things
+    monkeypatch.setattr(files, "_record", dies)
+    try:
+        project.server.post(f"/v1/files/uploads/{lost['id']}/complete")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    lost_key = f"projects/{project.id}/files/{lost['file_id']}"
+    assert lost_key in stored_keys(blobs, project.id)  # copied, never recorded
+    kept = project.server.post("/v1/files/uploads", json={"name": "kept.png"}).get_json()
+    requests.put(kept["url"], data=image, headers=kept["headers"], timeout=30)
+    monkeypatch.setattr(files, "_close_direct", lambda *args, **kwargs: dies())
+    try:
+        project.server.post(f"/v1/files/uploads/{kept['id']}/complete")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    files.pending.update_one({"_id": kept["id"]}, {"$set": {"busy_until_ts": 0.0}})  # its claim ran out
+    requests.put(kept["url"], data=b"\x7fELF\x02\x01\x01" + b"\x00" * 100, headers=kept["headers"], timeout=30)
+    retried = project.server.post(f"/v1/files/uploads/{kept['id']}/complete")
+    assert retried.status_code == 201 and retried.get_json()["_id"] == kept["file_id"]
+    assert project.server.get(f"/v1/files/{kept['file_id']}/content").data == image  # not copied again
+    files.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{kept['file_id']}"]
+    assert files.pending.count_documents({"project_id": project.id}) == 0

@@ -76,6 +76,18 @@ def test_unknown_length_upload(store):
     assert read(store, "u/stream.bin") == data
 
 
+def test_copy_makes_an_independent_object(store):
+    put_bytes(store, "p/staging/a", b"first bytes", "image/png")
+    copied = store.copy("p/staging/a", "p/files/a")
+    assert copied.key == "p/files/a" and copied.size == len(b"first bytes")
+    put_bytes(store, "p/staging/a", b"other")  # the source changes: the copy does not
+    assert read(store, "p/files/a") == b"first bytes"
+    with pytest.raises(BlobNotFound):
+        store.copy("p/staging/missing", "p/files/b")
+    with pytest.raises(ValueError):
+        store.copy("p/staging/a", "p/../escape")
+
+
 def test_empty_blob(store):
     put_bytes(store, "e/empty", b"")
     assert store.stat("e/empty").size == 0
