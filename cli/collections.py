@@ -23,6 +23,7 @@ import yaml
 from baas.rules import ACTIONS
 from baas_cli.client import ApiError, CliError, admin_command
 from baas_cli.output import format_time
+from baas_cli.params import confirm_unless, yes_option
 
 DEFINITION_KEYS = ("schema", "indexes", "rules")
 # What the server fills in for an index that leaves these out; compared with them so a short entry in the file
@@ -179,13 +180,12 @@ def apply(project_id, path, api, out):
 @collections.command("delete")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("name")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def delete(project_id, name, yes, api, out):
     """Delete a collection with all its documents."""
-    if not yes:
-        click.confirm(f"Delete collection '{name}' of project '{project_id}' with all its documents? This cannot "
-                      "be undone", abort=True, err=True)
+    confirm_unless(yes, f"Delete collection '{name}' of project '{project_id}' with all its documents? This "
+                        "cannot be undone")
     api.delete_collection(project_id, name)
     out.result({"deleted": name}, f"Deleted collection {name}.")
 

@@ -5,6 +5,7 @@ import click
 
 from baas_cli.client import admin_command
 from baas_cli.output import format_time
+from baas_cli.params import confirm_unless, yes_option
 
 FILE_COLUMNS = [
     ("ID", "_id"),
@@ -68,13 +69,12 @@ def usage(project_id, api, out):
 @files.command("delete")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("file_ids", metavar="FILE_ID...", nargs=-1, required=True)
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def delete(project_id, file_ids, yes, api, out):
     """Delete files (metadata, bytes and thumbnails) for good."""
-    if not yes:
-        what = f"file {file_ids[0]}" if len(file_ids) == 1 else f"{len(file_ids)} files"
-        click.confirm(f"Delete {what} of project '{project_id}'? This cannot be undone", abort=True, err=True)
+    what = f"file {file_ids[0]}" if len(file_ids) == 1 else f"{len(file_ids)} files"
+    confirm_unless(yes, f"Delete {what} of project '{project_id}'? This cannot be undone")
     for file_id in file_ids:
         api.delete_file(project_id, file_id)
     out.result({"deleted": list(file_ids)}, f"Deleted {len(file_ids)} file(s) of project {project_id}.")

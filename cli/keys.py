@@ -9,6 +9,7 @@ import click
 from baas.principal import KEY_KINDS, SCOPES
 from baas_cli.client import admin_command
 from baas_cli.output import format_time, secret_block
+from baas_cli.params import confirm_unless, yes_option
 
 KEY_COLUMNS = [
     ("ID", "id"),
@@ -130,13 +131,12 @@ def list_(project_id, api, out):
 @keys.command("revoke")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("key_id", metavar="KEY_ID")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def revoke(project_id, key_id, yes, api, out):
     """Revoke a key: every server process refuses it within seconds."""
-    if not yes:
-        click.confirm(f"Revoke key {key_id} of project '{project_id}'? Apps using it stop working within "
-                      "seconds", abort=True, err=True)
+    confirm_unless(yes, f"Revoke key {key_id} of project '{project_id}'? Apps using it stop working within "
+                        "seconds")
     revoked = api.revoke_key(project_id, key_id)
     out.record(revoked, KEY_FIELDS, title=f"Revoked key {revoked['id']}.")
 
@@ -146,15 +146,13 @@ def revoke(project_id, key_id, yes, api, out):
 @click.argument("key_id", metavar="KEY_ID")
 @click.option("--grace", type=Duration(), default="0", show_default=True,
               help="How long the old key keeps working, e.g. 15m, 1h, 7d (at most 30d).")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def rotate(project_id, key_id, grace, yes, api, out):
     """Replace a key with a new one of the same kind, name and scopes, and print the new key."""
     seconds = int(grace.total_seconds())
-    if not yes:
-        when = "immediately" if seconds == 0 else f"in {_describe(grace)}"
-        click.confirm(f"Rotate key {key_id} of project '{project_id}'? The old key stops working {when}",
-                      abort=True, err=True)
+    when = "immediately" if seconds == 0 else f"in {_describe(grace)}"
+    confirm_unless(yes, f"Rotate key {key_id} of project '{project_id}'? The old key stops working {when}")
     rotated = api.rotate_key(project_id, key_id, seconds)
     previous = rotated.get("previous") or {}
     if out.as_json:

@@ -21,3 +21,12 @@ class JsonObject(click.ParamType):
         if not isinstance(parsed, dict):
             self.fail("must be a JSON object, e.g. '{\"plan\": \"pro\"}'", param, ctx)
         return parsed
+
+
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+def confirm_unless(yes: bool, question: str) -> None:
+    """Ask `question` on stderr before a destructive action, unless --yes; no aborts the command."""
+    if not yes:
+        click.confirm(question, abort=True, err=True)

@@ -5,6 +5,7 @@ import click
 
 from baas_cli.client import admin_command
 from baas_cli.output import format_time
+from baas_cli.params import confirm_unless, yes_option
 
 PROJECT_COLUMNS = [
     ("ID", "id"),
@@ -80,13 +81,12 @@ def update(project_id, name, cors_origins, clear_cors_origins, api, out):
 
 @projects.command("delete")
 @click.argument("project_id", metavar="ID")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def delete(project_id, yes, api, out):
     """Delete a project with its database, files and keys. This cannot be undone."""
-    if not yes:
-        click.confirm(f"Delete project '{project_id}' on {api.url} with its database, files and keys? "
-                      "This cannot be undone", abort=True, err=True)
+    confirm_unless(yes, f"Delete project '{project_id}' on {api.url} with its database, files and keys? "
+                        "This cannot be undone")
     api.delete_project(project_id)
     if out.as_json:
         out.json({"id": project_id, "deleted": True})

@@ -8,6 +8,7 @@ import click
 
 from baas_cli.client import AdminClient, admin_command
 from baas_cli.output import format_time
+from baas_cli.params import confirm_unless, yes_option
 
 VAPID_COLUMNS = [
     ("ID", "id"),
@@ -80,12 +81,11 @@ def vapid_show(project_id, api, out):
 
 @vapid.command("rotate")
 @click.argument("project_id", metavar="PROJECT")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def vapid_rotate(project_id, yes, api, out):
     """Make a new VAPID pair for new subscriptions; existing ones keep theirs until browsers resubscribe."""
-    if not yes:
-        click.confirm(f"Rotate the VAPID keys of project '{project_id}'?", abort=True, err=True)
+    confirm_unless(yes, f"Rotate the VAPID keys of project '{project_id}'?")
     keys = api.request("POST", _push_path(project_id, "/vapid/rotate"))
     if out.as_json:
         return out.json(keys)
@@ -241,12 +241,11 @@ def credentials_show(project_id, api, out):
 @credentials.command("delete")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("provider", type=click.Choice(["fcm", "apns"]))
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def credentials_delete(project_id, provider, yes, api, out):
     """Remove PROJECT's PROVIDER credentials: its devices get nothing until new ones are set."""
-    if not yes:
-        click.confirm(f"Delete the {provider} credentials of project '{project_id}'?", abort=True, err=True)
+    confirm_unless(yes, f"Delete the {provider} credentials of project '{project_id}'?")
     api.request("DELETE", _push_path(project_id, f"/credentials/{provider}"))
     if out.as_json:
         return out.json({"deleted": provider})

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from baas_cli.client import admin_command
+from baas_cli.params import confirm_unless
 
 
 def _interactive() -> bool:
@@ -80,9 +81,8 @@ def export(project_id, output, api, out):
 @admin_command
 def import_(path, project_id, overwrite, yes, api, out):
     """Import a project archive made by `baas export`; a damaged archive is refused with nothing written."""
-    if overwrite and not yes:
-        click.confirm("Replace the project's data, users, files and keys with the archive's?", abort=True,
-                      err=True)
+    if overwrite:
+        confirm_unless(yes, "Replace the project's data, users, files and keys with the archive's?")
     with open(path, "rb") as handle:
         progress = click.progressbar(length=os.fstat(handle.fileno()).st_size, label=f"Uploading {path}",
                                      file=sys.stderr) if _interactive() else _NoBar()

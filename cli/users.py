@@ -6,7 +6,7 @@ import sys
 import click
 
 from baas_cli.client import admin_command
-from baas_cli.params import JsonObject
+from baas_cli.params import JsonObject, confirm_unless, yes_option
 from baas_cli.output import format_time
 
 USER_COLUMNS = [
@@ -123,19 +123,14 @@ def set_roles(project_id, user_id, roles, api, out):
     out.record(user, USER_FIELDS, title=f"Set the roles of user {user_id}.")
 
 
-def _confirm(yes: bool, question: str) -> None:
-    if not yes:
-        click.confirm(question, abort=True, err=True)
-
-
 @users.command("disable")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("user_id", metavar="USER_ID")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def disable(project_id, user_id, yes, api, out):
     """Disable a user: it cannot log in and is signed out everywhere."""
-    _confirm(yes, f"Disable user {user_id} of project '{project_id}' and sign it out everywhere?")
+    confirm_unless(yes, f"Disable user {user_id} of project '{project_id}' and sign it out everywhere?")
     out.record(api.update_user(project_id, user_id, {"disabled": True}), USER_FIELDS,
                title=f"Disabled user {user_id}.")
 
@@ -153,11 +148,11 @@ def enable(project_id, user_id, api, out):
 @users.command("revoke-sessions")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("user_id", metavar="USER_ID")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def revoke_sessions(project_id, user_id, yes, api, out):
     """Sign a user out on every device (its refresh and access tokens stop working)."""
-    _confirm(yes, f"Sign user {user_id} of project '{project_id}' out everywhere?")
+    confirm_unless(yes, f"Sign user {user_id} of project '{project_id}' out everywhere?")
     result = api.revoke_user_sessions(project_id, user_id)
     out.result(result, f"Signed user {user_id} out: {result['revoked']} open session(s) revoked.")
 
@@ -165,11 +160,11 @@ def revoke_sessions(project_id, user_id, yes, api, out):
 @users.command("delete")
 @click.argument("project_id", metavar="PROJECT")
 @click.argument("user_id", metavar="USER_ID")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @admin_command
 def delete(project_id, user_id, yes, api, out):
     """Delete a user for good."""
-    _confirm(yes, f"Delete user {user_id} of project '{project_id}'? This cannot be undone")
+    confirm_unless(yes, f"Delete user {user_id} of project '{project_id}'? This cannot be undone")
     api.delete_user(project_id, user_id)
     out.result({"deleted": user_id}, f"Deleted user {user_id}.")
 
