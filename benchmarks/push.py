@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "push"))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 from baas.push.vapid import b64url  # noqa: E402
 from baas.storage.embedded import EmbeddedMongo  # noqa: E402
 from baas.util import new_id, utcnow  # noqa: E402
-from native_emulators import ApnsEmulator, FcmEmulator  # noqa: E402
+from native_emulators import ApnsEmulator, FcmEmulator, make_test_ca, pem_text  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -169,19 +169,66 @@ def seed_devices(app, project_id: str, provider: str, count: int) -> None:
         collection.insert_many(docs[start:start + 1000])
 
 
+class LeanReceiver:
+    """benchmarks/native_receiver.py in a process of its own: counts, answers, verifies nothing."""
+
+    def __init__(self, provider: str, folder: Path):
+        script = str(Path(__file__).resolve().parent / "native_receiver.py")
+        extra = []
+        self.ca_file = None
+        if provider == "apns":
+            self.ca_file, cert_file, key_file = make_test_ca(folder / "apns")
+            extra = [cert_file, key_file]
+        self.process = subprocess.Popen([sys.executable, script, provider, *extra], stdout=subprocess.PIPE)
+        ports = [int(p) for p in self.process.stdout.readline().split()]
+        scheme = "https" if provider == "apns" else "http"
+        self.origin = f"{scheme}://127.0.0.1:{ports[0]}"
+        self.connection = http.client.HTTPConnection("127.0.0.1", ports[-1])
+
+    def stats(self) -> tuple[int, float, int, int]:
+        """(deliveries, monotonic time of the last, FCM token requests or APNs connections, distinct bearers)"""
+        self.connection.request("GET", "/count")
+        count, last, extra, bearers = self.connection.getresponse().read().split()
+        return int(count), float(last), int(extra), int(bearers)
+
+    def count(self) -> tuple[int, float]:
+        return self.stats()[:2]
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
 def start_service(args, folder: Path):
     """The loopback service of --provider, counting what it accepts, and the config keys it needs."""
+    if args.provider == "webpush":
+        return CountingService(), {}
+    if args.receiver == "lean":
+        receiver = LeanReceiver(args.provider, folder)
+        return receiver, ({"native_ca_file": receiver.ca_file} if receiver.ca_file else {})
     if args.provider == "apns":
         emulator = ApnsEmulator(folder / "apns", count_only=True)
         return InProcessEmulator(emulator), {"native_ca_file": emulator.ca_file}
-    if args.provider == "fcm":
-        return InProcessEmulator(FcmEmulator(count_only=True)), {}
-    return CountingService(), {}
+    return InProcessEmulator(FcmEmulator(count_only=True)), {}
 
 
 def configure(svc, args, receiver) -> None:
     credentials = svc.extra["push"].credentials
-    if args.provider == "apns":
+    if isinstance(receiver, LeanReceiver):
+        if args.provider == "apns":
+            key = ec.generate_private_key(ec.SECP256R1())
+            credentials.save("bench", "apns", {"key": pem_text(key), "key_id": "BENCHKEY01", "team_id": "BENCHTEAM1",
+                                               "bundle_id": "com.example.bench", "base_url": receiver.origin})
+        else:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            credentials.save("bench", "fcm", {"service_account": {
+                "type": "service_account", "project_id": "bench", "private_key_id": "0" * 40,
+                "private_key": pem_text(key), "client_email": "bench@bench.iam.gserviceaccount.com",
+                "client_id": "1" * 21, "token_uri": f"{receiver.origin}/token"}, "base_url": receiver.origin})
+    elif args.provider == "apns":
         credentials.save("bench", "apns", {**receiver.emulator.signing_key(), "base_url": receiver.origin})
     elif args.provider == "fcm":
         credentials.save("bench", "fcm", {"service_account": receiver.emulator.service_account(),
@@ -229,6 +276,7 @@ def run(args) -> list[dict]:
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
         service_before, db_before = receiver.cpu_seconds(), cpu_seconds(mongo.process.pid)
         counted_before = receiver.count()[0]
+        extra_before = receiver.stats()[2] if isinstance(receiver, LeanReceiver) else 0
         started = time.monotonic()
         message = push.send(Principal(project=svc.projects.info("bench"), admin=True),
                             {"audience": {"all": True}, "notification": {"title": "Bench", "body": "fan-out"}})
@@ -255,7 +303,11 @@ def run(args) -> list[dict]:
                "database_cpu_ms_per_delivery": round(db_cpu * per, 3),
                "baseline_encryption_ms_per_delivery": round(baseline, 3),
                "load_average": os.getloadavg()[0], "message": message["id"]}
-        if args.provider == "apns":
+        if isinstance(receiver, LeanReceiver):
+            _, _, extra, bearers = receiver.stats()
+            row["http2_connections" if args.provider == "apns" else "token_requests"] = extra - extra_before
+            row["distinct_bearer_tokens"] = bearers
+        elif args.provider == "apns":
             row["http2_connections"] = len(receiver.emulator.connections)
             receiver.emulator.connections.clear()
         results.append(row)
@@ -264,7 +316,10 @@ def run(args) -> list[dict]:
               f"workers {row['worker_cpu_ms_per_delivery']} ms, push service "
               f"{row['push_service_cpu_ms_per_delivery']} ms, nx-27017 {row['database_cpu_ms_per_delivery']} ms "
               f"(load average {row['load_average']:.1f})"
-              + (f", {row['http2_connections']} HTTP/2 connection(s)" if "http2_connections" in row else ""),
+              + (f", {row['http2_connections']} HTTP/2 connection(s)" if "http2_connections" in row else "")
+              + (f", {row['token_requests']} token request(s)" if "token_requests" in row else "")
+              + (f", {row['distinct_bearer_tokens']} distinct bearer token(s) so far"
+                 if "distinct_bearer_tokens" in row else ""),
               flush=True)
     receiver.close()
     svc.close()
@@ -311,6 +366,8 @@ def main() -> None:
     parser.add_argument("--provider", choices=("webpush", "fcm", "apns"), default="webpush")
     parser.add_argument("--subscriptions", type=int, default=10_000, help="devices (of --provider) to send to")
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    parser.add_argument("--receiver", choices=("lean", "emulator"), default="lean",
+                        help="fcm/apns: the lean count-only receiver process (default) or the tests' emulator")
     parser.add_argument("--senders", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=300)
