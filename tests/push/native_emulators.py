@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import string
 import threading
 import time
@@ -46,7 +47,8 @@ class Received:
 # --- FCM ------------------------------------------------------------------------------------------------------
 
 class FcmEmulator:
-    def __init__(self, count_only: bool = False):
+    def __init__(self, count_only: bool = False, tls: tuple[str, str] | None = None):
+        """tls: (certificate file, key file) to serve https instead of http."""
         self.accounts: dict[str, dict] = {}     # client_email -> {"public_key", "project_id"}
         self.tokens: dict[str, float] = {}      # access token -> expiry
         self.token_requests = 0
@@ -75,7 +77,15 @@ class FcmEmulator:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            # the handshake happens in the handler's thread, on its first read
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+            scheme = "https"
+        self.origin = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -196,6 +206,7 @@ class ApnsEmulator:
         from hypercorn.config import Config
 
         self.ca_file, cert_file, key_file = make_test_ca(folder)
+        self.cert_files = (cert_file, key_file)      # for other loopback servers under the same test CA
         self.keys: dict[str, dict] = {}          # key id -> {"public_key", "team_id", "bundle_id"}
         self.jwts: dict[str, set] = {}           # key id -> distinct provider JWTs seen
         self.connections: set[tuple] = set()

@@ -201,6 +201,36 @@ def test_fcm_errors_remove_retry_or_fail_with_the_reason(native, fcm, delivery):
     assert {d["token"] for d in user.get("/v1/push/devices").get_json()} == {quota, down, mismatch, fine}
 
 
+def test_fcm_over_https_trusts_the_configured_ca_and_nothing_else(project, admin, apns, delivery, tmp_path):
+    from native_emulators import FcmEmulator, make_test_ca
+
+    trusted = FcmEmulator(tls=apns.cert_files)                       # signed by push.native_ca_file's CA
+    stranger = FcmEmulator(tls=make_test_ca(tmp_path / "other")[1:])  # signed by a CA nobody configured
+    try:
+        user = sign_up_user(project)
+        for emulator in (trusted, stranger):
+            assert emulator.origin.startswith("https://")
+            assert admin.put(f"/admin/v1/projects/{project.id}/push/credentials/fcm",
+                             json={"service_account": emulator.service_account(),
+                                   "base_url": emulator.origin}).status_code == 200
+            token = fcm_token()
+            register(user, "fcm", token)
+            message_id = send(project, {"audience": {"users": [user.user_id]}, "providers": ["fcm"],
+                                        "notification": {"title": "tls"}})
+            delivery.drain()
+            if emulator is trusted:
+                got, = emulator.for_token(token)
+                assert got.body["notification"] == {"title": "tls"} and emulator.token_requests == 1
+                assert status(project, message_id)["counts"]["sent"] == 1
+            else:
+                # the certificate does not verify: no token request reaches the server, the delivery is retried
+                assert emulator.token_requests == 0 and emulator.received == []
+                assert status(project, message_id)["counts"]["sent"] == 0
+    finally:
+        trusted.close()
+        stranger.close()
+
+
 def test_access_tokens_and_provider_jwts_are_reused_over_one_http2_connection(native, fcm, apns, delivery):
     user = sign_up_user(native)
     androids, iphones = [fcm_token(n) for n in range(6)], [apns.device_token() for _ in range(6)]
