@@ -143,8 +143,7 @@ class ApnsProvider:
         return [self._outcome(credential, token, answer) for answer in answers]
 
     async def _post_all(self, credential, paths: list, body: bytes, headers: dict) -> list:
-        origin = self._origin(credential)
-        return await asyncio.gather(*(origin.post(path, headers, body) for path in paths), return_exceptions=True)
+        return await self._origin(credential).post_many(paths, headers, body)
 
     def _outcome(self, credential, token: str, response) -> Outcome:
         if isinstance(response, BaseException):
