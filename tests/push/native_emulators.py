@@ -259,7 +259,8 @@ class ApnsEmulator:
         return os.urandom(32).hex()
 
     def answer(self, device_token: str, *responses) -> None:
-        """The next requests for `device_token` answer these (status, reason, headers), then 200."""
+        """The next requests for `device_token` answer these (status, reason, headers), then 200; a status of
+        None leaves that request unanswered."""
         self.plans[device_token] = list(responses)
 
     def for_token(self, device_token: str) -> list[Received]:
@@ -320,6 +321,9 @@ class ApnsEmulator:
                 status = 400
             if reason is None and planned is not None:
                 status, reason, extra = planned
+            if status is None:      # planned (None, ...): never answer this stream (until the emulator closes)
+                await self._stop.wait()
+                return
             if status == 200:
                 with self.lock:
                     self.received.append(Received(token, json.loads(body), headers, tuple(scope.get("client") or ())))

@@ -408,6 +408,41 @@ def test_apns_deliveries_survive_the_connection_closing_under_them(project, admi
         closing.close()
 
 
+def test_an_unanswered_apns_stream_times_out_alone_and_frees_its_slot(apns):
+    import asyncio
+
+    from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
+
+    key = apns.signing_key()
+    hanging, fine = apns.device_token(), apns.device_token()
+    apns.answer(hanging, (None, None, {}))
+
+    async def run():
+        import jwt
+        from cryptography.hazmat.primitives import serialization
+
+        private = serialization.load_pem_private_key(key["key"].encode(), password=None)
+        token = jwt.encode({"iss": key["team_id"], "iat": int(time.time())}, private, algorithm="ES256",
+                           headers={"kid": key["key_id"]})
+        origin = H2Origin(apns.origin, client_ssl_context(apns.ca_file), timeout=1.0)
+        headers = {"authorization": f"bearer {token}", "apns-topic": key["bundle_id"], "apns-push-type": "alert"}
+        try:
+            first = await origin.post_many([f"/3/device/{hanging}", f"/3/device/{fine}"], headers, b'{"aps":{}}')
+            protocol = origin._protocol
+            open_after = len(protocol.streams)
+            again = await origin.post(f"/3/device/{fine}", headers, b'{"aps":{}}')
+            return first, open_after, again, origin.connections_opened
+        finally:
+            origin.close()
+
+    (lost, answered), open_after, again, opened = asyncio.run(run())
+    assert isinstance(lost, ConnectionLost) and "no answer within" in str(lost)
+    assert answered.status == 200 and again.status == 200
+    assert open_after == 0          # the timed-out stream was reset, not left holding a slot
+    assert opened == 1              # and the connection carried on
+    assert apns.attempts[hanging] == 1 and apns.attempts[fine] == 2
+
+
 def test_a_native_base_url_does_not_open_its_host_to_web_push_endpoints(native, apns):
     # The admin pointed APNs at a loopback gateway; a Web Push endpoint on that gateway, by a name that resolves
     # to this network, is still refused by the SSRF check (only push.allow_http_hosts exempts a host).
