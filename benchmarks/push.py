@@ -1,18 +1,20 @@
 """Push fan-out benchmark: one message to N devices (default 10,000), delivered by `baas worker` processes.
 
-Starts nx-27017 in a temporary folder and a loopback service that accepts and counts: for --provider webpush
-(the default) a lean asyncio push service in a process of its own (so it takes little of the shared cores and
-its CPU is measured apart) and N Web Push subscriptions with real P-256 keys, every delivery encrypted; for
---provider fcm the tests' FCM emulator (OAuth token exchange, then messages:send); for --provider apns the
-tests' APNs emulator (HTTP/2 over TLS, ES256 provider JWT, one multiplexed connection). The emulators run in
-this process, so "push service" CPU is this process's. For each worker count (default 1 and 2) it sends one
-message to everyone and measures deliveries per second and the time from the send (202) to the last delivery.
-CPU time (from /proc) over the run is printed per delivery for the workers, the push service and nx-27017,
-beside the baseline measured in the same run: the Web Push encryption alone (RFC 8291, what no implementation
-can skip).
+Starts nx-27017 in a temporary folder and a loopback service that accepts and counts, in a process of its own
+(so it takes little of the shared cores and its CPU is measured apart): for --provider webpush (the default) a
+lean asyncio push service and N Web Push subscriptions with real P-256 keys, every delivery encrypted; for
+--provider fcm|apns benchmarks/native_receiver.py, a count-only FCM service (keep-alive HTTP/1.1, one OAuth
+token exchange, then messages:send) or APNs service (h2 over TLS with a test CA, one multiplexed connection per
+worker). `--receiver emulator` uses the tests' verifying emulators instead (in this process: "push service"
+CPU is then this process's; hypercorn's HTTP/2 costs about as much as the worker). For each worker count
+(default 1 and 2) it sends one message to everyone and measures deliveries per second and the time from the
+send (202) to the last delivery. CPU time (from /proc) over the run is printed per delivery for the workers,
+the push service and nx-27017, beside the baseline measured in the same run: the Web Push encryption alone
+(RFC 8291, what no implementation can skip).
 
     python benchmarks/push.py                        # 10,000 Web Push subscriptions, 1 and 2 workers
     python benchmarks/push.py --provider apns --workers 1
+    python benchmarks/push.py --provider fcm --receiver emulator --workers 1
     python benchmarks/push.py --subscriptions 2000 --workers 1,2,4 --senders 64
     python benchmarks/push.py --profile 2000         # cProfile of one in-process worker over 2,000 deliveries
 
@@ -350,10 +352,18 @@ def profile(app, svc, push, receiver, args) -> None:
             own.disable()
 
     runner.senders.send = profiled_send
+    loop = push.providers["apns"].loop._ensure() if args.provider == "apns" else None
+    if loop is not None:  # APNs streams run on the provider's asyncio loop thread: profile it too
+        senders[-1] = cProfile.Profile()
+        loop.call_soon_threadsafe(senders[-1].enable)
     started, cpu = time.monotonic(), time.process_time()
     profiler.enable()
     runner.drain(timeout=args.timeout)
     profiler.disable()
+    if loop is not None:
+        stopped = threading.Event()
+        loop.call_soon_threadsafe(lambda: (senders[-1].disable(), stopped.set()))
+        stopped.wait(10)
     cpu, elapsed = time.process_time() - cpu, time.monotonic() - started
     runner.close()
     print(f"{len(ids)} deliveries in {elapsed:.2f} s, {cpu * 1000 / len(ids):.3f} ms CPU per delivery "
