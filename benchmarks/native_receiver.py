@@ -93,11 +93,12 @@ class Apns(asyncio.Protocol):
 
     def data_received(self, data):
         import h2.events
+        import h2.exceptions
 
         conn = self.conn
         try:
             events = conn.receive_data(data)
-        except Exception:
+        except h2.exceptions.ProtocolError:
             self.transport.close()
             return
         for event in events:

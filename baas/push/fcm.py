@@ -23,7 +23,7 @@ import jwt
 import orjson
 
 from baas.push.http1 import HostPool, Response
-from baas.push.providers import (FAILED, REMOVED, RETRY, RESOLVE_SECONDS, SENT, OutgoingMessage, Outcome,
+from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
                                  parse_retry_after)
 from baas.util import TTLCache
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h2.config
-import h2.errors
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -40,8 +40,8 @@ class _PlainEncoder(hpack.Encoder):
         return super().encode(headers, huffman=False)
 
 
-def encode_headers(authority: bytes, headers: dict, body_length: int) -> list:
-    """The request headers of a group, `:path` left out (request_many adds it per stream)."""
+def encode_headers(authority: bytes, headers: dict, body_length: int) -> tuple[list, list]:
+    """The request headers of a group: pseudo-headers, then the rest; `:path` goes between, per stream."""
     fixed = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", authority)]
     rest = [(b"content-length", str(body_length).encode())]
     rest += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
