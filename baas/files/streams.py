@@ -188,8 +188,13 @@ class FormReader:
             if not event.more_data:
                 self._in_file = False
                 self._file_done = True
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        if len(self._buffer) <= size:  # the usual case: all that was gathered, copied once
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:  # a slice of a bytearray would be copied twice (the slice, then bytes)
+            with memoryview(self._buffer) as view:  # released before the resize below
+                data = bytes(view[:size])
+            del self._buffer[:size]  # bytearray drops a prefix without moving the rest
         return data
 
     def finish(self) -> dict[str, str]:
