@@ -7,7 +7,7 @@ import io
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
-from werkzeug.wsgi import LimitedStream, get_content_length
+from werkzeug.wsgi import get_content_length
 
 from baas.errors import Invalid, PayloadTooLarge
 
@@ -21,10 +21,36 @@ def body_stream(environ):
     length = get_content_length(environ)
     stream = environ["wsgi.input"]
     if length is not None:
-        return LimitedStream(stream, length)
+        return Limited(stream, length)
     if environ.get("wsgi.input_terminated"):
         return stream
     return io.BytesIO()
+
+
+class Limited:
+    """The first `length` bytes of the server's input; ClientDisconnected when it ends before them.
+
+    werkzeug's LimitedStream does the same through io.RawIOBase: each read allocates a zeroed buffer of the size
+    asked for, and the bytes are copied twice more on the way out. Under granian (whose input has no readinto)
+    that cost ~2 ms per MiB, three times granian's own read; this hands on what the server's read returns."""
+
+    def __init__(self, stream, length: int):
+        self.stream = stream
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        try:
+            data = self.stream.read(size)
+        except (OSError, ValueError) as exc:  # what servers raise for a connection gone (as LimitedStream)
+            raise ClientDisconnected() from exc
+        if not data:
+            raise ClientDisconnected()
+        self.remaining -= len(data)
+        return data
 
 
 class Cuttable:
