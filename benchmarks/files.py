@@ -22,6 +22,7 @@ import argparse
 import io
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def bench_stack(max_file_bytes: int):
         if moto:
             moto.terminate()
         mongo.stop()
+        shutil.rmtree(work, ignore_errors=True)  # databases and logs of one run
 
 
 def main() -> None:

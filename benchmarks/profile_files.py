@@ -15,6 +15,7 @@ import io
 import os
 import pstats
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -118,6 +119,7 @@ def main() -> None:
         if moto:
             moto.terminate()
         mongo.stop()
+        shutil.rmtree(work, ignore_errors=True)  # databases and logs of one run
 
 
 if __name__ == "__main__":
