@@ -100,16 +100,20 @@ class _ExactLength:
 
 
 class _Minio(Minio):
-    """minio's client, except that a request whose headers carry `x-amz-content-sha256` is signed with that hash.
+    """minio's client, except that over plain HTTP a request whose headers carry `x-amz-content-sha256` is signed
+    with that hash.
 
-    minio hashes every body itself to sign it (over plain HTTP; over HTTPS it sends UNSIGNED-PAYLOAD and an MD5 of
-    the body instead), which for an upload repeats the SHA-256 baas already computed as the bytes arrived. S3
-    checks the signed hash against the bytes it receives (XAmzContentSHA256Mismatch), so a wrong one fails the
-    request instead of storing other bytes. `_build_headers` is minio 7.x's (setup.cfg pins minio<8)."""
+    Over HTTP minio hashes every body itself to sign it, which for an upload repeats the SHA-256 baas already
+    computed as the bytes arrived. S3 checks the signed hash against the bytes it receives
+    (XAmzContentSHA256Mismatch), so a wrong one fails the request instead of storing other bytes. Over HTTPS minio
+    sends UNSIGNED-PAYLOAD with a Content-MD5, which is kept: some bucket settings (Object Lock) require that MD5.
+    `_build_headers` is minio 7.x's (setup.cfg pins minio<8)."""
 
     def _build_headers(self, host, headers=None, body=None, creds=None):
         given = (headers or {}).get("x-amz-content-sha256")
-        if given is None or not creds or not body:
+        if given is None or not creds or not body or self._base_url.is_https:
+            if given is not None:
+                del headers["x-amz-content-sha256"]  # minio sets its own
             return super()._build_headers(host, headers, body, creds)
         # Without the body minio hashes nothing (an empty payload's hash, then replaced) and adds no Content-MD5.
         headers, date = super()._build_headers(host, headers, None, creds)

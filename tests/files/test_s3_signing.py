@@ -147,3 +147,25 @@ def test_the_adapter_declares_the_callers_hash_rather_than_hashing_again(s3_sett
     (put,) = [r for r in recorder.requests if r["method"] == "PUT" and r["path"].endswith("/signing/none.bin")]
     assert put["declared"] == put["actual"] == hashlib.sha256(data).hexdigest()
     store.delete("signing/none.bin")
+
+
+def test_over_https_the_sdks_own_md5_is_kept():
+    """Over HTTPS minio sends UNSIGNED-PAYLOAD and a Content-MD5 (Object Lock buckets require it): a given hash
+    does not replace them. No request is made: the client builds the headers it would send."""
+    import base64
+
+    from minio.credentials import Credentials
+
+    from baas.storage.blobs_s3 import _Minio
+
+    client = _Minio("s3.example.com", access_key="a", secret_key="b", secure=True)
+    body = b"some bytes"
+    headers, _ = client._build_headers("s3.example.com", {"x-amz-content-sha256": "0" * 64}, body,
+                                       Credentials("a", "b"))
+    assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert headers["Content-MD5"] == base64.b64encode(hashlib.md5(body).digest()).decode()
+    plain = _Minio("s3.example.com", access_key="a", secret_key="b", secure=False)
+    headers, _ = plain._build_headers("s3.example.com", {"x-amz-content-sha256": "0" * 64}, body,
+                                      Credentials("a", "b"))
+    assert headers["x-amz-content-sha256"] == "0" * 64 and "Content-MD5" not in headers
+    assert headers["Content-Length"] == str(len(body))
