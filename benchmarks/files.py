@@ -4,9 +4,17 @@
                                                                  after its row: 1 GB needs ~3 GB free)
 
 Starts nx-27017, a moto S3 server (or uses BAAS_TEST_S3_ENDPOINT) and `baas serve`; after a warm-up upload, prints
-MB/s for upload and download of each size through the API and directly (median of nine runs up to 10 MB), the
-server's peak RSS growth during that size (VmHWM of its processes, reset per size) and the server's CPU per upload
-(user + system time of its processes from /proc, a mean over the runs).
+MB/s for upload and download of each size through the API and directly, the server's peak RSS growth during that
+size (VmHWM of its processes, reset per size), and CPU per upload from /proc (user + system time, a mean over the
+runs): the server's, the database's (nx-27017), the S3 server's for an API upload and for a direct one, and the
+direct client's own.
+
+Each repetition does one API upload and one direct upload back to back, alternating which goes first, and the
+figures are medians over the repetitions (21 up to 10 MB), so that a machine shared with other work slows both
+paths alike and the API / direct ratio stays meaningful. The direct client is a minio client like the server's
+(connection reuse, the same Content-Type). Up to 10 MB both know the length (the API gets a Content-Length, the
+direct client a length), as an app uploading a file does; above, both stream a body of unknown length (chunked to
+the API, minio's unknown-length multipart directly), so that neither client holds the file in memory.
 """
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ import argparse
 import io
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +43,11 @@ CHUNK = 1024 * 1024
 def _tree(pid: int) -> list:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile (moto runs one per request)
+            continue
+        for child in children:
             out += _tree(int(child))
     return out + [pid]
 
@@ -57,8 +70,11 @@ def _cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+_BLOCK = os.urandom(CHUNK)  # made once: os.urandom of 1 MiB takes ~4 ms here, which no upload should be timed with
+
+
 def _body(size: int):
-    block = os.urandom(CHUNK)
+    block = _BLOCK
     sent = 0
     while sent < size:
         piece = block[:min(CHUNK, size - sent)]
@@ -101,62 +117,88 @@ def bench_stack(max_file_bytes: int):
                             headers=admin).json()["key"]
         from minio import Minio
 
-        yield server, key, Minio(endpoint, access_key=access, secret_key=secret, secure=False), bucket, moto
+        yield server, key, Minio(endpoint, access_key=access, secret_key=secret, secure=False), bucket, moto, mongo
     finally:
         server.stop()
         if moto:
             moto.terminate()
         mongo.stop()
+        shutil.rmtree(work, ignore_errors=True)  # databases and logs of one run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,100")
     sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
-    with bench_stack(max(sizes) + 1) as (server, key, direct, bucket, _):
+    with bench_stack(max(sizes) + 1) as (server, key, direct, bucket, moto, mongo):
+        pids = {"server": server.process.pid, "s3": moto.pid if moto else None, "db": mongo.process.pid}
         headers = {"X-API-Key": key, "Content-Type": "application/octet-stream"}
         # Warm-up, not measured: the first request's imports, the bucket check and both connection pools.
         requests.post(f"{server.url}/v1/files", data=_body(CHUNK), headers=headers).raise_for_status()
         direct.put_object(bucket, "direct/warm-up", io.BytesIO(os.urandom(CHUNK)), CHUNK)
-        print(f"{'size':>8} {'API up MB/s':>12} {'direct up':>10} {'API down':>9} {'direct down':>12} "
-              f"{'peak RSS +MB':>13} {'server CPU ms/upload':>21}")
+        print(f"{'size':>8} {'API up MB/s':>12} {'direct up':>10} {'API/direct':>10} {'API down':>9} "
+              f"{'direct down':>12} {'peak RSS +MB':>13} | CPU ms per upload: {'server':>7} {'DB':>5} {'S3 (API)':>9} "
+              f"{'S3 (direct)':>11} {'direct client':>13}")
         for size in sizes:
             mb = size / 1024 / 1024
-            repeats = 9 if size <= 10 * CHUNK else 1  # small transfers are noisy: the median of nine
+            repeats = 21 if size <= 10 * CHUNK else 3  # small transfers are noisy: the median of 21
             rows = []
             _reset_peak_rss(server.process.pid)
             base_rss = _rss_kib(server.process.pid, "VmRSS")
-            for _ in range(repeats):
-                rows.append(_measure(server.url, headers, direct, bucket, size, server.process.pid))
+            for n in range(repeats):
+                rows.append(_measure(server.url, headers, direct, bucket, size, pids, direct_first=n % 2 == 1))
             peak = (_rss_kib(server.process.pid, "VmHWM") - base_rss) / 1024
             api_up, direct_up, api_down, direct_down = (sorted(column)[len(column) // 2]
                                                         for column in list(zip(*rows))[:4])
-            cpu = sum(row[4] for row in rows) / len(rows)  # a mean: /proc counts in 10 ms ticks
-            print(f"{mb:>6.0f}MB {api_up:>12.1f} {direct_up:>10.1f} {api_down:>9.1f} {direct_down:>12.1f} "
-                  f"{peak:>13.1f} {cpu * 1000:>21.1f}   (API up = {100 * api_up / direct_up:.0f} % of direct)")
+            ratios = sorted(row[0] / row[1] for row in rows)  # per repetition: both paths saw the same load
+            # Means: /proc counts in 10 ms ticks, so one upload's figure is 0 or 10 ms; the mean over runs is not.
+            cpu = [1000 * sum(row[i] for row in rows) / len(rows) for i in range(4, 9)]
+            print(f"{mb:>6.0f}MB {api_up:>12.1f} {direct_up:>10.1f} {100 * ratios[len(ratios) // 2]:>9.0f}% "
+                  f"{api_down:>9.1f} {direct_down:>12.1f} {peak:>13.1f} |                    {cpu[0]:>7.1f} "
+                  f"{cpu[4]:>5.1f} {cpu[1]:>9.1f} {cpu[2]:>11.1f} {cpu[3]:>13.1f}")
         print("peak RSS +MB: VmHWM of all server processes during that size's transfers minus their RSS before "
-              "(peaks reset per size through /proc/PID/clear_refs)")
+              "(peaks reset per size through /proc/PID/clear_refs); API/direct: median of the per-repetition "
+              "ratios; S3 CPU only for the moto server started here")
 
 
-def _measure(url, headers, direct, bucket, size, server_pid) -> tuple:
+def _measure(url, headers, direct, bucket, size, pids: dict, direct_first: bool) -> tuple:
+    """One API upload and one direct upload back to back (order given), then both downloads. Returns MB/s (API up,
+    direct up, API down, direct down) and CPU seconds (server per API upload, S3 per API upload, S3 per direct
+    upload, this process per direct upload, database per API upload)."""
     mb = size / 1024 / 1024
-    cpu = _cpu_seconds(server_pid)
-    start = time.perf_counter()
-    response = requests.post(f"{url}/v1/files", data=_body(size), headers=headers)
-    api_up = mb / (time.perf_counter() - start)
-    upload_cpu = _cpu_seconds(server_pid) - cpu
-    response.raise_for_status()
-    doc = response.json()
+    s3_cpu = (lambda: _cpu_seconds(pids["s3"])) if pids["s3"] else (lambda: 0.0)
+    known = size <= 10 * CHUNK
+    data = b"".join(_body(size)) if known else None
+    figures = {}
+
+    def api_upload():
+        cpu, s3, db = _cpu_seconds(pids["server"]), s3_cpu(), _cpu_seconds(pids["db"])
+        start = time.perf_counter()
+        response = requests.post(f"{url}/v1/files", data=data if known else _body(size), headers=headers)
+        figures["api_up"] = mb / (time.perf_counter() - start)
+        figures["server_cpu"], figures["s3_api_cpu"] = _cpu_seconds(pids["server"]) - cpu, s3_cpu() - s3
+        figures["db_cpu"] = _cpu_seconds(pids["db"]) - db
+        response.raise_for_status()
+        figures["doc"] = response.json()
+
+    def direct_upload():
+        stream = io.BytesIO(data) if known else io.BufferedReader(_GenReader(_body(size)))
+        s3, own = s3_cpu(), time.process_time()
+        start = time.perf_counter()
+        direct.put_object(bucket, f"direct/{size}", stream, size if known else -1, part_size=10 * 1024 * 1024,
+                          content_type=headers["Content-Type"])
+        figures["direct_up"] = mb / (time.perf_counter() - start)
+        figures["s3_direct_cpu"], figures["client_cpu"] = s3_cpu() - s3, time.process_time() - own
+
+    for upload in ((direct_upload, api_upload) if direct_first else (api_upload, direct_upload)):
+        upload()
+    doc = figures["doc"]
     start = time.perf_counter()
     with requests.get(f"{url}/v1/files/{doc['_id']}/content", headers=headers, stream=True) as got:
         for _ in got.iter_content(CHUNK):
             pass
     api_down = mb / (time.perf_counter() - start)
     requests.delete(f"{url}/v1/files/{doc['_id']}", headers=headers)  # moto keeps every object in RAM
-    stream = io.BufferedReader(_GenReader(_body(size)))
-    start = time.perf_counter()
-    direct.put_object(bucket, f"direct/{size}", stream, -1, part_size=10 * 1024 * 1024)
-    direct_up = mb / (time.perf_counter() - start)
     start = time.perf_counter()
     response = direct.get_object(bucket, f"direct/{size}")
     for _ in response.stream(CHUNK):
@@ -165,7 +207,8 @@ def _measure(url, headers, direct, bucket, size, server_pid) -> tuple:
     response.release_conn()
     direct_down = mb / (time.perf_counter() - start)
     direct.remove_object(bucket, f"direct/{size}")
-    return api_up, direct_up, api_down, direct_down, upload_cpu
+    return (figures["api_up"], figures["direct_up"], api_down, direct_down, figures["server_cpu"],
+            figures["s3_api_cpu"], figures["s3_direct_cpu"], figures["client_cpu"], figures["db_cpu"])
 
 
 def _reset_peak_rss(pid: int) -> None:

@@ -7,7 +7,7 @@ import io
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
-from werkzeug.wsgi import LimitedStream, get_content_length
+from werkzeug.wsgi import get_content_length
 
 from baas.errors import Invalid, PayloadTooLarge
 
@@ -21,10 +21,36 @@ def body_stream(environ):
     length = get_content_length(environ)
     stream = environ["wsgi.input"]
     if length is not None:
-        return LimitedStream(stream, length)
+        return Limited(stream, length)
     if environ.get("wsgi.input_terminated"):
         return stream
     return io.BytesIO()
+
+
+class Limited:
+    """The first `length` bytes of the server's input; ClientDisconnected when it ends before them.
+
+    werkzeug's LimitedStream does the same through io.RawIOBase: each read allocates a zeroed buffer of the size
+    asked for, and the bytes are copied twice more on the way out. Under granian (whose input has no readinto)
+    that cost ~2 ms per MiB, three times granian's own read; this hands on what the server's read returns."""
+
+    def __init__(self, stream, length: int):
+        self.stream = stream
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        try:
+            data = self.stream.read(size)
+        except (OSError, ValueError) as exc:  # what servers raise for a connection gone (as LimitedStream)
+            raise ClientDisconnected() from exc
+        if not data:
+            raise ClientDisconnected()
+        self.remaining -= len(data)
+        return data
 
 
 class Cuttable:
@@ -188,8 +214,13 @@ class FormReader:
             if not event.more_data:
                 self._in_file = False
                 self._file_done = True
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        if len(self._buffer) <= size:  # the usual case: all that was gathered, copied once
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:  # a slice of a bytearray would be copied twice (the slice, then bytes)
+            with memoryview(self._buffer) as view:  # released before the resize below
+                data = bytes(view[:size])
+            del self._buffer[:size]  # bytearray drops a prefix without moving the rest
         return data
 
     def finish(self) -> dict[str, str]:

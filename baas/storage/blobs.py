@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Callable, Iterator, Protocol
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9._\-][A-Za-z0-9._\- ]{0,254}$")
 
@@ -53,7 +53,10 @@ class BlobStore(Protocol):
 
     errors: tuple
     def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
-            metadata: dict | None = None) -> BlobInfo: ...
+            metadata: dict | None = None, sha256: Callable[[], str] | None = None) -> BlobInfo:
+        """Store what `stream` gives (exactly `length` bytes, or any number for -1). `sha256()`, valid once the
+        stream has ended, is the hex SHA-256 of those bytes when the caller hashed them anyway; an adapter may use
+        it instead of hashing them again (S3 request signing)."""
 
     def open(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]: ...
 

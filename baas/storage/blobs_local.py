@@ -37,7 +37,8 @@ class LocalBlobStore:
         return path
 
     def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
-            metadata: dict | None = None) -> BlobInfo:
+            metadata: dict | None = None, sha256=None) -> BlobInfo:
+        # `sha256` (the caller's hash of the bytes, for S3's request signing) has no use on disk.
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.md5(usedforsecurity=False)

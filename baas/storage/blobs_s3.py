@@ -6,7 +6,7 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 from urllib.parse import urlsplit
 
 import urllib3
@@ -99,6 +99,29 @@ class _ExactLength:
             raise ValueError(f"expected {self.length} bytes, received more")
 
 
+class _Minio(Minio):
+    """minio's client, except that over plain HTTP a request whose headers carry `x-amz-content-sha256` is signed
+    with that hash.
+
+    Over HTTP minio hashes every body itself to sign it, which for an upload repeats the SHA-256 baas already
+    computed as the bytes arrived. S3 checks the signed hash against the bytes it receives
+    (XAmzContentSHA256Mismatch), so a wrong one fails the request instead of storing other bytes. Over HTTPS minio
+    sends UNSIGNED-PAYLOAD with a Content-MD5, which is kept: some bucket settings (Object Lock) require that MD5.
+    `_build_headers` is minio 7.x's (setup.cfg pins minio<8)."""
+
+    def _build_headers(self, host, headers=None, body=None, creds=None):
+        given = (headers or {}).get("x-amz-content-sha256")
+        if given is None or not creds or not body or self._base_url.is_https:
+            if given is not None:
+                del headers["x-amz-content-sha256"]  # minio sets its own
+            return super()._build_headers(host, headers, body, creds)
+        # Without the body minio hashes nothing (an empty payload's hash, then replaced) and adds no Content-MD5.
+        headers, date = super()._build_headers(host, headers, None, creds)
+        headers["Content-Length"] = str(len(body))
+        headers["x-amz-content-sha256"] = given
+        return headers, date
+
+
 class S3BlobStore:
     # Unreachable endpoint (urllib3), refusals and server faults (S3Error, after NotFound was handled), sockets.
     errors = (urllib3.exceptions.HTTPError, S3Error, OSError)
@@ -120,8 +143,8 @@ class S3BlobStore:
                 timeout=urllib3.Timeout(connect=timeout_seconds, read=read_seconds), maxsize=10,
                 retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]), **tls)
             # The Minio client is lazy: no request is made until the first call.
-            return Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
-                         http_client=http_client)
+            return _Minio(host, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+                          http_client=http_client)
 
         self.client = client(timeout_seconds)
         # Writing a part and completing a large multipart upload may take the server far longer to answer than a
@@ -140,10 +163,13 @@ class S3BlobStore:
             self._bucket_checked = True
 
     def put(self, key: str, stream: BinaryIO, length: int, content_type: str,
-            metadata: dict | None = None) -> BlobInfo:
+            metadata: dict | None = None, sha256: Callable[[], str] | None = None) -> BlobInfo:
         """Stream `stream` into `key` in constant memory: part buffers reused, _PARTS_IN_FLIGHT parts sent while the
         next is read. minio's put_object grows each part by bytes concatenation (quadratic copying) and queues parts
-        for its threads without bound; this keeps the server's memory per upload at (_PARTS_IN_FLIGHT + 1) parts."""
+        for its threads without bound; this keeps the server's memory per upload at (_PARTS_IN_FLIGHT + 1) parts.
+
+        `sha256()`, called once the stream has ended, gives the hex SHA-256 of all it gave: an object that fits one
+        PUT is signed with it rather than hashed again (parts are still hashed by minio, one by one)."""
         check_key(key)
         self._ensure_bucket()
         if length >= 0:
@@ -155,6 +181,8 @@ class S3BlobStore:
         buffer = _read_first(stream, part_size)
         first = len(buffer)
         if first < part_size:  # the whole object fits one part: a plain PUT
+            if sha256 is not None and first:
+                headers["x-amz-content-sha256"] = sha256()
             result = self.upload_client._put_object(self.bucket, key, memoryview(buffer)[:first], headers)
             return BlobInfo(key=key, size=first, content_type=headers["Content-Type"], etag=result.etag or None,
                             modified=datetime.now(timezone.utc), metadata=dict(metadata or {}))

@@ -168,3 +168,30 @@ def test_file_bytes_in_and_out_are_counted_in_metrics(app, project):
     after = counted()
     assert after.get("in", 0) - before.get("in", 0) == 70_000
     assert after.get("out", 0) - before.get("out", 0) == 1000
+
+
+def test_a_raw_upload_cut_before_its_content_length_leaves_nothing(live_url, project, blobs, files):
+    """The body reader stops at Content-Length and takes an earlier end for a dropped client: 400, and no object,
+    no metadata, no pending entry."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(live_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall((f"POST /v1/files?name=cut.bin HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                      f"X-API-Key: {project.server_key}\r\nContent-Type: application/octet-stream\r\n"
+                      f"Connection: close\r\nContent-Length: 500000\r\n\r\n").encode() + random_bytes(200_000))
+        sock.shutdown(socket.SHUT_WR)  # the body ends 300,000 bytes early; the answer can still come back
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"ended before the announced number of bytes" in answer
+    assert stored_keys(blobs, project.id) == []
+    assert files.pending.count_documents({"project_id": project.id}) == 0
+    assert requests.get(f"{live_url}/v1/files", headers={"X-API-Key": project.server_key}).json()["items"] == []
+    # A whole body right after is stored as usual.
+    data = random_bytes(500_000)
+    response = requests.post(f"{live_url}/v1/files", data=data, headers={
+        "X-API-Key": project.server_key, "Content-Type": "application/octet-stream"})
+    assert response.status_code == 201 and response.json()["size"] == len(data)
