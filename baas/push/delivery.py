@@ -63,7 +63,7 @@ METRIC_OUTCOMES = {SENT: "delivered", REMOVED: "expired", FAILED: "failed", RETR
 
 class SenderPool:
     """`size` threads, each sending one group of deliveries at a time (one delivery, or several that a provider
-    sends together) and putting (target, outcome) on the caller's queue for each.
+    sends together) and putting the group's [(target, outcome), ...] on the caller's queue.
 
     Plain threads on a SimpleQueue rather than an executor: no future per delivery, one hand-off each way.
     """
@@ -91,8 +91,7 @@ class SenderPool:
             if task is None:
                 return
             project_id, targets, message, replies = task
-            for target, outcome in zip(targets, self.send(project_id, targets, message)):
-                replies.put((target, outcome))
+            replies.put(list(zip(targets, self.send(project_id, targets, message))))
 
     def close(self, timeout: float = 15.0) -> None:
         with self._lock:
@@ -119,7 +118,10 @@ class PushDelivery:
         self.targets = service.targets
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
-        self.senders = SenderPool(self.config["senders"], self._send_group)
+        # Deliveries in flight at once (the window of a batch): a provider with `start_many` (Web Push) carries
+        # them all on its event loop; one that sends a delivery per thread gets at most sender_threads.
+        self.window = self.config["senders"]
+        self.senders = SenderPool(min(self.window, self.config["sender_threads"]), self._send_group)
         self._messages = TTLCache(60)
         self._last_retention = 0.0
 
@@ -302,17 +304,41 @@ class PushDelivery:
             return [Outcome(FAILED, None, f"provider error: {type(exc).__name__}")] * len(targets)
 
     def _groups(self, targets: list):
-        """The sender pool's hand-off units: a provider with `send_many` (APNs: streams multiplexed on one HTTP/2
-        connection, one hand-over to its loop) takes all of its deliveries allowed to start at once together;
-        any other delivery goes alone to a sender thread."""
+        """The hand-off units: all of the deliveries allowed to start at once of a provider with `start_many`
+        (Web Push: its event loop sends them concurrently) or `send_many` (APNs: streams multiplexed on one
+        HTTP/2 connection, one hand-over to its loop) go together; any other delivery goes alone to a sender
+        thread. Yields (provider or None, targets): a provider when it takes the group itself."""
         together: dict[str, list] = {}
         for target in targets:
             name = target.get("provider", "webpush")
-            if hasattr(self.providers.get(name), "send_many"):
+            provider = self.providers.get(name)
+            if hasattr(provider, "start_many") or hasattr(provider, "send_many"):
                 together.setdefault(name, []).append(target)
             else:
-                yield [target]
-        yield from together.values()
+                yield None, [target]
+        for name, group in together.items():
+            provider = self.providers[name]
+            yield (provider if hasattr(provider, "start_many") else None), group
+
+    def _window(self, targets: list) -> int:
+        """How many deliveries of this batch may be in flight at once: push.senders, or the sender threads when
+        some of its deliveries need a thread each (so whatever a saved write allowed is really started)."""
+        for target in targets:
+            provider = self.providers.get(target.get("provider", "webpush"))
+            if not (hasattr(provider, "start_many") or hasattr(provider, "send_many")):
+                return self.senders.size
+        return self.window
+
+    def _start(self, provider, project_id: str, group: list, message, replies: queue.SimpleQueue) -> None:
+        if provider is None:
+            self.senders.submit(project_id, group, message, replies)
+            return
+        try:
+            provider.start_many(project_id, group, message, replies.put)
+        except Exception as exc:  # a provider bug fails its deliveries, never the batch
+            log.exception("push provider %s failed", provider.name)
+            replies.put([(target, Outcome(FAILED, None, f"provider error: {type(exc).__name__}"))
+                         for target in group])
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cap = self.config["retry_max_seconds"]
@@ -363,7 +389,7 @@ class PushDelivery:
                     self.metrics.push_delivery(METRIC_OUTCOMES[UNCONFIRMED])
             recorded.update(unconfirmed)
         todo = iter([target for target in targets if target["id"] not in recorded])
-        window = self.senders.size
+        window = self._window(targets)
         flush_at = max(1, window // 2)
         renew_every = self.lease_seconds / 3
         replies: queue.SimpleQueue = queue.SimpleQueue()
@@ -376,16 +402,16 @@ class PushDelivery:
             return  # cancelled, or taken over after our lease ran out
         saved_at = time.monotonic()
         while starting or running:
-            for group in self._groups(starting):
+            for provider, group in self._groups(starting):
                 for target in group:
                     running[target["id"]] = target
-                self.senders.submit(project_id, group, message, replies)
+                self._start(provider, project_id, group, message, replies)
             starting = []
             answers = []  # none within FLUSH_SECONDS (a slow push service): save progress and renew all the same
             try:
-                answers.append(replies.get(timeout=FLUSH_SECONDS))
+                answers += replies.get(timeout=FLUSH_SECONDS)
                 while True:
-                    answers.append(replies.get_nowait())
+                    answers += replies.get_nowait()
             except queue.Empty:
                 pass
             for target, outcome in answers:
