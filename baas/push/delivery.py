@@ -50,6 +50,12 @@ def _chunks(iterable, size: int):
         yield chunk
 
 
+def decode_targets(stored: dict) -> list:
+    """The subscriptions of a push_targets document (JSON text, see `_queue_batch`; a list when older)."""
+    items = stored["items"]
+    return orjson.loads(items) if isinstance(items, str) else items
+
+
 def encode(results: list) -> list:
     # Results are pushed as JSON text: the embedded server stores pushed objects as strings anyway, so one
     # encoding reads the same on MongoDB and on it.
@@ -171,10 +177,12 @@ class PushDelivery:
             update.update(extra)
         return self.queue.update_one({**owned(item_id, self.owner), "state": "pending"}, update).matched_count == 1
 
-    def _finish(self, item_id: str, state: str = "done") -> bool:
+    def _finish(self, item_id: str, state: str = "done", extra: dict | None = None) -> bool:
+        update = {"$set": {"state": state, "lease_until": 0.0, "finished_ts": time.time(), "inflight": []}}
+        if extra:
+            update.update(extra)
         return self.queue.update_one({**owned(item_id, self.owner), "state": "pending"},
-                                     {"$set": {"state": state, "lease_until": 0.0,
-                                               "finished_ts": time.time()}}).matched_count == 1
+                                     update).matched_count == 1
 
     # ---- planning: audience -> batches
 
@@ -186,7 +194,9 @@ class PushDelivery:
         """
         size = self.config["batch_size"]
         subscriptions = self.service.subscriptions(project_id)
-        fields = {"endpoint": 1, "keys": 1, "vapid_key": 1, "provider": 1, "user_id": 1, "expiration_time": 1}
+        # Whole documents, no projection: a subscription is small, and the embedded nx-27017 spends more CPU
+        # applying a projection (8.8 ms per page of 200) than sending the whole documents (5.2 ms).
+        fields = None
 
         def after_saved(query):
             return {"$and": [query, {"_id": {"$gt": after}}]} if after is not None else query
@@ -371,7 +381,7 @@ class PushDelivery:
         if stored is None:  # finished meanwhile by a holder whose lease had run out
             self._finish(item["_id"])
             return
-        targets = stored["items"]
+        targets = decode_targets(stored)
         previous = decode_results(item)
         recorded = {r["id"] for r in previous}
         # Retries a dead holder had recorded but not yet queued (the retry item's id makes queuing them idempotent).
@@ -401,6 +411,7 @@ class PushDelivery:
         if starting and not self._renew(item["_id"], {"inflight": [t["id"] for t in starting]}):
             return  # cancelled, or taken over after our lease ran out
         saved_at = time.monotonic()
+        finished = False
         while starting or running:
             for provider, group in self._groups(starting):
                 for target in group:
@@ -429,7 +440,13 @@ class PushDelivery:
                 # One write: the outcomes known so far, and the next deliveries allowed to start in their place.
                 starting = list(itertools.islice(todo, window - len(running)))
                 extra = {"$push": {"results": {"$each": encode(done)}}} if done else None
-                if not self._renew(item["_id"], {"inflight": [*running, *(t["id"] for t in starting)]}, extra):
+                if not running and not starting and not retry:
+                    # The last outcomes and the end of the item in one write (with retries to queue, the item
+                    # ends only after they are queued, so a taker can queue what a dead holder had not).
+                    finished = self._finish(item["_id"], extra=extra)
+                    if not finished:
+                        return
+                elif not self._renew(item["_id"], {"inflight": [*running, *(t["id"] for t in starting)]}, extra):
                     return
                 saved_at = time.monotonic()
                 done = []
@@ -439,7 +456,7 @@ class PushDelivery:
                     removed = []
         if retry:
             self._queue_batch(item, f"{item['_id']}:r{attempt}", time.time() + delay, attempt + 1, retry)
-        if self._finish(item["_id"]):
+        if finished or self._finish(item["_id"]):
             self.targets.delete_one({"_id": item["_id"]})  # results keep the ids; the keys are not needed again
             self._maybe_done(project_id, message_id)
 
@@ -450,8 +467,10 @@ class PushDelivery:
         frequent progress writes read and rewrite a small document. Both writes are idempotent by id.
         """
         try:
-            self.targets.insert_one({"_id": batch_id, "project_id": source["project_id"], "items": targets,
-                                     "written_ts": time.time()})
+            # One JSON text rather than 200 subdocuments: a server that stores documents as JSON (the embedded
+            # nx-27017) writes and reads it ~6x cheaper, and on MongoDB one string costs no more than the objects.
+            self.targets.insert_one({"_id": batch_id, "project_id": source["project_id"],
+                                     "items": orjson.dumps(targets).decode(), "written_ts": time.time()})
         except DuplicateKeyError:
             pass
         try:

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from baas.egress import TargetRefused, is_forbidden, resolve_public
-from baas.push.delivery import encode
+from baas.push.delivery import decode_targets, encode
 from baas.push.http1 import HostPool, ProtocolError
 from baas.testing import sign_up_user, wait_until
 from baas.worker.lease import claim_one
@@ -32,7 +32,7 @@ def _planned_batch(delivery, message_id):
     plan = claim_one(delivery.queue, {"_id": f"{message_id}:plan"}, delivery.owner, 60)
     delivery.plan(plan)
     batch, = delivery.queue.find({"message_id": message_id, "kind": "batch"})
-    return {**batch, "items": delivery.targets.find_one({"_id": batch["_id"]})["items"]}
+    return {**batch, "items": decode_targets(delivery.targets.find_one({"_id": batch["_id"]}))}
 
 
 def _die_holding(delivery, batch, inflight, results=()):
