@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 MAX_LINE = 16 * 1024
 MAX_HEADERS = 100
+TIMEOUT_SWEEP_SECONDS = 0.25
 MAX_BODY = 64 * 1024        # push services answer with a short reason; anything longer is cut and the connection closed
 
 
@@ -303,7 +304,7 @@ class _AsyncConnection(asyncio.Protocol):
         self.transport = None
         self.reader: _Reader | None = None
         self.done = None          # callback(Response | Exception) of the request on the wire
-        self.timer = None
+        self.deadline = 0.0       # loop time by which the answer must be complete
         self.lost = False
 
     def connection_made(self, transport) -> None:
@@ -311,7 +312,7 @@ class _AsyncConnection(asyncio.Protocol):
 
     def send(self, request: bytes, done) -> None:
         self.reader, self.done = _Reader(), done
-        self.timer = self.pool.loop.call_later(self.pool.timeout, self._timed_out)
+        self.deadline = self.pool.busy(self)
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
@@ -338,14 +339,14 @@ class _AsyncConnection(asyncio.Protocol):
         self._end(response if response is not None else ProtocolError("the push service closed the connection"),
                   keep=False)
 
-    def _timed_out(self) -> None:
+    def timed_out(self) -> None:
         self._end(TimeoutError(f"no answer within {self.pool.timeout} s"), keep=False)
 
     def _end(self, result, keep: bool) -> None:
         done, self.done, self.reader = self.done, None, None
         if done is None:
             return
-        self.timer.cancel()
+        self.pool.answered(self)
         if not keep and not self.lost:
             self.transport.close()
         self.pool.release(self, keep and not self.lost)
@@ -364,6 +365,8 @@ class AsyncHostPool:
         self.limit = limit
         self.tls = tls if scheme == "https" else None
         self._idle: list[_AsyncConnection] = []
+        self._busy: set[_AsyncConnection] = set()
+        self._sweeping = None       # the timer that checks the busy connections' deadlines
         self._waiting: collections.deque = collections.deque()
         self.open = 0               # connections made or being made
         self.closed = False
@@ -392,6 +395,24 @@ class AsyncHostPool:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection.send(request, done)
+
+    def busy(self, connection: _AsyncConnection) -> float:
+        """A request goes out on `connection`: its deadline. Deadlines are checked by one timer a pool every
+        TIMEOUT_SWEEP_SECONDS rather than one timer a request (a timer handle costs as much as parsing the
+        answer); a request times out within that much after its timeout."""
+        self._busy.add(connection)
+        if self._sweeping is None:
+            self._sweeping = self.loop.call_later(TIMEOUT_SWEEP_SECONDS, self._sweep)
+        return self.loop.time() + self.timeout
+
+    def answered(self, connection: _AsyncConnection) -> None:
+        self._busy.discard(connection)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self._busy if c.deadline <= now]:
+            connection.timed_out()
+        self._sweeping = self.loop.call_later(TIMEOUT_SWEEP_SECONDS, self._sweep) if self._busy else None
 
     def release(self, connection: _AsyncConnection, keep: bool) -> None:
         if keep and not self.closed:
