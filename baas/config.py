@@ -196,7 +196,7 @@ SCHEMA: dict[str, Any] = {
                              "mailto: or https: URL where they can reach the operator."),
         "allow_http_hosts": Key(list, [], "Hosts whose push endpoints may be plain http (tests, on-premise push "
                                 "services); every other endpoint must be https."),
-        "batch_size": Key(int, 200, "Subscriptions per delivery batch (the unit a worker claims).", minimum=1,
+        "batch_size": Key(int, 500, "Subscriptions per delivery batch (the unit a worker claims).", minimum=1,
                           maximum=5000),
         "senders": Key(int, 256, "Deliveries in flight at once per batch a worker sends (Web Push carries them on "
                        "one event loop; at most this many are unconfirmed when a worker dies).", minimum=1,
