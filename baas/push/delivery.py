@@ -3,7 +3,8 @@
 A "plan" item (one per message, due at its send_at) reads the audience a page at a time, keyset-paginated by
 _id so a worker that takes over after a crash resumes where the last saved page ended, and writes "batch" items
 with deterministic ids (a page written twice is refused by the unique _id, not delivered twice). A batch item
-holds up to push.batch_size subscriptions; its worker sends them through push.senders concurrent senders.
+holds up to push.batch_size subscriptions; its worker keeps up to push.senders of them in flight (Web Push on
+its provider's event loop, APNs as streams of one connection, FCM on push.sender_threads threads).
 
 Progress is saved as it happens, in small writes on the batch item: each write records the outcomes known so
 far and names the deliveries allowed to start next (`inflight`), renewing the lease. A sender starts only what

@@ -9,6 +9,10 @@ keep-alive unless the server says otherwise.
 
 Connections go to an address that baas.egress checked (never a fresh DNS answer), with TLS verified for the host
 name.
+
+Two forms of the same client: `HostPool` blocks its calling thread for one request; `AsyncHostPool` runs on an
+asyncio loop, where one thread keeps hundreds of requests in flight (what the delivery pipeline uses, through
+WebPushProvider.start_many). Both read answers with the same head and chunk parsers.
 """
 from __future__ import annotations
 

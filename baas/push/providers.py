@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import functools
 import hmac
+import logging
 import os
 import socket
 import ssl
@@ -28,6 +29,8 @@ from baas.egress import TargetRefused, resolve_public
 from baas.push.aio import LoopThread
 from baas.push.http1 import AsyncHostPool, HostPool
 from baas.push.vapid import VapidTokens, b64url_decode
+
+log = logging.getLogger("baas.push")
 
 SENT, REMOVED, RETRY, FAILED = "sent", "removed", "retry", "failed"
 
@@ -271,14 +274,18 @@ class WebPushProvider:
             sink.add(target, outcome)
         answered = self._answered
         for target, pool, head in jobs:
-            keys = target["keys"]
             try:
+                keys = target["keys"]
                 body = self.encrypt(payload, keys["p256dh"], keys["auth"])
             except Exception as exc:  # a key the subscribe checks let through fails its delivery, not the rest
                 sink.add(target, Outcome(FAILED, None, f"provider error: {type(exc).__name__}"))
                 continue
-            pool.post(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body),
-                      functools.partial(answered, target, sink))
+            try:
+                pool.post(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body),
+                          functools.partial(answered, target, sink))
+            except Exception as exc:  # every target must get its outcome, or its batch would wait for it
+                log.exception("push request to %s failed to start", pool.host)
+                sink.add(target, Outcome(RETRY, None, f"connection error: {type(exc).__name__}"))
 
     def _answered(self, target: dict, sink: "_Sink", response) -> None:
         if isinstance(response, BaseException):
