@@ -196,9 +196,13 @@ SCHEMA: dict[str, Any] = {
                              "mailto: or https: URL where they can reach the operator."),
         "allow_http_hosts": Key(list, [], "Hosts whose push endpoints may be plain http (tests, on-premise push "
                                 "services); every other endpoint must be https."),
-        "batch_size": Key(int, 200, "Subscriptions per delivery batch (the unit a worker claims).", minimum=1,
+        "batch_size": Key(int, 500, "Subscriptions per delivery batch (the unit a worker claims).", minimum=1,
                           maximum=5000),
-        "senders": Key(int, 32, "Concurrent deliveries per worker process.", minimum=1, maximum=512),
+        "senders": Key(int, 256, "Deliveries in flight at once per batch a worker sends (Web Push carries them on "
+                       "one event loop; at most this many are unconfirmed when a worker dies).", minimum=1,
+                       maximum=1024),
+        "sender_threads": Key(int, 32, "Threads for providers that send one delivery per thread (FCM); such a "
+                              "batch has at most min(senders, sender_threads) in flight.", minimum=1, maximum=512),
         "max_attempts": Key(int, 5, "Tries per subscription on 429, 5xx and connection errors.", minimum=1,
                             maximum=20),
         "retry_base_seconds": Key((int, float), 5, "First retry delay; it doubles each attempt (with jitter).",

@@ -22,7 +22,8 @@ def _build(svc):
     service.providers = {
         "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout,
                                    push["allow_http_hosts"]),
-        "fcm": FcmProvider(service.credentials, push["senders"], timeout, push["native_ca_file"]),
+        "fcm": FcmProvider(service.credentials, min(push["senders"], push["sender_threads"]), timeout,
+                           push["native_ca_file"]),
         "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"]),
     }
     return service

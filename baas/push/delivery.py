@@ -3,7 +3,8 @@
 A "plan" item (one per message, due at its send_at) reads the audience a page at a time, keyset-paginated by
 _id so a worker that takes over after a crash resumes where the last saved page ended, and writes "batch" items
 with deterministic ids (a page written twice is refused by the unique _id, not delivered twice). A batch item
-holds up to push.batch_size subscriptions; its worker sends them through push.senders concurrent senders.
+holds up to push.batch_size subscriptions; its worker keeps up to push.senders of them in flight (Web Push on
+its provider's event loop, APNs as streams of one connection, FCM on push.sender_threads threads).
 
 Progress is saved as it happens, in small writes on the batch item: each write records the outcomes known so
 far and names the deliveries allowed to start next (`inflight`), renewing the lease. A sender starts only what
@@ -50,6 +51,12 @@ def _chunks(iterable, size: int):
         yield chunk
 
 
+def decode_targets(stored: dict) -> list:
+    """The subscriptions of a push_targets document (JSON text, see `_queue_batch`; a list when older)."""
+    items = stored["items"]
+    return orjson.loads(items) if isinstance(items, str) else items
+
+
 def encode(results: list) -> list:
     # Results are pushed as JSON text: the embedded server stores pushed objects as strings anyway, so one
     # encoding reads the same on MongoDB and on it.
@@ -63,7 +70,7 @@ METRIC_OUTCOMES = {SENT: "delivered", REMOVED: "expired", FAILED: "failed", RETR
 
 class SenderPool:
     """`size` threads, each sending one group of deliveries at a time (one delivery, or several that a provider
-    sends together) and putting (target, outcome) on the caller's queue for each.
+    sends together) and putting the group's [(target, outcome), ...] on the caller's queue.
 
     Plain threads on a SimpleQueue rather than an executor: no future per delivery, one hand-off each way.
     """
@@ -91,8 +98,7 @@ class SenderPool:
             if task is None:
                 return
             project_id, targets, message, replies = task
-            for target, outcome in zip(targets, self.send(project_id, targets, message)):
-                replies.put((target, outcome))
+            replies.put(list(zip(targets, self.send(project_id, targets, message))))
 
     def close(self, timeout: float = 15.0) -> None:
         with self._lock:
@@ -119,7 +125,10 @@ class PushDelivery:
         self.targets = service.targets
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
-        self.senders = SenderPool(self.config["senders"], self._send_group)
+        # Deliveries in flight at once (the window of a batch): a provider with `start_many` (Web Push) carries
+        # them all on its event loop; one that sends a delivery per thread gets at most sender_threads.
+        self.window = self.config["senders"]
+        self.senders = SenderPool(min(self.window, self.config["sender_threads"]), self._send_group)
         self._messages = TTLCache(60)
         self._last_retention = 0.0
 
@@ -169,10 +178,12 @@ class PushDelivery:
             update.update(extra)
         return self.queue.update_one({**owned(item_id, self.owner), "state": "pending"}, update).matched_count == 1
 
-    def _finish(self, item_id: str, state: str = "done") -> bool:
+    def _finish(self, item_id: str, state: str = "done", extra: dict | None = None) -> bool:
+        update = {"$set": {"state": state, "lease_until": 0.0, "finished_ts": time.time(), "inflight": []}}
+        if extra:
+            update.update(extra)
         return self.queue.update_one({**owned(item_id, self.owner), "state": "pending"},
-                                     {"$set": {"state": state, "lease_until": 0.0,
-                                               "finished_ts": time.time()}}).matched_count == 1
+                                     update).matched_count == 1
 
     # ---- planning: audience -> batches
 
@@ -184,7 +195,9 @@ class PushDelivery:
         """
         size = self.config["batch_size"]
         subscriptions = self.service.subscriptions(project_id)
-        fields = {"endpoint": 1, "keys": 1, "vapid_key": 1, "provider": 1, "user_id": 1, "expiration_time": 1}
+        # Whole documents, no projection: a subscription is small, and the embedded nx-27017 spends more CPU
+        # applying a projection (8.8 ms per page of 200) than sending the whole documents (5.2 ms).
+        fields = None
 
         def after_saved(query):
             return {"$and": [query, {"_id": {"$gt": after}}]} if after is not None else query
@@ -302,17 +315,41 @@ class PushDelivery:
             return [Outcome(FAILED, None, f"provider error: {type(exc).__name__}")] * len(targets)
 
     def _groups(self, targets: list):
-        """The sender pool's hand-off units: a provider with `send_many` (APNs: streams multiplexed on one HTTP/2
-        connection, one hand-over to its loop) takes all of its deliveries allowed to start at once together;
-        any other delivery goes alone to a sender thread."""
+        """The hand-off units: all of the deliveries allowed to start at once of a provider with `start_many`
+        (Web Push: its event loop sends them concurrently) or `send_many` (APNs: streams multiplexed on one
+        HTTP/2 connection, one hand-over to its loop) go together; any other delivery goes alone to a sender
+        thread. Yields (provider or None, targets): a provider when it takes the group itself."""
         together: dict[str, list] = {}
         for target in targets:
             name = target.get("provider", "webpush")
-            if hasattr(self.providers.get(name), "send_many"):
+            provider = self.providers.get(name)
+            if hasattr(provider, "start_many") or hasattr(provider, "send_many"):
                 together.setdefault(name, []).append(target)
             else:
-                yield [target]
-        yield from together.values()
+                yield None, [target]
+        for name, group in together.items():
+            provider = self.providers[name]
+            yield (provider if hasattr(provider, "start_many") else None), group
+
+    def _window(self, targets: list) -> int:
+        """How many deliveries of this batch may be in flight at once: push.senders, or the sender threads when
+        some of its deliveries need a thread each (so whatever a saved write allowed is really started)."""
+        for target in targets:
+            provider = self.providers.get(target.get("provider", "webpush"))
+            if not (hasattr(provider, "start_many") or hasattr(provider, "send_many")):
+                return self.senders.size
+        return self.window
+
+    def _start(self, provider, project_id: str, group: list, message, replies: queue.SimpleQueue) -> None:
+        if provider is None:
+            self.senders.submit(project_id, group, message, replies)
+            return
+        try:
+            provider.start_many(project_id, group, message, replies.put)
+        except Exception as exc:  # a provider bug fails its deliveries, never the batch
+            log.exception("push provider %s failed", provider.name)
+            replies.put([(target, Outcome(FAILED, None, f"provider error: {type(exc).__name__}"))
+                         for target in group])
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cap = self.config["retry_max_seconds"]
@@ -345,7 +382,7 @@ class PushDelivery:
         if stored is None:  # finished meanwhile by a holder whose lease had run out
             self._finish(item["_id"])
             return
-        targets = stored["items"]
+        targets = decode_targets(stored)
         previous = decode_results(item)
         recorded = {r["id"] for r in previous}
         # Retries a dead holder had recorded but not yet queued (the retry item's id makes queuing them idempotent).
@@ -363,7 +400,7 @@ class PushDelivery:
                     self.metrics.push_delivery(METRIC_OUTCOMES[UNCONFIRMED])
             recorded.update(unconfirmed)
         todo = iter([target for target in targets if target["id"] not in recorded])
-        window = self.senders.size
+        window = self._window(targets)
         flush_at = max(1, window // 2)
         renew_every = self.lease_seconds / 3
         replies: queue.SimpleQueue = queue.SimpleQueue()
@@ -375,17 +412,18 @@ class PushDelivery:
         if starting and not self._renew(item["_id"], {"inflight": [t["id"] for t in starting]}):
             return  # cancelled, or taken over after our lease ran out
         saved_at = time.monotonic()
+        finished = False
         while starting or running:
-            for group in self._groups(starting):
+            for provider, group in self._groups(starting):
                 for target in group:
                     running[target["id"]] = target
-                self.senders.submit(project_id, group, message, replies)
+                self._start(provider, project_id, group, message, replies)
             starting = []
             answers = []  # none within FLUSH_SECONDS (a slow push service): save progress and renew all the same
             try:
-                answers.append(replies.get(timeout=FLUSH_SECONDS))
+                answers += replies.get(timeout=FLUSH_SECONDS)
                 while True:
-                    answers.append(replies.get_nowait())
+                    answers += replies.get_nowait()
             except queue.Empty:
                 pass
             for target, outcome in answers:
@@ -403,7 +441,13 @@ class PushDelivery:
                 # One write: the outcomes known so far, and the next deliveries allowed to start in their place.
                 starting = list(itertools.islice(todo, window - len(running)))
                 extra = {"$push": {"results": {"$each": encode(done)}}} if done else None
-                if not self._renew(item["_id"], {"inflight": [*running, *(t["id"] for t in starting)]}, extra):
+                if not running and not starting and not retry:
+                    # The last outcomes and the end of the item in one write (with retries to queue, the item
+                    # ends only after they are queued, so a taker can queue what a dead holder had not).
+                    finished = self._finish(item["_id"], extra=extra)
+                    if not finished:
+                        return
+                elif not self._renew(item["_id"], {"inflight": [*running, *(t["id"] for t in starting)]}, extra):
                     return
                 saved_at = time.monotonic()
                 done = []
@@ -413,7 +457,7 @@ class PushDelivery:
                     removed = []
         if retry:
             self._queue_batch(item, f"{item['_id']}:r{attempt}", time.time() + delay, attempt + 1, retry)
-        if self._finish(item["_id"]):
+        if finished or self._finish(item["_id"]):
             self.targets.delete_one({"_id": item["_id"]})  # results keep the ids; the keys are not needed again
             self._maybe_done(project_id, message_id)
 
@@ -424,8 +468,10 @@ class PushDelivery:
         frequent progress writes read and rewrite a small document. Both writes are idempotent by id.
         """
         try:
-            self.targets.insert_one({"_id": batch_id, "project_id": source["project_id"], "items": targets,
-                                     "written_ts": time.time()})
+            # One JSON text rather than 200 subdocuments: a server that stores documents as JSON (the embedded
+            # nx-27017) writes and reads it ~6x cheaper, and on MongoDB one string costs no more than the objects.
+            self.targets.insert_one({"_id": batch_id, "project_id": source["project_id"],
+                                     "items": orjson.dumps(targets).decode(), "written_ts": time.time()})
         except DuplicateKeyError:
             pass
         try:

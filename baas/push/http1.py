@@ -9,9 +9,15 @@ keep-alive unless the server says otherwise.
 
 Connections go to an address that baas.egress checked (never a fresh DNS answer), with TLS verified for the host
 name.
+
+Two forms of the same client: `HostPool` blocks its calling thread for one request; `AsyncHostPool` runs on an
+asyncio loop, where one thread keeps hundreds of requests in flight (what the delivery pipeline uses, through
+WebPushProvider.start_many). Both read answers with the same head and chunk parsers.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import select
 import socket
 import ssl
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 
 MAX_LINE = 16 * 1024
 MAX_HEADERS = 100
+TIMEOUT_SWEEP_SECONDS = 0.25
 MAX_BODY = 64 * 1024        # push services answer with a short reason; anything longer is cut and the connection closed
 
 
@@ -130,31 +137,36 @@ def _line(reader) -> bytes:
     return line
 
 
+def _read_head(reader) -> tuple[int, dict, bytes]:
+    """(status, headers with lower-case names, HTTP version) of one answer's head."""
+    status_line = _line(reader)
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+        raise ProtocolError(f"not an HTTP/1.1 status line: {status_line[:60]!r}")
+    headers: dict[str, str] = {}
+    for _ in range(MAX_HEADERS + 1):
+        line = _line(reader)
+        if line in (b"\r\n", b"\n"):
+            break
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip():
+            raise ProtocolError("malformed header line")
+        key = name.decode("latin-1").lower()
+        value = value.strip().decode("latin-1")
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    else:
+        raise ProtocolError("too many headers")
+    return int(parts[1]), headers, parts[0]
+
+
 def _read_response(reader) -> tuple[Response, bool]:
     while True:
-        status_line = _line(reader)
-        parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
-            raise ProtocolError(f"not an HTTP/1.1 status line: {status_line[:60]!r}")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADERS + 1):
-            line = _line(reader)
-            if line in (b"\r\n", b"\n"):
-                break
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip():
-                raise ProtocolError("malformed header line")
-            key = name.decode("latin-1").lower()
-            value = value.strip().decode("latin-1")
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        else:
-            raise ProtocolError("too many headers")
+        status, headers, version = _read_head(reader)
         if 100 <= status < 200:
             continue  # 100 Continue and other interim answers precede the real one
         break
     connection = headers.get("connection", "").lower()
-    keep_alive = parts[0] == b"HTTP/1.1" and "close" not in connection
+    keep_alive = version == b"HTTP/1.1" and "close" not in connection
     if status in (204, 304):
         return Response(status, headers, b""), keep_alive
     if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -193,3 +205,247 @@ def _read_chunked(reader) -> tuple[bytes, bool]:
             raise ProtocolError("the push service closed the connection mid-answer")
         body += chunk
         _line(reader)  # the CRLF after the chunk
+
+
+# ---- the same client on an event loop: many requests in flight from one thread
+
+class _Reader:
+    """One answer read incrementally from what the connection receives (the rules of `_read_response`)."""
+    __slots__ = ("buffer", "status", "headers", "keep_alive", "body_start")
+
+    def __init__(self):
+        self.buffer = b""
+        self.status = 0
+        self.headers: dict = {}
+        self.keep_alive = False
+        self.body_start = -1
+
+    def feed(self, data: bytes) -> Response | None:
+        """The answer once it is complete, else None; ProtocolError when it is not HTTP/1.1 we can read."""
+        self.buffer += data
+        while self.body_start < 0:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_LINE * 4:
+                    raise ProtocolError("the answer's head is too long")
+                return None
+            head, self.buffer = self.buffer[:end + 2], self.buffer[end + 4:]
+            reader = _BytesLines(head + b"\r\n")
+            status, headers, version = _read_head(reader)
+            if 100 <= status < 200:
+                continue  # 100 Continue and other interim answers precede the real one
+            self.status, self.headers, self.body_start = status, headers, 0
+            self.keep_alive = version == b"HTTP/1.1" and "close" not in headers.get("connection", "").lower()
+        return self._body(closed=False)
+
+    def closed(self) -> Response | None:
+        """The answer when the server closed the connection (a body delimited by close), else None."""
+        return self._body(closed=True) if self.body_start >= 0 else None
+
+    def _body(self, closed: bool) -> Response | None:
+        status, headers = self.status, self.headers
+        if status in (204, 304):
+            return Response(status, headers, b"")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            try:
+                body, complete = _read_chunked(_BytesLines(self.buffer))
+            except _Incomplete:
+                if closed:
+                    raise ProtocolError("the push service closed the connection mid-answer") from None
+                return None
+            self.keep_alive = self.keep_alive and complete
+            return Response(status, headers, body)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise ProtocolError("bad Content-Length")
+            size = min(int(length), MAX_BODY)
+            if len(self.buffer) < size:
+                if closed:
+                    raise ProtocolError("the push service closed the connection mid-answer")
+                return None
+            self.keep_alive = self.keep_alive and int(length) <= MAX_BODY and len(self.buffer) == size
+            return Response(status, headers, self.buffer[:size])
+        if closed or len(self.buffer) >= MAX_BODY:  # delimited by close
+            self.keep_alive = False
+            return Response(status, headers, self.buffer[:MAX_BODY])
+        return None
+
+
+class _Incomplete(Exception):
+    pass
+
+
+class _BytesLines:
+    """The reader interface `_read_head` and `_read_chunked` use, over bytes already received."""
+    __slots__ = ("data", "at")
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def readline(self, limit: int) -> bytes:
+        end = self.data.find(b"\n", self.at, self.at + limit)
+        if end < 0:
+            if len(self.data) - self.at >= limit:
+                end = self.at + limit - 1
+            else:
+                raise _Incomplete
+        line, self.at = self.data[self.at:end + 1], end + 1
+        return line
+
+    def read(self, size: int) -> bytes:
+        if len(self.data) - self.at < size:
+            raise _Incomplete
+        chunk, self.at = self.data[self.at:self.at + size], self.at + size
+        return chunk
+
+
+class _AsyncConnection(asyncio.Protocol):
+    """One kept-alive connection on the loop, carrying one request at a time."""
+
+    def __init__(self, pool: "AsyncHostPool"):
+        self.pool = pool
+        self.transport = None
+        self.reader: _Reader | None = None
+        self.done = None          # callback(Response | Exception) of the request on the wire
+        self.deadline = 0.0       # loop time by which the answer must be complete
+        self.lost = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def send(self, request: bytes, done) -> None:
+        self.reader, self.done = _Reader(), done
+        self.deadline = self.pool.busy(self)
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.done is None:  # nothing was asked: an idle connection must not carry anything
+            self.transport.close()
+            return
+        try:
+            response = self.reader.feed(data)
+        except ProtocolError as exc:
+            self._end(exc, keep=False)
+            return
+        if response is not None:
+            self._end(response, keep=self.reader.keep_alive)
+
+    def connection_lost(self, exc) -> None:
+        self.lost = True
+        if self.done is None:
+            self.pool.forget(self)
+            return
+        try:
+            response = self.reader.closed()
+        except ProtocolError as error:
+            response = error
+        self._end(response if response is not None else ProtocolError("the push service closed the connection"),
+                  keep=False)
+
+    def timed_out(self) -> None:
+        self._end(TimeoutError(f"no answer within {self.pool.timeout} s"), keep=False)
+
+    def _end(self, result, keep: bool) -> None:
+        done, self.done, self.reader = self.done, None, None
+        if done is None:
+            return
+        self.pool.answered(self)
+        if not keep and not self.lost:
+            self.transport.close()
+        self.pool.release(self, keep and not self.lost)
+        done(result)
+
+
+class AsyncHostPool:
+    """Kept-alive connections to one push-service origin on one event loop (all to one checked address), at
+    most `limit` at once; requests beyond that wait for a connection in the order they came. Loop thread only."""
+
+    def __init__(self, loop, scheme: str, host: str, port: int, address: str, timeout: float, limit: int,
+                 tls: ssl.SSLContext | None):
+        self.loop = loop
+        self.scheme, self.host, self.port, self.address = scheme, host, port, address
+        self.timeout = timeout
+        self.limit = limit
+        self.tls = tls if scheme == "https" else None
+        self._idle: list[_AsyncConnection] = []
+        self._busy: set[_AsyncConnection] = set()
+        self._sweeping = None       # the timer that checks the busy connections' deadlines
+        self._waiting: collections.deque = collections.deque()
+        self.open = 0               # connections made or being made
+        self.closed = False
+
+    def post(self, request: bytes, done) -> None:
+        """Send `request`; `done(Response or OSError)` is called on the loop when it is answered or failed."""
+        if self._idle:
+            self._idle.pop().send(request, done)
+        elif self.open < self.limit:
+            self.open += 1
+            self.loop.create_task(self._connect(request, done))
+        else:
+            self._waiting.append((request, done))
+
+    async def _connect(self, request: bytes, done) -> None:
+        try:
+            _, connection = await asyncio.wait_for(self.loop.create_connection(
+                lambda: _AsyncConnection(self), self.address, self.port, ssl=self.tls,
+                server_hostname=self.host if self.tls else None), self.timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.open -= 1
+            done(exc if isinstance(exc, OSError) else TimeoutError("connect timed out"))
+            self._next()
+            return
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.send(request, done)
+
+    def busy(self, connection: _AsyncConnection) -> float:
+        """A request goes out on `connection`: its deadline. Deadlines are checked by one timer a pool every
+        TIMEOUT_SWEEP_SECONDS rather than one timer a request (a timer handle costs as much as parsing the
+        answer); a request times out within that much after its timeout."""
+        self._busy.add(connection)
+        if self._sweeping is None:
+            self._sweeping = self.loop.call_later(TIMEOUT_SWEEP_SECONDS, self._sweep)
+        return self.loop.time() + self.timeout
+
+    def answered(self, connection: _AsyncConnection) -> None:
+        self._busy.discard(connection)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self._busy if c.deadline <= now]:
+            connection.timed_out()
+        self._sweeping = self.loop.call_later(TIMEOUT_SWEEP_SECONDS, self._sweep) if self._busy else None
+
+    def release(self, connection: _AsyncConnection, keep: bool) -> None:
+        if keep and not self.closed:
+            if self._waiting:
+                connection.send(*self._waiting.popleft())
+                return
+            self._idle.append(connection)
+            return
+        if keep:
+            connection.transport.close()
+        self.open -= 1
+        self._next()
+
+    def _next(self) -> None:
+        while self._waiting and self.open < self.limit and not self.closed:
+            request, done = self._waiting.popleft()
+            self.post(request, done)
+
+    def forget(self, connection: _AsyncConnection) -> None:
+        """An idle connection the server closed."""
+        if connection in self._idle:
+            self._idle.remove(connection)
+            self.open -= 1
+
+    def close(self) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.transport.close()
+        waiting, self._waiting = self._waiting, collections.deque()
+        for _, done in waiting:
+            done(ConnectionError("the pool was closed"))

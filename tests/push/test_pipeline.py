@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from baas.egress import TargetRefused, is_forbidden, resolve_public
-from baas.push.delivery import encode
+from baas.push.delivery import decode_targets, encode
 from baas.push.http1 import HostPool, ProtocolError
 from baas.testing import sign_up_user, wait_until
 from baas.worker.lease import claim_one
@@ -32,7 +32,7 @@ def _planned_batch(delivery, message_id):
     plan = claim_one(delivery.queue, {"_id": f"{message_id}:plan"}, delivery.owner, 60)
     delivery.plan(plan)
     batch, = delivery.queue.find({"message_id": message_id, "kind": "batch"})
-    return {**batch, "items": delivery.targets.find_one({"_id": batch["_id"]})["items"]}
+    return {**batch, "items": decode_targets(delivery.targets.find_one({"_id": batch["_id"]}))}
 
 
 def _die_holding(delivery, batch, inflight, results=()):
@@ -232,3 +232,55 @@ def test_the_push_client_reads_chunked_interim_and_closing_answers():
         _post(pool)
     assert service.connections == 3  # kept alive until the service said close (or spoke HTTP/1.0)
     pool.close()
+
+
+def _post_on_loop(pool, loop):
+    """One POST through the event-loop client, waited for from this thread."""
+    import concurrent.futures
+
+    answer = concurrent.futures.Future()
+    loop.call_soon_threadsafe(pool.post, b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+                              answer.set_result)
+    result = answer.result(timeout=10)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def test_the_event_loop_push_client_reads_the_same_answers_and_times_out():
+    import asyncio
+
+    from baas.push.http1 import AsyncHostPool
+
+    service = _RawService([
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", False),
+        (b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbad \r\n3\r\nkey\r\n0\r\n\r\n", False),
+        (b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nConnection: close\r\nContent-Length: 4\r\n\r\nslow", True),
+        (b"HTTP/1.0 500 Oops\r\n\r\nuntil close", True),
+        (b"garbage\r\n\r\n", True),
+    ])
+    silent = socket.create_server(("127.0.0.1", 0))  # connects (the kernel accepts), never answers
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        pool = AsyncHostPool(loop, "http", "127.0.0.1", service.port, "127.0.0.1", 0.5, 1, None)
+        first, second = _post_on_loop(pool, loop), _post_on_loop(pool, loop)
+        assert (first.status, second.status, second.body) == (201, 400, b"bad key")
+        third = _post_on_loop(pool, loop)
+        assert (third.status, third.headers["retry-after"], third.body) == (429, "7", b"slow")
+        fourth = _post_on_loop(pool, loop)
+        assert (fourth.status, fourth.body) == (500, b"until close")
+        with pytest.raises(ProtocolError):
+            _post_on_loop(pool, loop)
+        assert service.connections == 3  # kept alive until the service said close (or spoke HTTP/1.0)
+        assert pool.open == 0  # every connection closed and counted out: none leaks from the limit of one
+        waiting = AsyncHostPool(loop, "http", "127.0.0.1", silent.getsockname()[1], "127.0.0.1", 0.3, 1, None)
+        with pytest.raises(TimeoutError):
+            _post_on_loop(waiting, loop)
+        assert waiting.open == 0
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+        silent.close()
