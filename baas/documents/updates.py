@@ -298,7 +298,10 @@ def _skeleton(value, top: bool = False) -> str:
             name = _JSON_TYPE_NAMES.get(type(item))
             if name is None:
                 name = _skeleton(item)
-            parts.append(f"{orjson.dumps(key).decode()}:{name}")
+            # orjson's encoding of a key with nothing to escape is the key in quotes.
+            quoted = f'"{key}"' if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key \
+                else orjson.dumps(key).decode()
+            parts.append(f"{quoted}:{name}")
         return "{" + ",".join(parts) + "}"
     return _sort_type(value) or "null"
 
