@@ -165,7 +165,10 @@ def _before_request():
     json_request = url_rule is not None and method in _BODY_METHODS and not raw
     data = b""
     if json_request and (content_length or environ.get("HTTP_TRANSFER_ENCODING")):
-        if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        content_type = environ.get("CONTENT_TYPE", "")
+        # The usual header is recognised as is; anything else is parsed as werkzeug parses it.
+        if content_type != "application/json" and not content_type.startswith("application/json;") \
+                and request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             raise UnsupportedMediaType("Send the request body as JSON with 'Content-Type: application/json'.")
         data = request.get_data(cache=True)
         # werkzeug ends a chunked body (no Content-Length) silently at the limit, so the view would see it cut
@@ -214,7 +217,12 @@ def _after_request(response):
     if response.status_code in (204, 304):
         # No body, so no type: werkzeug gives every response text/html by default.
         headers.pop("Content-Type", None)
-    if "X-Content-Type-Options" not in headers:  # add() appends; setdefault() rescans the list to set
+    # A plain scan: `in` and get() look the name up by raising and catching a KeyError when it is absent, as
+    # it is on almost every response; add() appends where setdefault() would rescan the list to set.
+    for name, _ in headers:
+        if name.lower() == "x-content-type-options":
+            break
+    else:
         headers.add("X-Content-Type-Options", "nosniff")
     return response
 

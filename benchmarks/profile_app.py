@@ -8,6 +8,7 @@ profile shows baas + Flask + pymongo only (granian's share is what documents.py 
     python benchmarks/profile_app.py project --requests 5000 --sort cumulative --top 40
     python benchmarks/profile_app.py query --out /tmp/query.prof     # for snakeviz / pstats later
     BAAS_RATE_LIMITS_ENABLED=false python benchmarks/profile_app.py get   # BAAS_* variables configure the app
+    python benchmarks/profile_app.py get --compare --requests 10000   # baas beside the bare view, no profiler
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import json
 import os
 import pstats
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +28,8 @@ import urllib.parse
 from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from documents import COLLECTION_RULES, GROUPS, INDEXES, document_for, query_path  # noqa: E402
+from documents import (COLLECTION_RULES, GROUPS, INDEXES, SERVER_ENV_DEFAULTS, document_for,  # noqa: E402
+                       query_path)
 
 PATHS = ("healthz", "project", "get", "create", "query", "query_count")
 
@@ -61,6 +64,36 @@ def _floor_app(app, embedded, report, name: str, path: str, ids: list):
     return floor_app.create_app(), floor_path, None
 
 
+def _environ(path: str, method: str, key: str | None, body: bytes | None) -> dict:
+    split = urllib.parse.urlsplit(path)
+    return EnvironBuilder(path=split.path, query_string=split.query, method=method,
+                          headers={**({"X-API-Key": key} if key else {}), "Accept": "application/json",
+                                   **({"Content-Type": "application/json"} if body else {})},
+                          data=body or None, base_url="http://127.0.0.1:8000").get_environ()
+
+
+def _compare(baas_app, baas_environ, floor_app, floor_environ, body, expected, args) -> None:
+    """baas and the bare view in alternating blocks in this one process: both see the same neighbours, so the
+    median of the per-block differences holds still on a shared machine where either figure alone moves."""
+    block = 250
+    for _ in range(200):
+        _call(baas_app, baas_environ, body)
+    baas_ms, floor_ms = [], []
+    for _ in range(max(1, args.requests // block)):
+        for app, environ, out in ((baas_app, baas_environ, baas_ms), (floor_app, floor_environ, floor_ms)):
+            started = time.process_time()
+            bad = sum(_call(app, environ, body) != expected for _ in range(block))
+            out.append((time.process_time() - started) * 1000 / block)
+            if bad:
+                raise SystemExit(f"{bad} of {block} requests to {environ['PATH_INFO']} did not answer "
+                                 f"{expected} (last: {_call(app, environ, body)})")
+    differences = sorted(b - f for b, f in zip(baas_ms, floor_ms))
+    quartiles = statistics.quantiles(differences, n=4) if len(differences) > 1 else differences * 3
+    print(f"{args.path}: baas {statistics.median(baas_ms):.3f} ms, floor {statistics.median(floor_ms):.3f} ms "
+          f"app CPU/request in-process; baas - floor median {statistics.median(differences):+.3f} ms "
+          f"(quartiles {quartiles[0]:+.3f} .. {quartiles[2]:+.3f}) over {len(differences)} block pairs of {block}")
+
+
 def main(argv=None) -> int:
     import random
 
@@ -73,10 +106,17 @@ def main(argv=None) -> int:
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", help="also dump the raw profile here (pstats format)")
+    parser.add_argument("--compare", action="store_true",
+                        help="no profile: alternate baas and the bare view of floor_app.py in blocks, print the "
+                             "median difference of app CPU per request")
     parser.add_argument("--floor", action="store_true",
                         help="profile the bare Flask view of floor_app.py for the same path instead of baas")
     args = parser.parse_args(argv)
 
+    # The server documents.py measures: its rate limit lifted (the limiter still runs), else most of a profile of
+    # 10,000 requests from one key would be 429 answers.
+    for name, value in SERVER_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     folder = tempfile.mkdtemp(prefix="baas-profile-")
     embedded = None
     try:
@@ -114,19 +154,21 @@ def main(argv=None) -> int:
             body = json.dumps(document_for(123, random.Random(3))).encode()
         else:
             path = query_path(collection, 7 % GROUPS, args.path == "query_count")
-        if args.floor:
-            app, path, key = _floor_app(app, embedded, report, args.path, path, ids)
-        split = urllib.parse.urlsplit(path)
-        builder = EnvironBuilder(path=split.path, query_string=split.query, method=method,
-                                 headers={**({"X-API-Key": key} if key else {}), "Accept": "application/json",
-                                          **({"Content-Type": "application/json"} if body else {})},
-                                 data=body or None, base_url="http://127.0.0.1:8000")
-        environ = builder.get_environ()
-
+        baas_app, baas_environ = app, _environ(path, method, key, body)
+        if args.floor or args.compare:
+            floor, floor_path, floor_key = _floor_app(app, embedded, report, args.path, path, ids)
+            floor_environ = _environ(floor_path, method, floor_key, body)
+            if args.floor:
+                app, path, environ = floor, floor_path, floor_environ
+        if not args.floor:
+            app, environ = baas_app, baas_environ
         for _ in range(200):  # warm caches (key lookup, compiled rules) the way a running server has them
             status = _call(app, environ, body)
         if status != expected:
             raise SystemExit(f"{method} {path} answered {status}, expected {expected}")
+        if args.compare:
+            _compare(baas_app, baas_environ, floor, floor_environ, body, expected, args)
+            return 0
 
         def db_ticks() -> int:
             with open(f"/proc/{embedded.process.pid}/stat") as handle:
@@ -134,8 +176,9 @@ def main(argv=None) -> int:
             return int(fields[11]) + int(fields[12])
 
         started_cpu, started_db = time.process_time(), db_ticks() if embedded else 0
-        for _ in range(args.requests):
-            _call(app, environ, body)
+        unexpected = sum(_call(app, environ, body) != expected for _ in range(args.requests))
+        if unexpected:
+            raise SystemExit(f"{unexpected} of {args.requests} requests did not answer {expected}")
         app_cpu = (time.process_time() - started_cpu) * 1000 / args.requests
         db_cpu = ((db_ticks() - started_db) / os.sysconf("SC_CLK_TCK") * 1000 / args.requests) if embedded else 0
         print(f"{method} {path}: {app_cpu:.3f} ms app CPU/request in-process (no HTTP server), "

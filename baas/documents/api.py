@@ -46,7 +46,14 @@ class JsonResponse(Response):
         pairs = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         if headers:
             pairs += headers
-        self.headers = Headers(pairs)
+            # Headers(pairs) checks every value for line breaks one add() at a time; the given values (ETag,
+            # Location) are checked here at once, and anything unusual goes the validating way.
+            if not all(type(value) is str and "\n" not in value and "\r" not in value for _, value in headers):
+                self.headers = Headers(pairs)
+                pairs = None
+        if pairs is not None:
+            self.headers = Headers()
+            self.headers._list = pairs  # werkzeug keeps (name, value) pairs in this list
         self.status = status
         self.direct_passthrough = False
         self._on_close = []

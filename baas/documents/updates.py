@@ -283,10 +283,26 @@ def shape_of(data: dict) -> str:
     return hashlib.blake2b(_skeleton(data, True).encode(), digest_size=8).hexdigest()
 
 
+# _sort_type's answer for the exact types JSON bodies hold, looked up rather than tested in turn: every create
+# and replace computes a shape, one entry per field. Subclasses and other types still go through _sort_type.
+_JSON_TYPE_NAMES = {bool: "bool", int: "number", float: "number", str: "string", list: "array",
+                    type(None): "null"}
+
+
 def _skeleton(value, top: bool = False) -> str:
     if isinstance(value, dict):
-        return "{" + ",".join(f"{orjson.dumps(key).decode()}:{_skeleton(item)}" for key, item in sorted(value.items())
-                              if not (top and key.startswith("_"))) + "}"
+        parts = []
+        for key, item in sorted(value.items()):
+            if top and key.startswith("_"):
+                continue
+            name = _JSON_TYPE_NAMES.get(type(item))
+            if name is None:
+                name = _skeleton(item)
+            # orjson's encoding of a key with nothing to escape is the key in quotes.
+            quoted = f'"{key}"' if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key \
+                else orjson.dumps(key).decode()
+            parts.append(f"{quoted}:{name}")
+        return "{" + ",".join(parts) + "}"
     return _sort_type(value) or "null"
 
 

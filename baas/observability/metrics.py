@@ -76,6 +76,8 @@ class Metrics:
                                 ["method", "route", "status"], registry=registry)
         self.latency = Histogram("baas_http_request_duration_seconds", "Time to answer HTTP requests.",
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry)
+        # Bounded by the app's routes (unknown paths share one route label) times methods and statuses.
+        self._request_children: dict = {}
         self.shared = SharedCounters(shared)
         registry.register(self.shared)
         self.file_bytes_total = Counter("baas_file_bytes", "File bytes uploaded (in) and downloaded (out).",
@@ -85,8 +87,15 @@ class Metrics:
             registry.register(self.restarts)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # labels() validates, locks and builds a key on every call; a server answers a few dozen distinct
+        # (method, route, status) triples, so their children are looked up once and kept.
+        children = self._request_children.get((method, route, status))
+        if children is None:
+            children = self._request_children[(method, route, status)] = (
+                self.requests.labels(method, route, str(status)).inc, self.latency.labels(method, route).observe)
+        count, observe = children
+        count()
+        observe(seconds)
 
     def push_delivery(self, outcome: str) -> None:
         self.shared.add("push_deliveries", _known(outcome, PUSH_OUTCOMES))

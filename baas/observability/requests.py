@@ -12,7 +12,7 @@ import time
 
 from flask import Flask, current_app, g, request
 
-from baas.observability.logs import ACCESS_LOGGER
+from baas.observability.logs import ACCESS_LOGGER, AccessLog
 
 _STARTED = "baas.started"
 UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners cannot grow the series
@@ -28,43 +28,46 @@ def route_template(rule: str) -> str:
 
 
 def _start_timer():
-    request.environ[_STARTED] = time.perf_counter()
+    request._get_current_object().environ[_STARTED] = time.perf_counter()
 
 
 def _finish(response):
-    environ = request.environ
+    # Runs after every request: each context proxy is resolved once, the rest are plain reads.
+    req = request._get_current_object()
+    environ = req.environ
     started = environ.get(_STARTED)
     if started is None:
         return response
     seconds = time.perf_counter() - started
-    rule = request.url_rule
+    rule = req.url_rule
     route = route_template(rule.rule) if rule is not None else UNMATCHED_ROUTE
     method = environ.get("REQUEST_METHOD", "")
     status = response.status_code
-    app = current_app._get_current_object()
-    svc = app.extensions["baas"]
-    svc.metrics.observe_request(method, route, status, seconds)
-    log = app.extensions["baas.access_log"]
-    if log.isEnabledFor(logging.INFO):
-        principal = g.get("principal")
+    extensions = current_app._get_current_object().extensions
+    extensions["baas"].metrics.observe_request(method, route, status, seconds)
+    log = extensions["baas.access_log"]
+    if log.enabled():
+        g_ = g._get_current_object()
+        principal = getattr(g_, "principal", None)
         project = user = None
         if principal is not None:
             project = principal.project.id if principal.project is not None else None
             user = principal.user.id if getattr(principal, "user", None) is not None else None
-        log.info("%s %s %s %.1fms", method, route, status, seconds * 1000, extra={"access": {
-            "request_id": g.get("request_id"),
+        milliseconds = seconds * 1000
+        log.write(f"{method} {route} {status} {milliseconds:.1f}ms", {
+            "request_id": getattr(g_, "request_id", None),
             "method": method,
             "route": route,
             "status": status,
-            "duration_ms": round(seconds * 1000, 2),
+            "duration_ms": round(milliseconds, 2),
             "project": project,
             "user_id": user,
             "admin": bool(principal is not None and getattr(principal, "admin", False)),
-        }})
+        })
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["baas.access_log"] = logging.getLogger(ACCESS_LOGGER)
+    app.extensions["baas.access_log"] = AccessLog(logging.getLogger(ACCESS_LOGGER))
     app.before_request(_start_timer)
     app.after_request(_finish)

@@ -133,10 +133,14 @@ class KeyService:
         if not plaintext or len(plaintext) > 200:
             raise Unauthorized("Unknown API key.")
         digest = sha256_hex(plaintext)
-        doc = self._cache.get(digest)
-        if doc is None:
-            doc = self.collection.find_one({"hash": digest}, {"hash": 0, "name": 0}) or False
-            self._cache.set(digest, doc)
+        cached = self._cache.get(digest)
+        if cached is None:
+            doc = self.collection.find_one({"hash": digest}, {"hash": 0, "name": 0})
+            # The KeyInfo is built once per lookup, not per request; the checks below still run every time.
+            cached = (doc, KeyInfo(id=doc["_id"], kind=doc["kind"], scopes=frozenset(doc.get("scopes") or ()))) \
+                if doc else (False, None)
+            self._cache.set(digest, cached)
+        doc, key = cached
         if not doc:
             raise Unauthorized("Unknown API key.")
         # The project comes from its own cache, which an update or delete clears, so settings such as CORS
@@ -150,4 +154,4 @@ class KeyService:
         expires_at = doc.get("expires_at")
         if expires_at is not None and as_utc(expires_at) <= utcnow():
             raise Unauthorized("This API key has expired.")
-        return project, KeyInfo(id=doc["_id"], kind=doc["kind"], scopes=frozenset(doc.get("scopes") or ()))
+        return project, key

@@ -270,3 +270,17 @@ def test_operator_updates_that_break_a_unique_index_are_409_on_every_backend(pro
         assert response.status_code == 409, (body, response.get_json())
     assert project.server.get(path).get_json()["slot"] == 2
     assert project.server.patch(path, json={"$inc": {"slot": 5}}).get_json()["slot"] == 7
+
+
+def test_shapes_stay_what_stored_documents_hold():
+    """Stored `_shape` values were computed by earlier versions: the digest of a skeleton must never change."""
+    from datetime import datetime, timezone
+
+    from bson import Int64, ObjectId
+
+    assert shape_of({}) == "01e7b720ff566d53"
+    assert shape_of({"_id": "x", "_rev": "1", "a": 1, "b": 2.5, "c": True, "d": None, "e": "s", "f": [1, "x"],
+                     "g": {"h": {"i": False}, "_j": 1}}) == "60f46e571b683d93"
+    assert shape_of({"name": "n", "tags": ["a"], "when": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                     "oid": ObjectId("6b0fb6c97d8fddf34f294869"), "big": Int64(5), "é": "ü", 'q"k': 1,
+                     "sub": {}}) == "696b33cbc8ab0be5"

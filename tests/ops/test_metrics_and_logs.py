@@ -144,3 +144,69 @@ def test_route_templates_name_parameters_without_their_converters():
     from baas.observability.requests import route_template
     assert route_template("/v1/files/<string(length=24):file_id>/content") == "/v1/files/<file_id>/content"
     assert route_template("/v1/collections/<name>/documents/<doc_id>") == "/v1/collections/<name>/documents/<doc_id>"
+
+
+def test_repeated_requests_are_each_counted_once(app, client):
+    """The request counter and histogram keep their children per (method, route, status): each answer counts."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    before = samples(client.get("/metrics", headers=admin).get_data(as_text=True))
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 401
+    after = samples(client.get("/metrics", headers=admin).get_data(as_text=True))
+    assert request_count(after, "/healthz", "200") - request_count(before, "/healthz", "200") == 3
+    assert request_count(after, "/metrics", "401") - request_count(before, "/metrics", "401") == 1
+    count = ("baas_http_request_duration_seconds_count", frozenset({"method": "GET", "route": "/healthz"}.items()))
+    assert after[count] - before.get(count, 0) == 3
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_access_lines_written_directly_are_what_logging_writes(log_format):
+    import logging
+
+    from baas.observability.logs import ACCESS_LOGGER, formatter
+
+    fmt = formatter(log_format)
+    access = {"request_id": "r1", "method": "GET", "route": "/v1/x/<name>", "status": 200, "duration_ms": 1.25,
+              "project": "p", "user_id": None, "admin": False}
+    message = "GET /v1/x/<name> 200 1.2ms"
+    for created in (1764658800.0, 1764658800.999, 1764658859.5004):  # the cached second is reused, then renewed
+        record = logging.getLogger(ACCESS_LOGGER).makeRecord(ACCESS_LOGGER, logging.INFO, __file__, 1, message, (),
+                                                            None, extra={"access": access})
+        record.created, record.msecs = created, int((created - int(created)) * 1000)
+        direct = fmt.access_line(created, int((created - int(created)) * 1000), ACCESS_LOGGER, message, access)
+        assert direct == fmt.format(record)
+
+
+def test_access_log_writes_directly_and_through_logging_when_someone_listens():
+    import io
+    import logging
+
+    from baas.observability.logs import AccessLog, formatter
+
+    logger = logging.getLogger("baas.test-access-direct")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.baas_access = True
+    handler.setFormatter(formatter("json"))
+    logger.addHandler(handler)
+    seen: list = []
+
+    class Listener(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    listener = Listener()
+    try:
+        log = AccessLog(logger)
+        log.write("GET / 200 1.0ms", {"route": "/", "status": 200})
+        assert json.loads(stream.getvalue())["route"] == "/" and seen == []
+        logger.addHandler(listener)  # e.g. a test's or an embedding app's handler: it gets the record
+        log.write("GET /a 404 1.0ms", {"route": "/a", "status": 404})
+        assert [r.access["route"] for r in seen] == ["/a"]
+        assert [json.loads(line)["route"] for line in stream.getvalue().splitlines()] == ["/", "/a"]
+    finally:
+        logger.removeHandler(handler)
+        logger.removeHandler(listener)
