@@ -201,8 +201,9 @@ SCHEMA: dict[str, Any] = {
         "senders": Key(int, 256, "Deliveries in flight at once per batch a worker sends (Web Push carries them on "
                        "one event loop; at most this many are unconfirmed when a worker dies).", minimum=1,
                        maximum=1024),
-        "sender_threads": Key(int, 32, "Threads for providers that send one delivery per thread (FCM); such a "
-                              "batch has at most min(senders, sender_threads) in flight.", minimum=1, maximum=512),
+        "sender_threads": Key(int, 32, "Threads for providers that send one delivery per thread (FCM); they "
+                              "work off the batch's window of push.senders that many at a time.",
+                              minimum=1, maximum=512),
         "max_attempts": Key(int, 5, "Tries per subscription on 429, 5xx and connection errors.", minimum=1,
                             maximum=20),
         "retry_base_seconds": Key((int, float), 5, "First retry delay; it doubles each attempt (with jitter).",

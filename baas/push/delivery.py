@@ -126,7 +126,7 @@ class PushDelivery:
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
         # Deliveries in flight at once (the window of a batch): a provider with `start_many` (Web Push) carries
-        # them all on its event loop; one that sends a delivery per thread gets at most sender_threads.
+        # them all on its event loop; one that sends a delivery per thread (FCM) queues it for sender_threads.
         self.window = self.config["senders"]
         self.senders = SenderPool(min(self.window, self.config["sender_threads"]), self._send_group)
         self._messages = TTLCache(60)
@@ -332,12 +332,10 @@ class PushDelivery:
             yield (provider if hasattr(provider, "start_many") else None), group
 
     def _window(self, targets: list) -> int:
-        """How many deliveries of this batch may be in flight at once: push.senders, or the sender threads when
-        some of its deliveries need a thread each (so whatever a saved write allowed is really started)."""
-        for target in targets:
-            provider = self.providers.get(target.get("provider", "webpush"))
-            if not (hasattr(provider, "start_many") or hasattr(provider, "send_many")):
-                return self.senders.size
+        """How many deliveries of this batch may be in flight at once: push.senders, whatever the provider. A
+        provider that sends one delivery per thread (FCM) works the window off push.sender_threads at a time; the
+        rest wait in the pool's queue. A kill leaves the whole window "unconfirmed" either way (bounded by
+        push.senders), and a window larger than the threads keeps progress writes as rare as for the others."""
         return self.window
 
     def _start(self, provider, project_id: str, group: list, message, replies: queue.SimpleQueue) -> None:
