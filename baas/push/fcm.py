@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 import orjson
 
-from baas.push.http1 import HostPool, Response
+from baas.push.http1 import HostPool, OriginPools, Response
 from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
                                  parse_retry_after)
 from baas.util import TTLCache
@@ -106,6 +106,15 @@ def _about_the_token(body: dict, message: str) -> bool:
     return "registration token" in message.lower()
 
 
+def _resolve(origin: str) -> tuple[str, str, int, str]:
+    # The URLs were checked when the admin set them (https, or http for push.allow_http_hosts); the pool connects
+    # to the address resolved here, so a name re-pointed later waits for the next resolution.
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, host, port, socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+
+
 class FcmProvider:
     name = "fcm"
 
@@ -113,40 +122,21 @@ class FcmProvider:
         self.credentials = credentials             # baas.push.credentials.NativeCredentials
         self.pool_size, self.timeout, self.ca_file = pool_size, timeout, ca_file
         self._tls = ssl.create_default_context(cafile=ca_file)   # the system CAs, or only push.native_ca_file's
-        self._pools: dict[str, tuple[HostPool, float]] = {}
+        self._pools = OriginPools(RESOLVE_SECONDS, _resolve, self._new_pool, HostPool.close)
         self._tokens: dict[tuple, tuple[str, float]] = {}
         self._token_locks: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
         self._refused = TTLCache(REFUSED_SECONDS)
         self._bodies = TTLCache(1, max_entries=256)   # one second: the apns-expiration inside stays exact
 
-    def _pool(self, origin: str, now: float) -> HostPool:
-        # The URLs were checked when the admin set them (https, or http for push.allow_http_hosts); the pool
-        # connects to the address resolved here, so a name re-pointed later waits for the next resolution.
-        found = self._pools.get(origin)
-        if found is not None and found[1] > now:
-            return found[0]
-        with self._lock:
-            found = self._pools.get(origin)
-            if found is not None and found[1] > now:
-                return found[0]
-            parts = urlsplit(origin)
-            host = parts.hostname or ""
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
-            pool = found[0] if found is not None and found[0].address == address else None
-            if pool is None:
-                if found is not None:
-                    found[0].close()
-                pool = HostPool(parts.scheme, host, port, address, self.timeout, self.pool_size, self._tls)
-            self._pools[origin] = (pool, now + RESOLVE_SECONDS)
-            return pool
+    def _new_pool(self, scheme: str, host: str, port: int, address: str) -> HostPool:
+        return HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)
 
     def post(self, url: str, body: bytes, headers: bytes) -> Response:
         """POST `body` to `url`; `headers` are encoded header lines (b"Name: value\r\n" each). OSError when
         the transport fails."""
         scheme, _, netloc, path = (url.split("/", 3) + [""])[:4]
-        pool = self._pool(f"{scheme}//{netloc}", time.time())
+        pool = self._pools.get(f"{scheme}//{netloc}", time.time())
         return pool.post(b"".join((b"POST /", path.encode("latin-1"), b" HTTP/1.1\r\nHost: ",
                                    netloc.encode("latin-1"), b"\r\n", headers, b"Content-Length: ",
                                    str(len(body)).encode(), b"\r\n\r\n", body)))
@@ -267,7 +257,5 @@ class FcmProvider:
         return found
 
     def close(self) -> None:
-        with self._lock:
-            for pool, _ in self._pools.values():
-                pool.close()
-            self._pools.clear()
+        for pool in self._pools.take_all():
+            pool.close()

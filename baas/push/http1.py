@@ -128,6 +128,45 @@ class HostPool:
             connection.close()
 
 
+class OriginPools:
+    """Connection pools by origin (`scheme://host:port`), each resolved again after `resolve_seconds`: a pool is
+    kept while its origin still resolves to the same address, and replaced (the old one retired) when it moves.
+
+    `resolve(origin)` gives (scheme, host, port, address), checking the address where the caller must (egress);
+    `make(scheme, host, port, address)` builds a pool; `retire(pool)` closes one. Reads take no lock: the dict
+    lookup is atomic, and a stale entry is only replaced under the lock.
+    """
+
+    def __init__(self, resolve_seconds: float, resolve, make, retire):
+        self.resolve_seconds = resolve_seconds
+        self._resolve, self._make, self._retire = resolve, make, retire
+        self._pools: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def get(self, origin: str, now: float):
+        found = self._pools.get(origin)
+        if found is not None and found[1] > now:
+            return found[0]
+        with self._lock:
+            found = self._pools.get(origin)
+            if found is not None and found[1] > now:
+                return found[0]
+            scheme, host, port, address = self._resolve(origin)
+            pool = found[0] if found is not None and found[0].address == address else None
+            if pool is None:
+                if found is not None:
+                    self._retire(found[0])
+                pool = self._make(scheme, host, port, address)
+            self._pools[origin] = (pool, now + self.resolve_seconds)
+            return pool
+
+    def take_all(self) -> list:
+        """Forget every pool and give them to the caller to close."""
+        with self._lock:
+            pools, self._pools = [pool for pool, _ in self._pools.values()], {}
+        return pools
+
+
 def _line(reader) -> bytes:
     line = reader.readline(MAX_LINE + 1)
     if not line:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from baas.egress import TargetRefused, resolve_public
 from baas.push.aio import LoopThread
-from baas.push.http1 import AsyncHostPool, HostPool
+from baas.push.http1 import AsyncHostPool, HostPool, OriginPools
 from baas.push.vapid import VapidTokens, b64url_decode
 
 log = logging.getLogger("baas.push")
@@ -143,30 +143,19 @@ class WebPushProvider:
         self.pool_size = pool_size
         self.timeout = timeout
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
-        self._pools: dict[str, tuple[HostPool, float]] = {}
+        self._pools = OriginPools(RESOLVE_SECONDS, self._resolve, self._blocking_pool, HostPool.close)
         self._heads: dict[tuple, bytes] = {}
         self._lock = threading.Lock()
         self._tls = ssl.create_default_context()
         self.loop = LoopThread("baas-push-webpush")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_pools: dict[str, tuple[AsyncHostPool, float]] = {}
+        self._async_pools = OriginPools(RESOLVE_SECONDS, self._resolve, self._looped_pool, self._retire_looped)
 
     def _pool(self, origin: str, now: float) -> HostPool:
-        found = self._pools.get(origin)
-        if found is not None and found[1] > now:
-            return found[0]
-        with self._lock:
-            found = self._pools.get(origin)
-            if found is not None and found[1] > now:
-                return found[0]
-            scheme, host, port, address = self._resolve(origin)
-            pool = found[0] if found is not None and found[0].address == address else None
-            if pool is None:
-                if found is not None:
-                    found[0].close()
-                pool = HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)
-            self._pools[origin] = (pool, now + RESOLVE_SECONDS)
-            return pool
+        return self._pools.get(origin, now)
+
+    def _blocking_pool(self, scheme: str, host: str, port: int, address: str) -> HostPool:
+        return HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)
 
     def _resolve(self, origin: str) -> tuple[str, str, int, str]:
         """(scheme, host, port, the checked address to connect to) of a push-service origin."""
@@ -253,7 +242,7 @@ class WebPushProvider:
             found = heads.get((origin, target.get("vapid_key")))
             if found is None:
                 try:
-                    pool = self._async_pool(origin, now, loop)
+                    pool = self._async_pools.get(origin, now)
                 except TargetRefused as exc:
                     early.append((target, Outcome(FAILED, None, f"endpoint refused: {exc}")))
                     continue
@@ -321,32 +310,21 @@ class WebPushProvider:
                 loop = self._loop
         return loop
 
-    def _async_pool(self, origin: str, now: float, loop) -> AsyncHostPool:
-        found = self._async_pools.get(origin)
-        if found is not None and found[1] > now:
-            return found[0]
-        with self._lock:
-            found = self._async_pools.get(origin)
-            if found is not None and found[1] > now:
-                return found[0]
-            scheme, host, port, address = self._resolve(origin)
-            pool = found[0] if found is not None and found[0].address == address else None
-            if pool is None:
-                if found is not None:
-                    loop.call_soon_threadsafe(found[0].close)
-                pool = AsyncHostPool(loop, scheme, host, port, address, self.timeout, self.pool_size, self._tls)
-            self._async_pools[origin] = (pool, now + RESOLVE_SECONDS)
-            return pool
+    def _looped_pool(self, scheme: str, host: str, port: int, address: str) -> AsyncHostPool:
+        return AsyncHostPool(self._event_loop(), scheme, host, port, address, self.timeout, self.pool_size,
+                             self._tls)
+
+    def _retire_looped(self, pool: AsyncHostPool) -> None:
+        self._event_loop().call_soon_threadsafe(pool.close)
 
     def close(self) -> None:
+        for pool in self._pools.take_all():
+            pool.close()
         with self._lock:
-            for pool, _ in self._pools.values():
-                pool.close()
-            self._pools.clear()
-            pools, self._async_pools, self._loop = list(self._async_pools.values()), {}, None
+            pools, self._loop = self._async_pools.take_all(), None
 
         async def close_pools():
-            for pool, _ in pools:
+            for pool in pools:
                 pool.close()
 
         self.loop.close(close_pools)
