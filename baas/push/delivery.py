@@ -125,8 +125,10 @@ class PushDelivery:
         self.targets = service.targets
         self.leases = Leases(service.mongo.platform["push_leases"])
         self.lease_seconds = self.config["lease_seconds"]
-        # Deliveries in flight at once (the window of a batch): a provider with `start_many` (Web Push) carries
-        # them all on its event loop; one that sends a delivery per thread (FCM) queues it for sender_threads.
+        # Deliveries allowed in flight at once (the window of a batch), whatever the provider: one with
+        # `start_many` (Web Push) carries them all on its event loop; one that sends a delivery per thread (FCM)
+        # works them off sender_threads at a time, the rest waiting in the pool's queue. A kill leaves the whole
+        # window "unconfirmed" either way, and a window wider than the threads keeps progress writes rare.
         self.window = self.config["senders"]
         self.senders = SenderPool(min(self.window, self.config["sender_threads"]), self._send_group)
         self._messages = TTLCache(60)
@@ -331,13 +333,6 @@ class PushDelivery:
             provider = self.providers[name]
             yield (provider if hasattr(provider, "start_many") else None), group
 
-    def _window(self, targets: list) -> int:
-        """How many deliveries of this batch may be in flight at once: push.senders, whatever the provider. A
-        provider that sends one delivery per thread (FCM) works the window off push.sender_threads at a time; the
-        rest wait in the pool's queue. A kill leaves the whole window "unconfirmed" either way (bounded by
-        push.senders), and a window larger than the threads keeps progress writes as rare as for the others."""
-        return self.window
-
     def _start(self, provider, project_id: str, group: list, message, replies: queue.SimpleQueue) -> None:
         if provider is None:
             self.senders.submit(project_id, group, message, replies)
@@ -398,7 +393,7 @@ class PushDelivery:
                     self.metrics.push_delivery(METRIC_OUTCOMES[UNCONFIRMED])
             recorded.update(unconfirmed)
         todo = iter([target for target in targets if target["id"] not in recorded])
-        window = self._window(targets)
+        window = self.window
         flush_at = max(1, window // 2)
         renew_every = self.lease_seconds / 3
         replies: queue.SimpleQueue = queue.SimpleQueue()

@@ -209,18 +209,22 @@ class _RawService:
                         break
 
 
+# (answer bytes, whether the service closes after it): interim 1xx, chunked, close, HTTP/1.0 until close, garbage.
+CANNED_ANSWERS = [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", False),
+    (b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbad \r\n3\r\nkey\r\n0\r\n\r\n", False),
+    (b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nConnection: close\r\nContent-Length: 4\r\n\r\nslow", True),
+    (b"HTTP/1.0 500 Oops\r\n\r\nuntil close", True),
+    (b"garbage\r\n\r\n", True),
+]
+
+
 def _post(pool):
     return pool.post(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
 
 
 def test_the_push_client_reads_chunked_interim_and_closing_answers():
-    service = _RawService([
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", False),
-        (b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbad \r\n3\r\nkey\r\n0\r\n\r\n", False),
-        (b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nConnection: close\r\nContent-Length: 4\r\n\r\nslow", True),
-        (b"HTTP/1.0 500 Oops\r\n\r\nuntil close", True),
-        (b"garbage\r\n\r\n", True),
-    ])
+    service = _RawService(CANNED_ANSWERS)
     pool = HostPool("http", "127.0.0.1", service.port, "127.0.0.1", 5, 4, None)
     first, second = _post(pool), _post(pool)
     assert (first.status, second.status, second.body) == (201, 400, b"bad key")
@@ -252,13 +256,7 @@ def test_the_event_loop_push_client_reads_the_same_answers_and_times_out():
 
     from baas.push.http1 import AsyncHostPool
 
-    service = _RawService([
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", False),
-        (b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbad \r\n3\r\nkey\r\n0\r\n\r\n", False),
-        (b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nConnection: close\r\nContent-Length: 4\r\n\r\nslow", True),
-        (b"HTTP/1.0 500 Oops\r\n\r\nuntil close", True),
-        (b"garbage\r\n\r\n", True),
-    ])
+    service = _RawService(CANNED_ANSWERS)
     silent = socket.create_server(("127.0.0.1", 0))  # connects (the kernel accepts), never answers
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
