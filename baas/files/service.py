@@ -560,17 +560,26 @@ class FileService:
     def _make_thumbnail(self, original_key: str, key: str, width: int, height: int, fit: str) -> tuple[bytes, str]:
         """Runs on a thumbnail pool thread: decode, resize, and cache beside the original (deleted with it)."""
         with self.storage():
-            original = b"".join(self.blobs.open(original_key))
+            original = b"".join(self._open(original_key))
             data, content_type = thumbs.render(original, width, height, fit,
                                                self.config["files"]["thumbnail_max_pixels"])
             self.blobs.put(key, io.BytesIO(data), len(data), content_type)
         return data, content_type
 
+    def _open(self, key: str, offset: int = 0, length: int | None = None):
+        """The object's chunks; an object removed behind baas's back (a bucket lifecycle rule, an operator's
+        clean-up) is a missing file to the client, not a server error."""
+        try:
+            return self.blobs.open(key, offset, length)
+        except BlobNotFound:
+            log.warning("file content %s is missing from storage", key)
+            raise NotFound("The file's content is no longer stored.") from None
+
     def stream(self, key: str, offset: int = 0, length: int | None = None):
         """The object's bytes in chunks. Storage failing mid-way ends the body early (the status is already
         sent), which the client sees as a short read against Content-Length."""
         with self.storage():
-            chunks = self.blobs.open(key, offset, length)
+            chunks = self._open(key, offset, length)
 
         def guarded():
             try:

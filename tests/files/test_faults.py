@@ -129,3 +129,19 @@ def test_real_kill_during_an_upload(app, admin, client, server_process, files, t
     assert [p for p in Path(project_dir).rglob("*") if p.is_file()] == []
     assert files.pending.count_documents({"project_id": project.id}) == 0
     assert project.server.get("/v1/files").get_json()["items"] == []
+
+
+def test_a_file_whose_object_is_gone_answers_404_not_500(project, blobs):
+    """An object removed behind baas's back (a bucket lifecycle rule, an operator's cleanup) is a missing file."""
+    from files_helpers import png_bytes
+
+    plain = upload(project.server, b"soon gone").get_json()
+    image = upload(project.server, png_bytes(), name="a.png", content_type="image/png").get_json()
+    for doc in (plain, image):
+        blobs.delete(f"projects/{project.id}/files/{doc['_id']}")
+    for path in (f"/v1/files/{plain['_id']}/content", f"/v1/files/{image['_id']}/content?thumb=200x200"):
+        response = project.server.get(path, headers={"Range": "bytes=0-3"} if "thumb" not in path else {})
+        assert response.status_code == 404, (path, response.status_code, response.data[:200])
+        body = response.get_json()
+        assert body["code"] == 404 and "no longer stored" in body["message"]
+    assert project.server.get(f"/v1/files/{plain['_id']}").status_code == 200  # the metadata stays for the admin
