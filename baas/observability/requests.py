@@ -16,6 +16,9 @@ from baas.observability.logs import ACCESS_LOGGER, AccessLog
 
 _STARTED = "baas.started"
 UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners cannot grow the series
+# HTTP lets a client send any token as its method; made-up ones share one label, as unknown paths do.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "OTHER"
 
 
 _CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
@@ -42,6 +45,8 @@ def _finish(response):
     rule = req.url_rule
     route = route_template(rule.rule) if rule is not None else UNMATCHED_ROUTE
     method = environ.get("REQUEST_METHOD", "")
+    if method not in KNOWN_METHODS:
+        method = OTHER_METHOD
     status = response.status_code
     extensions = current_app._get_current_object().extensions
     extensions["baas"].metrics.observe_request(method, route, status, seconds)

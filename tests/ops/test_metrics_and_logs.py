@@ -210,3 +210,15 @@ def test_access_log_writes_directly_and_through_logging_when_someone_listens():
     finally:
         logger.removeHandler(handler)
         logger.removeHandler(listener)
+
+
+def test_made_up_methods_share_one_label_so_they_cannot_grow_the_series(app, client):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for method in ("FOO1", "FOO2", "X" * 200):
+        assert client.open("/healthz", method=method).status_code == 405
+    scrape = client.get("/metrics", headers=admin).get_data(as_text=True)
+    assert "FOO1" not in scrape and "X" * 200 not in scrape
+    after = samples(scrape)
+    other = [labels for (name, labels) in after if name == "baas_http_requests_total"
+             and dict(labels).get("method") == "OTHER"]
+    assert other and after[("baas_http_requests_total", other[0])] == 3
