@@ -8,10 +8,32 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+# getaddrinfo has no timeout of its own and a slow or silent DNS server holds it for tens of seconds; lookups made
+# while a request waits run on these threads, so the request gives up at its deadline. A lookup stuck past it keeps
+# its thread, so at most this many are stuck at once and the rest wait their turn (and their deadline) in the queue.
+LOOKUP_THREADS = 8
+_lookups: ThreadPoolExecutor | None = None
+_lookups_lock = threading.Lock()
 
 
 class TargetRefused(Exception):
     """The host resolves to an address outbound requests may not go to."""
+
+
+class LookupTimedOut(OSError):
+    """The host name did not resolve before the deadline (the DNS server is slow or silent)."""
+
+
+def _lookup_pool() -> ThreadPoolExecutor:
+    global _lookups
+    with _lookups_lock:
+        if _lookups is None:
+            _lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="baas-dns")
+        return _lookups
 
 
 def is_forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -25,14 +47,22 @@ def parse_networks(networks) -> list:
     return [ipaddress.ip_network(n, strict=False) for n in networks or ()]
 
 
-def resolve_public(host: str, port: int, allow_networks=()) -> list[str]:
+def resolve_public(host: str, port: int, allow_networks=(), timeout: float | None = None) -> list[str]:
     """The addresses of `host` (an IP literal or a name), all checked; the first is the one to connect to.
 
     Raises TargetRefused when any address is forbidden and in none of `allow_networks` (ip_network objects,
-    see parse_networks); OSError when the name does not resolve.
+    see parse_networks); OSError when the name does not resolve, LookupTimedOut when `timeout` seconds pass first.
     """
     try:
-        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        if timeout is None:
+            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        else:
+            lookup = _lookup_pool().submit(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
+            try:
+                infos = lookup.result(timeout)
+            except FutureTimeout:
+                lookup.cancel()
+                raise LookupTimedOut(f"{host} did not resolve within {timeout:g} s") from None
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from None
     addresses = []

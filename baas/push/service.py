@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from baas.egress import TargetRefused, resolve_public
-from baas.errors import Invalid, NotFound
+from baas.egress import LookupTimedOut, TargetRefused, resolve_public
+from baas.errors import Invalid, NotFound, ServiceUnavailable
 from baas.push.native import check_native_options, check_native_payloads, check_providers
 from baas.push.providers import MAX_ENCRYPTED_PAYLOAD, REMOVED, SENT, encrypted_size
 from baas.push.vapid import b64url_decode
@@ -34,6 +34,7 @@ from baas.storage.mongo import ensure_index
 from baas.util import new_id, utcnow
 
 SUBSCRIPTIONS = "_push_subscriptions"
+SUBSCRIBE_LOOKUP_SECONDS = 3.0  # a subscribe waits this long for DNS, on a request thread
 MESSAGES = "_push_messages"
 QUEUE = "push_queue"
 TARGETS = "push_targets"
@@ -166,9 +167,12 @@ class PushService:
             if host == "localhost" or host.endswith(".localhost"):
                 raise local
             try:
-                resolve_public(host, parts.port or 443)
+                resolve_public(host, parts.port or 443, timeout=SUBSCRIBE_LOOKUP_SECONDS)
             except TargetRefused:
                 raise local from None
+            except LookupTimedOut:
+                raise ServiceUnavailable("The endpoint's host name could not be looked up in time; retry shortly.",
+                                         headers={"Retry-After": "5"}) from None
             except OSError:
                 raise _invalid("endpoint", "endpoint's host name does not resolve.") from None
         return endpoint

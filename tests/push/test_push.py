@@ -334,3 +334,36 @@ def test_resubscribing_after_a_topic_change_keeps_the_topics(project, receiver):
     again = user.post("/v1/push/subscriptions", json=device.subscription())
     assert again.status_code == 200, again.get_json()
     assert again.get_json()["id"] == sub_id and again.get_json()["topics"] == ["a", "b"]
+
+
+def test_a_silent_dns_server_makes_subscribe_answer_503_at_its_deadline(project, monkeypatch):
+    """getaddrinfo has no timeout; a subscribe gives up on the lookup instead of holding its request thread."""
+    import socket
+    import threading
+
+    from baas.push import service as push_service
+
+    released = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def silent_dns(host, *args, **kwargs):
+        if host == "push.silent-dns.example":
+            released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent_dns)
+    monkeypatch.setattr(push_service, "SUBSCRIBE_LOOKUP_SECONDS", 0.3)
+    user = sign_up_user(project)
+    body = {"endpoint": "https://push.silent-dns.example/send/1", "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}}
+    started = time.monotonic()
+    try:
+        response = user.post("/v1/push/subscriptions", json=body)
+        waited = time.monotonic() - started
+    finally:
+        released.set()
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["message"] == "The endpoint's host name could not be looked up in time; retry shortly."
+    assert waited < 10  # gave up at its deadline, not when the DNS server did (30 s)
+    assert user.get("/v1/push/subscriptions").get_json() == []
