@@ -1,58 +1,27 @@
 """Real `baas worker` processes sharing the queue: a scheduled send fires once; a killed worker's batch is finished
 by the other without sending anything twice."""
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from baas.testing import die_with_parent, sign_up_user, wait_until, with_overrides
+from baas.testing import WorkerProcess, sign_up_user, wait_until, with_overrides
 from push_receiver import PUSH_CONFIG
 
 
-class Workers:
-    def __init__(self, config: dict, tmp_path):
-        self.path = tmp_path / "worker.yaml"
-        self.path.write_text(json.dumps(config))  # JSON is valid YAML
-        self.tmp_path = tmp_path
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self) -> subprocess.Popen:
-        log = open(self.tmp_path / f"worker-{len(self.processes)}.log", "wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
-        process = subprocess.Popen([sys.executable, "-m", "baas", "worker", "--config", str(self.path)],
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                   preexec_fn=die_with_parent)
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
-def workers(base_config, tmp_path):
-    """`workers(**config overrides)` -> Workers, whose `.start()` runs one more `baas worker` process."""
+def start_worker(base_config, tmp_path):
+    """`start_worker(**config overrides)` -> a running `baas worker` process (baas.testing.WorkerProcess)."""
     started = []
 
-    def make(**overrides):
-        started.append(Workers(with_overrides(base_config, {**PUSH_CONFIG, **overrides}), tmp_path))
+    def start(**overrides):
+        config = with_overrides(base_config, {**PUSH_CONFIG, **overrides})
+        started.append(WorkerProcess(config, tmp_path, name=f"worker-{len(started)}").start())
         return started[-1]
 
-    yield make
-    for group in started:
-        group.stop()
+    yield start
+    for worker in started:
+        worker.stop(timeout=15)
 
 
 def _subscribe_devices(project, receiver, count):
@@ -70,10 +39,9 @@ def _status(project, message_id):
     return project.server.get(f"/v1/push/messages/{message_id}").get_json()
 
 
-def test_a_scheduled_send_fires_once_with_two_workers(project, receiver, workers):
+def test_a_scheduled_send_fires_once_with_two_workers(project, receiver, start_worker):
     devices = _subscribe_devices(project, receiver, 20)
-    group = workers()
-    group.start(), group.start()
+    start_worker(), start_worker()
     send_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
     response = project.server.post("/v1/push/messages", json={
         "audience": {"all": True}, "notification": {"title": "at nine"}, "send_at": send_at})
@@ -91,7 +59,7 @@ def test_a_scheduled_send_fires_once_with_two_workers(project, receiver, workers
     assert sum(len(receiver.for_device(d)) for d in devices) == len(devices)
 
 
-def test_a_killed_worker_batch_is_finished_by_the_other_and_nothing_twice(project, receiver, workers):
+def test_a_killed_worker_batch_is_finished_by_the_other_and_nothing_twice(project, receiver, start_worker):
     devices = _subscribe_devices(project, receiver, 40)
     mine = {d.token for d in devices}  # the receiver is shared by the whole session
     senders = 4
@@ -99,23 +67,23 @@ def test_a_killed_worker_batch_is_finished_by_the_other_and_nothing_twice(projec
     def received():
         return [r.token for r in receiver.received if r.token in mine]
 
-    group = workers(**{"push.batch_size": 40, "push.senders": senders, "push.lease_seconds": 2})
+    config = {"push.batch_size": 40, "push.senders": senders, "push.lease_seconds": 2}
     # After 10 answered deliveries every sender hangs on a request that did arrive: the kill lands mid-batch
     # with exactly `senders` requests in flight.
     receiver.hold(mine, after=10)
     try:
-        first = group.start()
+        first = start_worker(**config)
         response = project.server.post("/v1/push/messages", json={"audience": {"all": True},
                                                                    "notification": {"title": "once"}})
         message_id = response.get_json()["id"]
         wait_until(lambda: receiver.held == senders, timeout=60, message="every sender waiting on the service")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
         at_kill = set(received())
     finally:
         receiver.release()
     assert len(at_kill) == 10 + senders
-    group.start()
+    start_worker(**config)
     wait_until(lambda: _status(project, message_id)["status"] == "done", timeout=60, message="taken over")
     tokens = [r.token for r in receiver.received
               if r.token in mine and r.payload == {"title": "once", "message_id": message_id}]
