@@ -2,7 +2,8 @@
 
 Authentication is OAuth 2.0 with a service account (RFC 7523): an RS256 JWT assertion signed with the account's
 key is exchanged at the token endpoint for an access token, which is cached per (project, credential revision)
-until five minutes before it expires, so thousands of deliveries cost one token request. PyJWT (already a
+until shortly before it expires (five minutes, or half the lifetime of a token that lives less than ten), so
+thousands of deliveries cost one token request. PyJWT (already a
 dependency) signs the assertion; google-auth would do the same exchange through its own HTTP stack.
 
 Requests go over baas.push.http1 keep-alive pools (HostPool, as Web Push), one per origin with up to a connection
@@ -123,7 +124,7 @@ class FcmProvider:
         self.pool_size, self.timeout, self.ca_file = pool_size, timeout, ca_file
         self._tls = ssl.create_default_context(cafile=ca_file)   # the system CAs, or only push.native_ca_file's
         self._pools = OriginPools(RESOLVE_SECONDS, _resolve, self._new_pool, HostPool.close)
-        self._tokens: dict[tuple, tuple[str, float]] = {}
+        self._tokens: dict[tuple, tuple[str, float]] = {}     # key -> (access token, when to renew it)
         self._token_locks: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
         self._refused = TTLCache(REFUSED_SECONDS)
@@ -169,7 +170,9 @@ class FcmProvider:
             return Outcome(FAILED, response.status, reason)
         expires_in = body.get("expires_in", 3600)
         expires_in = expires_in if isinstance(expires_in, (int, float)) and expires_in > 0 else 3600
-        return token, time.time() + expires_in
+        # A fixed five-minute margin would make a token that lives under five minutes (gateways, tests) stale at
+        # once, and every delivery would fetch a new one: a short-lived token is renewed at half its life.
+        return token, time.time() + expires_in - min(RENEW_BEFORE_SECONDS, expires_in / 2)
 
     def _known(self, key: tuple) -> str | Outcome | None:
         """The cached access token, or the cached refusal of the credentials, or None."""
@@ -177,7 +180,7 @@ class FcmProvider:
         if refused is not None:
             return refused
         cached = self._tokens.get(key)
-        if cached is not None and cached[1] - RENEW_BEFORE_SECONDS > time.time():
+        if cached is not None and cached[1] > time.time():
             return cached[0]
         return None
 

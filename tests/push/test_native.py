@@ -453,3 +453,27 @@ def test_a_native_base_url_does_not_open_its_host_to_web_push_endpoints(native, 
     response = user.post("/v1/push/subscriptions", json=body)
     assert response.status_code == 400
     assert "not a local address" in response.get_json()["errors"]["endpoint"][0]
+
+
+def test_a_short_lived_fcm_access_token_is_reused_until_shortly_before_it_expires(native, fcm, delivery):
+    # A token endpoint (an on-premise gateway) that issues 2-minute tokens: under the usual 5-minute margin, yet
+    # it must serve many deliveries, not one token request each.
+    user = sign_up_user(native)
+    androids = [fcm_token(n) for n in range(8)]
+    for token in androids:
+        register(user, "fcm", token)
+    fcm.token_seconds = 120
+    try:
+        tokens_before = fcm.token_requests
+        for title in ("one", "two", "three"):
+            message_id = send(native, {"audience": {"users": [user.user_id]}, "providers": ["fcm"],
+                                       "notification": {"title": title}})
+            delivery.drain()
+            assert status(native, message_id)["counts"]["sent"] == 8
+    finally:
+        fcm.token_seconds = 3600
+    assert sum(len(fcm.for_token(t)) for t in androids) == 24
+    assert fcm.token_requests - tokens_before == 1
+    provider = native.server.client.application.extensions["baas"].extra["push"].providers["fcm"]
+    (_, renew_at), = provider._tokens.values()
+    assert 55 < renew_at - time.time() <= 60      # renewed at half its life, not five minutes before its end
