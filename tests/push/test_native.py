@@ -477,3 +477,28 @@ def test_a_short_lived_fcm_access_token_is_reused_until_shortly_before_it_expire
     provider = native.server.client.application.extensions["baas"].extra["push"].providers["fcm"]
     (_, renew_at), = provider._tokens.values()
     assert 55 < renew_at - time.time() <= 60      # renewed at half its life, not five minutes before its end
+
+
+@pytest.mark.parametrize("retry_after", ["30", "date"])
+def test_fcm_retry_after_sets_when_the_delivery_is_tried_again(native, fcm, delivery, retry_after):
+    import email.utils
+
+    delivery.config["retry_max_seconds"] = 120      # the backoff alone would retry within 0.1 s
+    user = sign_up_user(native)
+    token = fcm_token()
+    register(user, "fcm", token)
+    header = "30" if retry_after == "30" else email.utils.formatdate(time.time() + 30, usegmt=True)
+    fcm.answer(token, (429, "QUOTA_EXCEEDED", {"Retry-After": header}))
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "later"}})
+    answered_at = time.time()
+    queue = delivery.queue
+    wait_until(lambda: delivery.run_once() is not None and queue.find_one({"message_id": message_id, "attempt": 2}),
+               timeout=20, message="the retry queued")
+    retry = queue.find_one({"message_id": message_id, "attempt": 2})
+    assert 28 <= retry["due"] - answered_at <= 32 + (time.time() - answered_at)
+    delivery.run_once()
+    assert fcm.attempts[token] == 1                 # not due yet: nothing sent early
+    queue.update_one({"_id": retry["_id"]}, {"$set": {"due": time.time()}})   # let the 30 s pass
+    delivery.drain()
+    assert fcm.attempts[token] == 2 and len(fcm.for_token(token)) == 1
+    assert status(native, message_id)["counts"]["sent"] == 1
