@@ -14,6 +14,7 @@ import jwt
 import orjson
 
 from baas.push.aio import LoopThread
+from baas.push.credentials import Unreadable
 from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
 from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome, parse_retry_after
 from baas.util import TTLCache
@@ -123,6 +124,8 @@ class ApnsProvider:
         if credential is None:
             return [Outcome(FAILED, None, "APNs is not configured for this project "
                                           "(`baas push credentials set PROJECT apns ...`)")] * len(targets)
+        if isinstance(credential, Unreadable):
+            return [Outcome(FAILED, None, credential.reason)] * len(targets)
         refused = self._refused.get((project_id, credential.revision))
         if refused is not None:
             return [refused] * len(targets)

@@ -8,6 +8,7 @@ caches (access tokens, provider JWTs, HTTP/2 connections) on it, so new credenti
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -17,7 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from baas.errors import Invalid, NotFound
+from baas.sealing import SealError
 from baas.util import TTLCache, new_id, utcnow
+
+log = logging.getLogger("baas.push")
 
 PROVIDERS = ("fcm", "apns")
 FCM_BASE_URL = "https://fcm.googleapis.com"
@@ -58,6 +62,19 @@ class ApnsCredential:
     base_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Stored credentials that do not open (sealed under a key this process lacks, altered, or not a key):
+    what providers fail the project's deliveries with, instead of raising per delivery."""
+    project_id: str
+    provider: str
+    reason: str
+
+
+SET_AGAIN = {"fcm": "`baas push credentials set PROJECT fcm FILE.json`",
+             "apns": "`baas push credentials set PROJECT apns ...`"}
+
+
 def _invalid(field: str, message: str):
     return Invalid(message, errors={field: [message]})
 
@@ -73,6 +90,7 @@ class NativeCredentials:
         self.sealer = sealer                              # baas.sealing.Sealer
         self.allowed_http_hosts = frozenset(h.lower() for h in allowed_http_hosts)
         self._cache = TTLCache(CACHE_SECONDS)
+        self._warned = TTLCache(CACHE_SECONDS)
         self._lock = threading.Lock()
 
     # ---- validation
@@ -191,17 +209,36 @@ class NativeCredentials:
 
     # ---- what providers use
 
-    def load(self, project_id: str, provider: str) -> FcmCredential | ApnsCredential | None:
+    def load(self, project_id: str, provider: str) -> FcmCredential | ApnsCredential | Unreadable | None:
         """The opened credential, cached a few seconds (a miss is cached too: no read per delivery)."""
         key = (project_id, provider)
         found = self._cache.get(key)
         if found is not None:
             return found or None
         doc = self.collection.find_one({"_id": f"{project_id}/{provider}"})
-        credential = self._open(doc) if doc is not None else None
+        credential = self._open_or_unreadable(doc) if doc is not None else None
         with self._lock:
             self._cache.set(key, credential or False)
         return credential
+
+    def _open_or_unreadable(self, doc: dict):
+        try:
+            return self._open(doc)
+        except SealError as exc:
+            why = f"cannot be opened ({exc})"
+        except (ValueError, TypeError, KeyError, AttributeError):
+            why = "are not a readable private key (altered in the database?)"
+        project_id, provider = doc.get("project_id"), doc.get("provider")
+        name = "FCM" if provider == "fcm" else "APNs"
+        unreadable = Unreadable(project_id, provider, f"the stored {name} credentials of this project {why}; "
+                                                      f"set them again with {SET_AGAIN.get(provider, '')}")
+        with self._lock:
+            # Several sender threads may miss the cache together: one warning per project and cache period.
+            first = self._warned.get((project_id, provider)) is None
+            self._warned.set((project_id, provider), True)
+        if first:
+            log.warning("push credentials %s of project %s: %s", provider, project_id, unreadable.reason)
+        return unreadable
 
     def _open(self, doc: dict):
         pem = self.sealer.open(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 import orjson
 
+from baas.push.credentials import Unreadable
 from baas.push.http1 import HostPool, OriginPools, Response
 from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
                                  parse_retry_after)
@@ -216,6 +217,8 @@ class FcmProvider:
         if credential is None:
             return Outcome(FAILED, None, "FCM is not configured for this project "
                                          "(`baas push credentials set PROJECT fcm FILE.json`)")
+        if isinstance(credential, Unreadable):
+            return Outcome(FAILED, None, credential.reason)
         token = self.access_token(credential)
         if isinstance(token, Outcome):
             return token

@@ -502,3 +502,50 @@ def test_fcm_retry_after_sets_when_the_delivery_is_tried_again(native, fcm, deli
     delivery.drain()
     assert fcm.attempts[token] == 2 and len(fcm.for_token(token)) == 1
     assert status(native, message_id)["counts"]["sent"] == 1
+
+
+def _stored_credentials(app):
+    return app.extensions["baas"].mongo.platform["push_credentials"]
+
+
+@pytest.mark.parametrize("damage", ["unknown key", "altered", "not a key"])
+def test_unreadable_credentials_fail_deliveries_with_the_reason_and_one_warning(native, admin, fcm, apns, delivery,
+                                                                                damage, caplog):
+    from baas.push.credentials import _aad
+    from baas.sealing import Sealer
+
+    app = native.server.client.application
+    svc = app.extensions["baas"]
+    stored = _stored_credentials(app)
+    for doc in stored.find({"project_id": native.id}):
+        aad = _aad(doc["project_id"], doc["provider"], doc["revision"])
+        if damage == "unknown key":       # sealed by a process with another secrets.encryption_key
+            sealed = Sealer("a key this process never had").seal(b"whatever", aad)
+        elif damage == "altered":
+            sealed = doc["sealed"][:-6] + ("AAAAAA" if not doc["sealed"].endswith("AAAAAA") else "BBBBBB")
+        else:
+            sealed = svc.sealer.seal(b"-----BEGIN PRIVATE KEY-----\nnot a key\n", aad)
+        stored.update_one({"_id": doc["_id"]}, {"$set": {"sealed": sealed}})
+    svc.extra["push"].credentials._cache.clear()
+    user = sign_up_user(native)
+    for n in range(5):
+        register(user, "fcm", fcm_token(n))
+        register(user, "apns", apns.device_token())
+    tokens_before = fcm.token_requests
+    caplog.set_level("WARNING", logger="baas.push")
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+    delivery.drain()
+    shown = status(native, message_id)
+    assert shown["status"] == "done" and shown["counts"]["failed"] == 10 and shown["counts"]["sent"] == 0
+    reasons = {f["reason"]: f["count"] for f in shown["failures"]}
+    assert len(reasons) == 2 and set(reasons.values()) == {5}, reasons
+    for reason in reasons:
+        assert "stored" in reason and "set them again with `baas push credentials set PROJECT" in reason
+        if damage == "unknown key":
+            assert "secrets.previous_encryption_keys" in reason
+    assert fcm.token_requests == tokens_before
+    warnings = [r for r in caplog.records if r.name == "baas.push" and "credentials" in r.getMessage()]
+    assert sorted(r.getMessage().split()[2] for r in warnings) == ["apns", "fcm"]   # one each, not one a delivery
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []              # no provider error logged
+    listed = admin.get(f"/admin/v1/projects/{native.id}/push/credentials")
+    assert listed.status_code == 200 and len(listed.get_json()) == 2     # the public parts still show
