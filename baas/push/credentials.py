@@ -2,7 +2,8 @@
 
 Stored in the platform collection `push_credentials`, one document per (project, provider). The private key is
 sealed (baas.sealing, under secrets.encryption_key) with the project, provider and revision as its context, so a
-sealed key copied to another project or provider does not open. Only the public parts (ids, e-mail, bundle id,
+sealed key copied to another project or provider does not open. After an encryption-key change (the former key in
+secrets.previous_encryption_keys) they are sealed again under the new key at start and on first use. Only the public parts (ids, e-mail, bundle id,
 URLs) are ever shown. Each save makes a new revision: providers key their
 caches (access tokens, provider JWTs, HTTP/2 connections) on it, so new credentials are used at once.
 """
@@ -202,6 +203,30 @@ class NativeCredentials:
             raise NotFound(f"Project '{project_id}' has no {provider} credentials.")
         self._cache.discard((project_id, provider))
 
+    def _reseal(self, doc: dict, secret: bytes) -> bool:
+        """Seal `secret` again under the current encryption key when `doc` is under a previous one, so the
+        previous key can be dropped from secrets.previous_encryption_keys later. Same revision: the contents
+        did not change, so providers keep their tokens and connections."""
+        if not self.sealer.needs_reseal(doc["sealed"]):
+            return False
+        sealed = self.sealer.seal(secret, _aad(doc["project_id"], doc["provider"], doc["revision"]))
+        # Guarded by the value read: a save meanwhile wins.
+        return self.collection.update_one({"_id": doc["_id"], "revision": doc["revision"], "sealed": doc["sealed"]},
+                                          {"$set": {"sealed": sealed}}).matched_count == 1
+
+    def migrate(self) -> int:
+        """At start: seal every stored credential under the current encryption key (after a key change)."""
+        changed = 0
+        for doc in self.collection.find({}):
+            if not self.sealer.needs_reseal(doc.get("sealed")):
+                continue
+            try:
+                secret = self.sealer.open(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))
+            except (SealError, KeyError):
+                continue    # left as it is: its deliveries fail with the reason (see load)
+            changed += self._reseal(doc, secret)
+        return changed
+
     def forget(self, project_id: str) -> None:
         self.collection.delete_many({"project_id": project_id})
         for provider in PROVIDERS:
@@ -243,6 +268,7 @@ class NativeCredentials:
     def _open(self, doc: dict):
         pem = self.sealer.open(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))
         private_key = serialization.load_pem_private_key(pem, password=None)
+        self._reseal(doc, pem)
         public = doc["public"]
         if doc["provider"] == "fcm":
             return FcmCredential(doc["project_id"], doc["revision"], public["firebase_project"],

@@ -549,3 +549,53 @@ def test_unreadable_credentials_fail_deliveries_with_the_reason_and_one_warning(
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []              # no provider error logged
     listed = admin.get(f"/admin/v1/projects/{native.id}/push/credentials")
     assert listed.status_code == 200 and len(listed.get_json()) == 2     # the public parts still show
+
+
+def test_credentials_are_sealed_again_after_an_encryption_key_change(native, make_app, fcm, apns):
+    from baas.push import background_runners
+    from baas.sealing import Sealer
+    from baas.testing import ApiClient, ProjectKeys
+
+    old_app = native.server.client.application
+    old_key = old_app.extensions["baas"].config["secrets"]["encryption_key"]
+    stored = _stored_credentials(old_app)
+    before = {d["_id"]: d for d in stored.find({"project_id": native.id})}
+    assert len(before) == 2
+    new_key = "the-new-encryption-key-" + "n" * 24
+    new_id = Sealer(new_key).key_id
+    # The restart with the new key: the old one moves to previous_encryption_keys (baas.sealing).
+    app = make_app({**PUSH_CONFIG, "push.native_ca_file": apns.ca_file, "push.request_timeout_seconds": 3,
+                    "secrets.encryption_key": new_key, "secrets.previous_encryption_keys": [old_key]})
+    after = {d["_id"]: d for d in stored.find({"project_id": native.id})}
+    assert {d["sealed"].split(".")[1] for d in after.values()} == {new_id}        # resealed at start
+    assert all(after[i]["revision"] == before[i]["revision"] for i in before)     # same credentials
+    client = app.test_client()
+    restarted = ProjectKeys(native.id, native.client_key, native.server_key,
+                            ApiClient(client, {"X-API-Key": native.client_key}),
+                            ApiClient(client, {"X-API-Key": native.server_key}))
+    delivery, = background_runners(app.extensions["baas"])
+    try:
+        user = sign_up_user(restarted)
+        android, iphone = fcm_token(), apns.device_token()
+        register(user, "fcm", android)
+        register(user, "apns", iphone)
+        first = send(restarted, {"audience": {"users": [user.user_id]}, "notification": {"title": "new key"}})
+        delivery.drain()
+        assert status(restarted, first)["counts"]["sent"] == 2
+        assert len(fcm.for_token(android)) == 1 and len(apns.for_token(iphone)) == 1
+
+        # A value still under the old key (written by a process that had not restarted yet) is resealed on use.
+        for doc in before.values():
+            stored.replace_one({"_id": doc["_id"]}, doc)
+        app.extensions["baas"].extra["push"].credentials._cache.clear()
+        second = send(restarted, {"audience": {"users": [user.user_id]}, "notification": {"title": "again"}})
+        delivery.drain()
+        assert status(restarted, second)["counts"]["sent"] == 2
+        assert {d["sealed"].split(".")[1] for d in stored.find({"project_id": native.id})} == {new_id}
+    finally:
+        delivery.close()
+    # Now the old key can go: a process with the new key alone opens them.
+    alone = make_app({**PUSH_CONFIG, "secrets.encryption_key": new_key})
+    credentials = alone.extensions["baas"].extra["push"].credentials
+    assert credentials.load(native.id, "fcm").client_email == native.fcm_account["client_email"]
+    assert credentials.load(native.id, "apns").key_id == native.apns_key["key_id"]
