@@ -599,3 +599,42 @@ def test_credentials_are_sealed_again_after_an_encryption_key_change(native, mak
     credentials = alone.extensions["baas"].extra["push"].credentials
     assert credentials.load(native.id, "fcm").client_email == native.fcm_account["client_email"]
     assert credentials.load(native.id, "apns").key_id == native.apns_key["key_id"]
+
+
+def test_deleting_a_project_deletes_its_native_credentials_before_the_project_goes(native, admin, client, apns,
+                                                                                   delivery, monkeypatch):
+    from baas.testing import create_project
+
+    app = native.server.client.application
+    credentials = app.extensions["baas"].extra["push"].credentials
+    stored = _stored_credentials(app)
+    assert stored.count_documents({"project_id": native.id}) == 2
+    assert credentials.load(native.id, "apns") is not None          # cached in this process too
+
+    class Failing:                   # the database fails just while the credentials are removed
+        def __getattr__(self, name):
+            return getattr(stored, name)
+
+        def delete_many(self, *args, **kwargs):
+            raise OSError("database went away")
+
+    # A failure while removing them stops the delete with the project still marked, not gone without them ...
+    monkeypatch.setattr(credentials, "collection", Failing())
+    assert admin.delete(f"/admin/v1/projects/{native.id}", json={"confirm": native.id}).status_code == 500
+    assert app.extensions["baas"].projects.collection.find_one({"_id": native.id})["status"] == "deleting"
+    assert stored.count_documents({"project_id": native.id}) == 2
+    monkeypatch.setattr(credentials, "collection", stored)
+
+    # ... and repeating it finishes the job.
+    assert admin.delete(f"/admin/v1/projects/{native.id}", json={"confirm": native.id}).status_code == 204
+    assert stored.count_documents({"project_id": native.id}) == 0
+
+    again = create_project(admin, client, native.id)
+    assert admin.get(f"/admin/v1/projects/{again.id}/push/credentials").get_json() == []
+    assert credentials.load(again.id, "fcm") is None and credentials.load(again.id, "apns") is None
+    user = sign_up_user(again)
+    register(user, "apns", apns.device_token())
+    message_id = send(again, {"audience": {"all": True}, "notification": {"title": "x"}})
+    delivery.drain()
+    assert [f["reason"] for f in status(again, message_id)["failures"]] == [
+        "APNs is not configured for this project (`baas push credentials set PROJECT apns ...`)"]
