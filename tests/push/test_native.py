@@ -638,3 +638,50 @@ def test_deleting_a_project_deletes_its_native_credentials_before_the_project_go
     delivery.drain()
     assert [f["reason"] for f in status(again, message_id)["failures"]] == [
         "APNs is not configured for this project (`baas push credentials set PROJECT apns ...`)"]
+
+
+def _attempts_recorded(delivery, message_id):
+    return {item["attempt"] for item in delivery.queue.find({"message_id": message_id, "kind": "batch"})}
+
+
+def test_an_expired_apns_provider_token_is_renewed_and_the_delivery_resent_at_once(native, apns, delivery):
+    user = sign_up_user(native)
+    iphones = [apns.device_token() for _ in range(3)]
+    for token in iphones:
+        register(user, "apns", token)
+    send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "one"}})
+    delivery.drain()
+    key_id = native.apns_key["key_id"]
+    first_jwt, = apns.jwts_of(key_id)
+
+    apns.expire_jwts()          # the cached JWT is now too old for Apple
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "two"}})
+    delivery.drain()
+    shown = status(native, message_id)
+    assert shown["status"] == "done" and shown["counts"]["sent"] == 3 and shown["failures"] == []
+    assert _attempts_recorded(delivery, message_id) == {1}      # resent within the attempt, no retry queued
+    assert all(apns.attempts[t] == 3 and len(apns.for_token(t)) == 2 for t in iphones)
+    jwts = apns.jwts_of(key_id)
+    assert len(jwts) == 2 and first_jwt in jwts                  # one renewal for the three refused streams
+    assert {r.headers["authorization"] for t in iphones for r in apns.for_token(t)[1:]} \
+        == {f"bearer {(jwts - {first_jwt}).pop()}"}
+
+
+def test_a_renewed_apns_token_refused_as_expired_again_fails_the_message_naming_the_clock(native, apns, delivery):
+    user = sign_up_user(native)
+    iphones = [apns.device_token() for _ in range(3)]
+    for token in iphones:
+        register(user, "apns", token)
+    apns.clock_ahead = 2 * 3600          # this server's clock two hours behind Apple's: every token is "expired"
+    try:
+        message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+        delivery.drain()
+    finally:
+        apns.clock_ahead = 0.0
+    shown = status(native, message_id)
+    assert shown["status"] == "done" and shown["counts"]["failed"] == 3 and shown["counts"]["sent"] == 0
+    failure, = shown["failures"]
+    assert failure["count"] == 3 and "ExpiredProviderToken" in failure["reason"] and "clock" in failure["reason"]
+    assert len(apns.jwts_of(native.apns_key["key_id"])) == 2     # the first token and one renewal, no more
+    assert all(apns.attempts[t] == 2 for t in iphones) and _attempts_recorded(delivery, message_id) == {1}
+    assert len(user.get("/v1/push/devices").get_json()) == 3      # a clock problem removes no device
