@@ -23,8 +23,8 @@ def _build(svc):
         "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout,
                                    push["allow_http_hosts"]),
         "fcm": FcmProvider(service.credentials, min(push["senders"], push["sender_threads"]), timeout,
-                           push["native_ca_file"]),
-        "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"]),
+                           push["native_ca_file"], push["allow_http_hosts"]),
+        "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"], push["allow_http_hosts"]),
     }
     return service
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from urllib.parse import urlsplit
 
 import jwt
 import orjson
 
 from baas.push.aio import LoopThread
+from baas.egress import TargetRefused, connect_address
 from baas.push.credentials import Unreadable
 from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
-from baas.push.providers import FAILED, REMOVED, RETRY, SENT, OutgoingMessage, Outcome, parse_retry_after
+from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
+                                 parse_retry_after)
 from baas.util import TTLCache
 
 JWT_REUSE_SECONDS = 40 * 60
@@ -73,9 +76,11 @@ def push_type(note: dict, options: dict) -> str:
 class ApnsProvider:
     name = "apns"
 
-    def __init__(self, credentials, timeout: float, ca_file: str | None = None):
+    def __init__(self, credentials, timeout: float, ca_file: str | None = None, allowed_hosts=()):
         self.credentials = credentials             # baas.push.credentials.NativeCredentials
         self.timeout = timeout
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._addresses = TTLCache(RESOLVE_SECONDS)
         self.ssl_context = client_ssl_context(ca_file)
         self._origins: dict[tuple, H2Origin] = {}      # touched on the loop's thread only
         self.loop = LoopThread("baas-push-apns")
@@ -84,13 +89,23 @@ class ApnsProvider:
         self._refused = TTLCache(REFUSED_SECONDS)
         self._payloads = TTLCache(60, max_entries=256)
 
-    def _origin(self, credential) -> H2Origin:
+    def _address(self, base_url: str) -> str:
+        """The checked address of the base URL's host (baas.egress, as Web Push endpoints), resolved again after
+        RESOLVE_SECONDS, in the caller's thread so a DNS lookup never stalls the loop. TargetRefused or OSError."""
+        address = self._addresses.get(base_url)
+        if address is None:
+            parts = urlsplit(base_url)
+            address = connect_address(parts.hostname or "", parts.port or 443, self.allowed_hosts)
+            self._addresses.set(base_url, address)
+        return address
+
+    def _origin(self, credential, address: str) -> H2Origin:
         key = (credential.project_id, credential.revision)
         origin = self._origins.get(key)
-        if origin is None:
+        if origin is None or origin.address != address:
             for old in [k for k in self._origins if k[0] == credential.project_id]:
-                self._origins.pop(old).close()     # the credentials changed: the old connection goes
-            origin = self._origins[key] = H2Origin(credential.base_url, self.ssl_context, self.timeout)
+                self._origins.pop(old).close()     # new credentials, or the name moved: the old connection goes
+            origin = self._origins[key] = H2Origin(credential.base_url, self.ssl_context, self.timeout, address)
         return origin
 
     def provider_token(self, credential, now: float | None = None) -> str:
@@ -143,6 +158,13 @@ class ApnsProvider:
         refused = self._refused.get((project_id, credential.revision))
         if refused is not None:
             return [refused] * len(targets)
+        try:
+            address = self._address(credential.base_url)
+        except TargetRefused as exc:
+            return [Outcome(FAILED, None, f"APNs endpoint refused: {exc} (only push.allow_http_hosts may be)")] \
+                * len(targets)
+        except OSError as exc:
+            return [Outcome(RETRY, None, f"connection error: {exc}")] * len(targets)
         body, kind = self._payload(message)
         token = self.provider_token(credential)
         headers = {"authorization": f"bearer {token}", "apns-topic": credential.bundle_id,
@@ -153,25 +175,26 @@ class ApnsProvider:
         if message.topic:
             headers["apns-collapse-id"] = message.topic
         paths = [f"/3/device/{target['endpoint'].split(':', 1)[1]}" for target in targets]
-        answers = self._post_all(credential, paths, body, headers)
+        answers = self._post_all(credential, address, paths, body, headers)
         expired = [i for i, answer in enumerate(answers) if _reason_of(answer) == EXPIRED]
         if expired:
             # The JWT grew too old for Apple (or its clock says so): sign a new one and resend those deliveries
             # at once, as part of this attempt. One still refused as expired is a clock problem (_outcome).
             headers = {**headers, "authorization": f"bearer {self.renew_token(credential, token)}"}
-            for i, answer in zip(expired, self._post_all(credential, [paths[i] for i in expired], body, headers)):
+            resent = self._post_all(credential, address, [paths[i] for i in expired], body, headers)
+            for i, answer in zip(expired, resent):
                 answers[i] = answer
         return [self._outcome(credential, answer) for answer in answers]
 
-    def _post_all(self, credential, paths: list, body: bytes, headers: dict) -> list:
+    def _post_all(self, credential, address: str, paths: list, body: bytes, headers: dict) -> list:
         """A Response or an exception per path (TimeoutError for all when the loop did not answer in time)."""
         try:
-            return self.loop.run(self._post_on_loop(credential, paths, body, headers), self.timeout + 5)
+            return self.loop.run(self._post_on_loop(credential, address, paths, body, headers), self.timeout + 5)
         except TimeoutError as exc:
             return [exc] * len(paths)
 
-    async def _post_on_loop(self, credential, paths: list, body: bytes, headers: dict) -> list:
-        return await self._origin(credential).post_many(paths, headers, body)
+    async def _post_on_loop(self, credential, address: str, paths: list, body: bytes, headers: dict) -> list:
+        return await self._origin(credential, address).post_many(paths, headers, body)
 
     def _outcome(self, credential, response) -> Outcome:
         if isinstance(response, BaseException):

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from baas.egress import is_forbidden_literal
 from baas.errors import Invalid, NotFound
 from baas.sealing import SealError
 from baas.util import TTLCache, new_id, utcnow
@@ -111,6 +112,10 @@ class NativeCredentials:
             raise _invalid(field, f"{field} must be an absolute URL without credentials, query or fragment.")
         if parts.scheme != "https" and not (parts.scheme == "http" and host in self.allowed_http_hosts):
             raise _invalid(field, f"{field} must be an https URL.")
+        # A name is checked by what it resolves to when deliveries connect (baas.egress); a literal can be now.
+        if is_forbidden_literal(host) and host not in self.allowed_http_hosts:
+            raise _invalid(field, f"{field} may not point at a private, loopback or link-local address "
+                                  "(only hosts in push.allow_http_hosts may).")
         return value.rstrip("/")
 
     @staticmethod

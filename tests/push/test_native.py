@@ -685,3 +685,75 @@ def test_a_renewed_apns_token_refused_as_expired_again_fails_the_message_naming_
     assert len(apns.jwts_of(native.apns_key["key_id"])) == 2     # the first token and one renewal, no more
     assert all(apns.attempts[t] == 2 for t in iphones) and _attempts_recorded(delivery, message_id) == {1}
     assert len(user.get("/v1/push/devices").get_json()) == 3      # a clock problem removes no device
+
+
+@pytest.mark.parametrize("provider, field, url", [
+    ("fcm", "base_url", "https://10.0.0.1"),
+    ("fcm", "base_url", "https://[::1]:8443"),
+    ("fcm", "token_url", "https://169.254.169.254/token"),            # the cloud metadata service
+    ("fcm", "token_url", "https://[::ffff:192.168.1.10]/token"),
+    ("apns", "base_url", "https://127.0.0.2"),
+    ("apns", "base_url", "https://100.64.0.1:443"),                   # shared (CGNAT) space
+])
+def test_native_urls_naming_a_local_address_are_refused_when_saved(project, admin, fcm, apns, provider, field, url):
+    path = f"/admin/v1/projects/{project.id}/push/credentials/{provider}"
+    body = {"service_account": fcm.service_account(), field: url} if provider == "fcm" \
+        else {**apns.signing_key(), field: url}
+    response = admin.put(path, json=body)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["code"] == 400 and "push.allow_http_hosts" in error["errors"][field][0]
+    assert "private, loopback or link-local" in error["message"]
+    assert admin.get(f"/admin/v1/projects/{project.id}/push/credentials").get_json() == []
+
+
+def test_native_urls_by_a_name_that_resolves_locally_fail_their_deliveries_when_connecting(project, admin, fcm,
+                                                                                          apns, delivery):
+    # Saved: "localhost" is a name, judged by what it resolves to when a delivery connects (not exempt here:
+    # push.allow_http_hosts lists 127.0.0.1 only).
+    local = lambda origin: origin.replace("127.0.0.1", "localhost")  # noqa: E731
+    path = f"/admin/v1/projects/{project.id}/push/credentials"
+    user = sign_up_user(project)
+    android, iphone = fcm_token(), apns.device_token()
+    register(user, "fcm", android)
+    register(user, "apns", iphone)
+    assert admin.put(f"{path}/apns", json={**apns.signing_key(), "base_url": local(apns.origin)}).status_code == 200
+    account = fcm.service_account()
+    for urls, what in (({"token_url": local(account["token_uri"]).replace("http:", "https:")}, "token endpoint"),
+                       ({"base_url": local(fcm.origin).replace("http:", "https:")}, "endpoint")):
+        assert admin.put(f"{path}/fcm", json={"service_account": account, **urls}).status_code == 200
+        tokens_before = fcm.token_requests
+        message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+        delivery.drain()
+        shown = status(project, message_id)
+        assert shown["status"] == "done" and shown["counts"]["failed"] == 2 and shown["counts"]["sent"] == 0
+        reasons = sorted(f["reason"] for f in shown["failures"])
+        assert reasons[0].startswith("APNs endpoint refused: localhost resolves to 127.0.0.1")
+        assert reasons[1].startswith(f"FCM {what} refused: localhost resolves to 127.0.0.1")
+        assert all("push.allow_http_hosts" in r for r in reasons)
+        assert fcm.token_requests - tokens_before == (1 if what == "endpoint" else 0)
+    assert fcm.for_token(android) == [] and iphone not in apns.attempts
+    assert len(user.get("/v1/push/devices").get_json()) == 2
+
+
+def test_push_allow_http_hosts_exempts_a_native_host_by_name(make_app, apns):
+    from baas.push import background_runners
+    from baas.testing import admin_client, create_project
+
+    app = make_app({**PUSH_CONFIG, "push.allow_http_hosts": ["127.0.0.1", "localhost"],
+                    "push.native_ca_file": apns.ca_file})
+    admin = admin_client(app)
+    project = create_project(admin, app.test_client())
+    key = apns.signing_key()
+    assert admin.put(f"/admin/v1/projects/{project.id}/push/credentials/apns",
+                     json={**key, "base_url": apns.origin.replace("127.0.0.1", "localhost")}).status_code == 200
+    user = sign_up_user(project)
+    iphone = apns.device_token()
+    register(user, "apns", iphone)
+    delivery, = background_runners(app.extensions["baas"])
+    try:
+        message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+        delivery.drain()
+    finally:
+        delivery.close()
+    assert status(project, message_id)["counts"]["sent"] == 1 and len(apns.for_token(iphone)) == 1
