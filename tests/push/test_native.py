@@ -711,7 +711,9 @@ def test_native_urls_by_a_name_that_resolves_locally_fail_their_deliveries_when_
                                                                                           apns, delivery):
     # Saved: "localhost" is a name, judged by what it resolves to when a delivery connects (not exempt here:
     # push.allow_http_hosts lists 127.0.0.1 only).
-    local = lambda origin: origin.replace("127.0.0.1", "localhost")  # noqa: E731
+    def local(origin):
+        return origin.replace("127.0.0.1", "localhost")
+
     path = f"/admin/v1/projects/{project.id}/push/credentials"
     user = sign_up_user(project)
     android, iphone = fcm_token(), apns.device_token()
