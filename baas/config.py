@@ -194,8 +194,9 @@ SCHEMA: dict[str, Any] = {
     "push": {
         "vapid_subject": Key(str, "mailto:admin@localhost", "Contact sent to push services in every VAPID token: a "
                              "mailto: or https: URL where they can reach the operator."),
-        "allow_http_hosts": Key(list, [], "Hosts whose push endpoints may be plain http (tests, on-premise push "
-                                "services); every other endpoint must be https."),
+        "allow_http_hosts": Key(list, [], "Hosts whose push endpoints, and FCM/APNs base and token URLs, may be "
+                                "plain http and may be on a private, loopback or link-local address (tests, "
+                                "on-premise push services); every other one must be https to a public address."),
         "batch_size": Key(int, 500, "Subscriptions per delivery batch (the unit a worker claims).", minimum=1,
                           maximum=5000),
         "senders": Key(int, 256, "Deliveries in flight at once per batch a worker sends (Web Push carries them on "

@@ -75,3 +75,26 @@ def resolve_public(host: str, port: int, allow_networks=(), timeout: float | Non
     if not addresses:
         raise OSError(f"cannot resolve {host}: no addresses")
     return addresses
+
+
+def is_forbidden_literal(host: str) -> bool:
+    """True when `host` is an IP literal (IPv6 in brackets or not) outbound requests may not go to; a name is
+    judged when it is resolved (resolve_public)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return is_forbidden(address)
+
+
+def connect_address(host: str, port: int, exempt_hosts=frozenset()) -> str:
+    """The checked address to connect to for `host`: the first of resolve_public, or, for a host the operator
+    exempted by name (push.allow_http_hosts: tests, on-premise services), the first it resolves to.
+
+    Raises TargetRefused or OSError as resolve_public does."""
+    if host.lower() in exempt_hosts:
+        try:
+            return socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][4][0]
+        except socket.gaierror as exc:
+            raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    return resolve_public(host, port)[0]

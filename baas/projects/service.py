@@ -31,6 +31,10 @@ class ProjectService:
         # Called after a delete: caches elsewhere (API keys) must not outlive the project in this process,
         # or a key of a deleted project would open a new project created with the same id.
         self.on_delete: list = []
+        # Called while the project is marked 'deleting', before its record goes: secrets kept outside the project
+        # database (push credentials) go with it. An error stops the delete there, and repeating it finishes, so
+        # nothing outlives the project and opens for a new project created with the same id.
+        self.on_deleting: list = []
         mongo.storage_of = self.storage_id
 
     def storage_id(self, project_id: str) -> str | None:
@@ -124,6 +128,8 @@ class ProjectService:
         # Marked first, so keys of the project stop working before its data goes.
         self._cache.clear()
         self.mongo.platform["api_keys"].delete_many({"project_id": project_id})
+        for remove in self.on_deleting:
+            remove(project_id)
         storage = (self.collection.find_one({"_id": project_id}, {"storage": 1}) or {}).get("storage")
         self.mongo.drop_project(project_id, storage)
         removed = self.blobs.delete_prefix(project_prefix(project_id))

@@ -23,8 +23,8 @@ def _build(svc):
         "webpush": WebPushProvider(VapidTokens(keys, push["vapid_subject"]), push["senders"], timeout,
                                    push["allow_http_hosts"]),
         "fcm": FcmProvider(service.credentials, min(push["senders"], push["sender_threads"]), timeout,
-                           push["native_ca_file"]),
-        "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"]),
+                           push["native_ca_file"], push["allow_http_hosts"]),
+        "apns": ApnsProvider(service.credentials, timeout, push["native_ca_file"], push["allow_http_hosts"]),
     }
     return service
 
@@ -36,6 +36,9 @@ def init_app(app, api) -> None:
     svc = app.extensions["baas"]
     service = svc.extra["push"] = _build(svc)
     svc.hooks.register(_ProjectListener(service), name="baas.push")
+    # Not an after-hook (isolated: a failure there is only logged): the project's push data goes with it.
+    svc.projects.on_deleting.append(service.forget_project)
+    svc.projects.on_deleting.append(service.credentials.forget)
     if svc.auth is not None:
         svc.auth.on_user_deleted.append(service.delete_user_subscriptions)
     api.register_blueprint(push_api.blp)
@@ -58,7 +61,7 @@ def background_runners(svc) -> list:
 
 
 class _ProjectListener:
-    """A new project gets its VAPID pair at once; a deleted one takes its queue items and keys with it."""
+    """A new project gets its VAPID pair at once."""
 
     def __init__(self, service):
         self.service = service
@@ -66,8 +69,3 @@ class _ProjectListener:
     @hookimpl
     def baas_project_created(self, project):
         self.service.keys.ensure(project["_id"])
-
-    @hookimpl
-    def baas_project_deleted(self, project_id):
-        self.service.forget_project(project_id)
-        self.service.credentials.forget(project_id)

@@ -2,12 +2,14 @@
 
 Stored in the platform collection `push_credentials`, one document per (project, provider). The private key is
 sealed (baas.sealing, under secrets.encryption_key) with the project, provider and revision as its context, so a
-sealed key copied to another project or provider does not open. Only the public parts (ids, e-mail, bundle id,
+sealed key copied to another project or provider does not open. After an encryption-key change (the former key in
+secrets.previous_encryption_keys) they are sealed again under the new key at start and on first use. Only the public parts (ids, e-mail, bundle id,
 URLs) are ever shown. Each save makes a new revision: providers key their
 caches (access tokens, provider JWTs, HTTP/2 connections) on it, so new credentials are used at once.
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -16,8 +18,12 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from baas.egress import is_forbidden_literal
 from baas.errors import Invalid, NotFound
+from baas.sealing import SealError
 from baas.util import TTLCache, new_id, utcnow
+
+log = logging.getLogger("baas.push")
 
 PROVIDERS = ("fcm", "apns")
 FCM_BASE_URL = "https://fcm.googleapis.com"
@@ -58,6 +64,19 @@ class ApnsCredential:
     base_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Stored credentials that do not open (sealed under a key this process lacks, altered, or not a key):
+    what providers fail the project's deliveries with, instead of raising per delivery."""
+    project_id: str
+    provider: str
+    reason: str
+
+
+SET_AGAIN = {"fcm": "`baas push credentials set PROJECT fcm FILE.json`",
+             "apns": "`baas push credentials set PROJECT apns ...`"}
+
+
 def _invalid(field: str, message: str):
     return Invalid(message, errors={field: [message]})
 
@@ -73,6 +92,7 @@ class NativeCredentials:
         self.sealer = sealer                              # baas.sealing.Sealer
         self.allowed_http_hosts = frozenset(h.lower() for h in allowed_http_hosts)
         self._cache = TTLCache(CACHE_SECONDS)
+        self._warned = TTLCache(CACHE_SECONDS)
         self._lock = threading.Lock()
 
     # ---- validation
@@ -92,6 +112,10 @@ class NativeCredentials:
             raise _invalid(field, f"{field} must be an absolute URL without credentials, query or fragment.")
         if parts.scheme != "https" and not (parts.scheme == "http" and host in self.allowed_http_hosts):
             raise _invalid(field, f"{field} must be an https URL.")
+        # A name is checked by what it resolves to when deliveries connect (baas.egress); a literal can be now.
+        if is_forbidden_literal(host) and host not in self.allowed_http_hosts:
+            raise _invalid(field, f"{field} may not point at a private, loopback or link-local address "
+                                  "(only hosts in push.allow_http_hosts may).")
         return value.rstrip("/")
 
     @staticmethod
@@ -184,6 +208,30 @@ class NativeCredentials:
             raise NotFound(f"Project '{project_id}' has no {provider} credentials.")
         self._cache.discard((project_id, provider))
 
+    def _reseal(self, doc: dict, secret: bytes) -> bool:
+        """Seal `secret` again under the current encryption key when `doc` is under a previous one, so the
+        previous key can be dropped from secrets.previous_encryption_keys later. Same revision: the contents
+        did not change, so providers keep their tokens and connections."""
+        if not self.sealer.needs_reseal(doc["sealed"]):
+            return False
+        sealed = self.sealer.seal(secret, _aad(doc["project_id"], doc["provider"], doc["revision"]))
+        # Guarded by the value read: a save meanwhile wins.
+        return self.collection.update_one({"_id": doc["_id"], "revision": doc["revision"], "sealed": doc["sealed"]},
+                                          {"$set": {"sealed": sealed}}).matched_count == 1
+
+    def migrate(self) -> int:
+        """At start: seal every stored credential under the current encryption key (after a key change)."""
+        changed = 0
+        for doc in self.collection.find({}):
+            if not self.sealer.needs_reseal(doc.get("sealed")):
+                continue
+            try:
+                secret = self.sealer.open(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))
+            except (SealError, KeyError):
+                continue    # left as it is: its deliveries fail with the reason (see load)
+            changed += self._reseal(doc, secret)
+        return changed
+
     def forget(self, project_id: str) -> None:
         self.collection.delete_many({"project_id": project_id})
         for provider in PROVIDERS:
@@ -191,21 +239,41 @@ class NativeCredentials:
 
     # ---- what providers use
 
-    def load(self, project_id: str, provider: str) -> FcmCredential | ApnsCredential | None:
+    def load(self, project_id: str, provider: str) -> FcmCredential | ApnsCredential | Unreadable | None:
         """The opened credential, cached a few seconds (a miss is cached too: no read per delivery)."""
         key = (project_id, provider)
         found = self._cache.get(key)
         if found is not None:
             return found or None
         doc = self.collection.find_one({"_id": f"{project_id}/{provider}"})
-        credential = self._open(doc) if doc is not None else None
+        credential = self._open_or_unreadable(doc) if doc is not None else None
         with self._lock:
             self._cache.set(key, credential or False)
         return credential
 
+    def _open_or_unreadable(self, doc: dict):
+        try:
+            return self._open(doc)
+        except SealError as exc:
+            why = f"cannot be opened ({exc})"
+        except (ValueError, TypeError, KeyError, AttributeError):
+            why = "are not a readable private key (altered in the database?)"
+        project_id, provider = doc.get("project_id"), doc.get("provider")
+        name = "FCM" if provider == "fcm" else "APNs"
+        unreadable = Unreadable(project_id, provider, f"the stored {name} credentials of this project {why}; "
+                                                      f"set them again with {SET_AGAIN.get(provider, '')}")
+        with self._lock:
+            # Several sender threads may miss the cache together: one warning per project and cache period.
+            first = self._warned.get((project_id, provider)) is None
+            self._warned.set((project_id, provider), True)
+        if first:
+            log.warning("push credentials %s of project %s: %s", provider, project_id, unreadable.reason)
+        return unreadable
+
     def _open(self, doc: dict):
         pem = self.sealer.open(doc["sealed"], _aad(doc["project_id"], doc["provider"], doc["revision"]))
         private_key = serialization.load_pem_private_key(pem, password=None)
+        self._reseal(doc, pem)
         public = doc["public"]
         if doc["provider"] == "fcm":
             return FcmCredential(doc["project_id"], doc["revision"], public["firebase_project"],

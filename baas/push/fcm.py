@@ -2,18 +2,20 @@
 
 Authentication is OAuth 2.0 with a service account (RFC 7523): an RS256 JWT assertion signed with the account's
 key is exchanged at the token endpoint for an access token, which is cached per (project, credential revision)
-until five minutes before it expires, so thousands of deliveries cost one token request. PyJWT (already a
+until shortly before it expires (five minutes, or half the lifetime of a token that lives less than ten), so
+thousands of deliveries cost one token request. PyJWT (already a
 dependency) signs the assertion; google-auth would do the same exchange through its own HTTP stack.
 
 Requests go over baas.push.http1 keep-alive pools (HostPool, as Web Push), one per origin with up to a connection
-per sender, to the address resolved when the pool was made (again every RESOLVE_SECONDS). Measured here per
+per sender, to the address resolved and checked by baas.egress when the pool was made (again every
+RESOLVE_SECONDS): a token or base URL whose name points at a private, loopback or link-local address fails its
+deliveries unless the host is in push.allow_http_hosts. Measured here per
 request: urllib3 ~0.25 ms of CPU, HostPool ~0.04 ms; httpx's HTTP/2 client ~1.5 ms, and its sync client is not
 safe to share between sender threads over HTTP/2 (encode/httpx#3002). The JSON of a message is encoded once
 (per second, for the APNs expiration it carries) and only the device token is spliced in per delivery.
 """
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 import time
@@ -22,6 +24,8 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 import orjson
 
+from baas.egress import TargetRefused, connect_address
+from baas.push.credentials import Unreadable
 from baas.push.http1 import HostPool, OriginPools, Response
 from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
                                  parse_retry_after)
@@ -106,28 +110,29 @@ def _about_the_token(body: dict, message: str) -> bool:
     return "registration token" in message.lower()
 
 
-def _resolve(origin: str) -> tuple[str, str, int, str]:
-    # The URLs were checked when the admin set them (https, or http for push.allow_http_hosts); the pool connects
-    # to the address resolved here, so a name re-pointed later waits for the next resolution.
-    parts = urlsplit(origin)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, host, port, socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
-
-
 class FcmProvider:
     name = "fcm"
 
-    def __init__(self, credentials, pool_size: int, timeout: float, ca_file: str | None = None):
+    def __init__(self, credentials, pool_size: int, timeout: float, ca_file: str | None = None, allowed_hosts=()):
         self.credentials = credentials             # baas.push.credentials.NativeCredentials
         self.pool_size, self.timeout, self.ca_file = pool_size, timeout, ca_file
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         self._tls = ssl.create_default_context(cafile=ca_file)   # the system CAs, or only push.native_ca_file's
-        self._pools = OriginPools(RESOLVE_SECONDS, _resolve, self._new_pool, HostPool.close)
-        self._tokens: dict[tuple, tuple[str, float]] = {}
+        self._pools = OriginPools(RESOLVE_SECONDS, self._resolve, self._new_pool, HostPool.close)
+        self._tokens: dict[tuple, tuple[str, float]] = {}     # key -> (access token, when to renew it)
         self._token_locks: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
         self._refused = TTLCache(REFUSED_SECONDS)
         self._bodies = TTLCache(1, max_entries=256)   # one second: the apns-expiration inside stays exact
+
+    def _resolve(self, origin: str) -> tuple[str, str, int, str]:
+        # The admin's URLs are checked at save time for literal addresses only: a name is checked here, by what
+        # it resolves to (as Web Push endpoints), and the pool connects to that checked address, so a name
+        # re-pointed later waits for the next resolution and its check. TargetRefused when it is not public.
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.scheme, host, port, connect_address(host, port, self.allowed_hosts)
 
     def _new_pool(self, scheme: str, host: str, port: int, address: str) -> HostPool:
         return HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)
@@ -153,6 +158,8 @@ class FcmProvider:
             response = self.post(credential.token_url,
                                  urlencode({"grant_type": GRANT_TYPE, "assertion": assertion}).encode(),
                                  b"Content-Type: application/x-www-form-urlencoded\r\n")
+        except TargetRefused as exc:
+            return Outcome(FAILED, None, f"FCM token endpoint refused: {exc} (only push.allow_http_hosts may be)")
         except OSError as exc:
             return Outcome(RETRY, None, f"FCM token endpoint unreachable: {type(exc).__name__}")
         if response.status == 429 or response.status >= 500:
@@ -169,7 +176,9 @@ class FcmProvider:
             return Outcome(FAILED, response.status, reason)
         expires_in = body.get("expires_in", 3600)
         expires_in = expires_in if isinstance(expires_in, (int, float)) and expires_in > 0 else 3600
-        return token, time.time() + expires_in
+        # A fixed five-minute margin would make a token that lives under five minutes (gateways, tests) stale at
+        # once, and every delivery would fetch a new one: a short-lived token is renewed at half its life.
+        return token, time.time() + expires_in - min(RENEW_BEFORE_SECONDS, expires_in / 2)
 
     def _known(self, key: tuple) -> str | Outcome | None:
         """The cached access token, or the cached refusal of the credentials, or None."""
@@ -177,7 +186,7 @@ class FcmProvider:
         if refused is not None:
             return refused
         cached = self._tokens.get(key)
-        if cached is not None and cached[1] - RENEW_BEFORE_SECONDS > time.time():
+        if cached is not None and cached[1] > time.time():
             return cached[0]
         return None
 
@@ -213,6 +222,8 @@ class FcmProvider:
         if credential is None:
             return Outcome(FAILED, None, "FCM is not configured for this project "
                                          "(`baas push credentials set PROJECT fcm FILE.json`)")
+        if isinstance(credential, Unreadable):
+            return Outcome(FAILED, None, credential.reason)
         token = self.access_token(credential)
         if isinstance(token, Outcome):
             return token
@@ -222,6 +233,8 @@ class FcmProvider:
         try:
             response = self.post(url, b"".join((prefix, orjson.dumps(device), suffix)),
                                  b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n" % token.encode())
+        except TargetRefused as exc:
+            return Outcome(FAILED, None, f"FCM endpoint refused: {exc} (only push.allow_http_hosts may be)")
         except OSError as exc:
             return Outcome(RETRY, None, f"connection error: {type(exc).__name__}")
         status = response.status

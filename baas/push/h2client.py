@@ -246,10 +246,12 @@ class _Protocol(asyncio.Protocol):
 class H2Origin:
     """One HTTP/2 connection to an origin, opened on first use and again after it closes."""
 
-    def __init__(self, base_url: str, ssl_context: ssl.SSLContext | None, timeout: float):
+    def __init__(self, base_url: str, ssl_context: ssl.SSLContext | None, timeout: float, address: str | None = None):
+        """address: the (checked) address to connect to; the certificate is still verified for the URL's host."""
         parts = urlsplit(base_url)
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.address = address or self.host
         self.authority = parts.netloc.encode()
         self.ssl = ssl_context if parts.scheme == "https" else None
         self.timeout = timeout
@@ -270,7 +272,7 @@ class H2Origin:
             loop = asyncio.get_running_loop()
             try:
                 transport, protocol = await asyncio.wait_for(loop.create_connection(
-                    _Protocol, self.host, self.port, ssl=self.ssl,
+                    _Protocol, self.address, self.port, ssl=self.ssl,
                     server_hostname=self.host if self.ssl else None), self.timeout)
                 if self.ssl is not None and transport.get_extra_info("ssl_object").selected_alpn_protocol() != "h2":
                     transport.close()

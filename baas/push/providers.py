@@ -12,7 +12,6 @@ import functools
 import hmac
 import logging
 import os
-import socket
 import ssl
 import threading
 import time
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from baas.egress import TargetRefused, resolve_public
+from baas.egress import TargetRefused, connect_address
 from baas.push.aio import LoopThread
 from baas.push.http1 import AsyncHostPool, HostPool, OriginPools
 from baas.push.vapid import VapidTokens, b64url_decode
@@ -162,11 +161,7 @@ class WebPushProvider:
         parts = urlsplit(origin)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        if host in self.allowed_hosts:
-            address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][4][0]
-        else:
-            address = resolve_public(host, port)[0]
-        return parts.scheme, host, port, address
+        return parts.scheme, host, port, connect_address(host, port, self.allowed_hosts)
 
     def _message_head(self, message: OutgoingMessage) -> bytes:
         key = (message.ttl, message.urgency, message.topic)

@@ -69,6 +69,7 @@ class PushService:
         self.projects = projects
         self.hooks = hooks
         self.keys = keys                       # baas.push.vapid.VapidKeys
+        self.credentials = None                # baas.push.credentials.NativeCredentials, set by baas.push
         self.config = config["push"]
         self.allowed_http_hosts = frozenset(h.lower() for h in self.config["allow_http_hosts"])
         self.queue = mongo.platform[QUEUE]
@@ -84,6 +85,8 @@ class PushService:
         ensure_index(self.targets, [("written_ts", ASCENDING)], name="written_ts")
         verify_shared_key(self.mongo.platform["meta"], self.keys.sealer)
         self.keys.migrate()  # VAPID keys sealed by an older version, or under a previous encryption key
+        if self.credentials is not None:
+            self.credentials.migrate()   # FCM and APNs keys sealed under a previous encryption key
 
     def _col(self, project_id: str, name: str):
         if project_id not in self._indexed:

@@ -3,7 +3,8 @@
 FcmEmulator: an OAuth token endpoint that verifies the service account's RS256 assertion and issues access
 tokens, and `messages:send` that checks the bearer token and records the message (HTTP/1.1 on loopback).
 ApnsEmulator: an HTTP/2 server over TLS (hypercorn, certificate from a test CA) that verifies the ES256
-provider JWT against the project's key and records each push with the connection it came on.
+provider JWT against the project's key and records each push with the connection it came on; it can call the
+JWTs seen so far expired (`expire_jwts`) or run its clock ahead of ours (`clock_ahead`).
 Both count token requests / distinct JWTs, and answer planned errors per device token.
 """
 from __future__ import annotations
@@ -214,6 +215,8 @@ class ApnsEmulator:
         self.attempts: dict[str, int] = {}
         self.plans: dict[str, list] = {}         # device token -> [(status, reason, headers)] then 200
         self.http_versions: set[str] = set()
+        self.expired: set[str] = set()           # provider JWTs answered 403 ExpiredProviderToken from now on
+        self.clock_ahead = 0.0                   # seconds Apple's clock runs ahead of ours (a server clock behind)
         self.count_only = count_only
         self.count = 0
         self.last_at = 0.0
@@ -280,13 +283,19 @@ class ApnsEmulator:
             return "InvalidProviderToken"
         if claims.get("iss") != key["team_id"]:
             return "InvalidProviderToken"
-        if claims.get("iat", 0) < time.time() - 3600:
+        with self.lock:
+            self.jwts.setdefault(kid, set()).add(token)
+        if claims.get("iat", 0) < time.time() + self.clock_ahead - 3600 or token in self.expired:
             return "ExpiredProviderToken"
         if headers.get("apns-topic") != key["bundle_id"]:
             return "DeviceTokenNotForTopic"
-        with self.lock:
-            self.jwts.setdefault(kid, set()).add(token)
         return None
+
+    def expire_jwts(self) -> None:
+        """Answer ExpiredProviderToken to every provider JWT seen so far (as Apple does to one over an hour old);
+        a newly signed one is accepted."""
+        with self.lock:
+            self.expired.update(token for tokens in self.jwts.values() for token in tokens)
 
     def jwts_of(self, key_id: str) -> set:
         return self.jwts.get(key_id, set())

@@ -453,3 +453,309 @@ def test_a_native_base_url_does_not_open_its_host_to_web_push_endpoints(native, 
     response = user.post("/v1/push/subscriptions", json=body)
     assert response.status_code == 400
     assert "not a local address" in response.get_json()["errors"]["endpoint"][0]
+
+
+def test_a_short_lived_fcm_access_token_is_reused_until_shortly_before_it_expires(native, fcm, delivery):
+    # A token endpoint (an on-premise gateway) that issues 2-minute tokens: under the usual 5-minute margin, yet
+    # it must serve many deliveries, not one token request each.
+    user = sign_up_user(native)
+    androids = [fcm_token(n) for n in range(8)]
+    for token in androids:
+        register(user, "fcm", token)
+    fcm.token_seconds = 120
+    try:
+        tokens_before = fcm.token_requests
+        for title in ("one", "two", "three"):
+            message_id = send(native, {"audience": {"users": [user.user_id]}, "providers": ["fcm"],
+                                       "notification": {"title": title}})
+            delivery.drain()
+            assert status(native, message_id)["counts"]["sent"] == 8
+    finally:
+        fcm.token_seconds = 3600
+    assert sum(len(fcm.for_token(t)) for t in androids) == 24
+    assert fcm.token_requests - tokens_before == 1
+    provider = native.server.client.application.extensions["baas"].extra["push"].providers["fcm"]
+    (_, renew_at), = provider._tokens.values()
+    assert 55 < renew_at - time.time() <= 60      # renewed at half its life, not five minutes before its end
+
+
+@pytest.mark.parametrize("retry_after", ["30", "date"])
+def test_fcm_retry_after_sets_when_the_delivery_is_tried_again(native, fcm, delivery, retry_after):
+    import email.utils
+
+    delivery.config["retry_max_seconds"] = 120      # the backoff alone would retry within 0.1 s
+    user = sign_up_user(native)
+    token = fcm_token()
+    register(user, "fcm", token)
+    header = "30" if retry_after == "30" else email.utils.formatdate(time.time() + 30, usegmt=True)
+    fcm.answer(token, (429, "QUOTA_EXCEEDED", {"Retry-After": header}))
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "later"}})
+    answered_at = time.time()
+    queue = delivery.queue
+    wait_until(lambda: delivery.run_once() is not None and queue.find_one({"message_id": message_id, "attempt": 2}),
+               timeout=20, message="the retry queued")
+    retry = queue.find_one({"message_id": message_id, "attempt": 2})
+    assert 28 <= retry["due"] - answered_at <= 32 + (time.time() - answered_at)
+    delivery.run_once()
+    assert fcm.attempts[token] == 1                 # not due yet: nothing sent early
+    queue.update_one({"_id": retry["_id"]}, {"$set": {"due": time.time()}})   # let the 30 s pass
+    delivery.drain()
+    assert fcm.attempts[token] == 2 and len(fcm.for_token(token)) == 1
+    assert status(native, message_id)["counts"]["sent"] == 1
+
+
+def _stored_credentials(app):
+    return app.extensions["baas"].mongo.platform["push_credentials"]
+
+
+@pytest.mark.parametrize("damage", ["unknown key", "altered", "not a key"])
+def test_unreadable_credentials_fail_deliveries_with_the_reason_and_one_warning(native, admin, fcm, apns, delivery,
+                                                                                damage, caplog):
+    from baas.push.credentials import _aad
+    from baas.sealing import Sealer
+
+    app = native.server.client.application
+    svc = app.extensions["baas"]
+    stored = _stored_credentials(app)
+    for doc in stored.find({"project_id": native.id}):
+        aad = _aad(doc["project_id"], doc["provider"], doc["revision"])
+        if damage == "unknown key":       # sealed by a process with another secrets.encryption_key
+            sealed = Sealer("a key this process never had").seal(b"whatever", aad)
+        elif damage == "altered":
+            sealed = doc["sealed"][:-6] + ("AAAAAA" if not doc["sealed"].endswith("AAAAAA") else "BBBBBB")
+        else:
+            sealed = svc.sealer.seal(b"-----BEGIN PRIVATE KEY-----\nnot a key\n", aad)
+        stored.update_one({"_id": doc["_id"]}, {"$set": {"sealed": sealed}})
+    svc.extra["push"].credentials._cache.clear()
+    user = sign_up_user(native)
+    for n in range(5):
+        register(user, "fcm", fcm_token(n))
+        register(user, "apns", apns.device_token())
+    tokens_before = fcm.token_requests
+    caplog.set_level("WARNING", logger="baas.push")
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+    delivery.drain()
+    shown = status(native, message_id)
+    assert shown["status"] == "done" and shown["counts"]["failed"] == 10 and shown["counts"]["sent"] == 0
+    reasons = {f["reason"]: f["count"] for f in shown["failures"]}
+    assert len(reasons) == 2 and set(reasons.values()) == {5}, reasons
+    for reason in reasons:
+        assert "stored" in reason and "set them again with `baas push credentials set PROJECT" in reason
+        if damage == "unknown key":
+            assert "secrets.previous_encryption_keys" in reason
+    assert fcm.token_requests == tokens_before
+    warnings = [r for r in caplog.records if r.name == "baas.push" and "credentials" in r.getMessage()]
+    assert sorted(r.getMessage().split()[2] for r in warnings) == ["apns", "fcm"]   # one each, not one a delivery
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []              # no provider error logged
+    listed = admin.get(f"/admin/v1/projects/{native.id}/push/credentials")
+    assert listed.status_code == 200 and len(listed.get_json()) == 2     # the public parts still show
+
+
+def test_credentials_are_sealed_again_after_an_encryption_key_change(native, make_app, fcm, apns):
+    from baas.push import background_runners
+    from baas.sealing import Sealer
+    from baas.testing import ApiClient, ProjectKeys
+
+    old_app = native.server.client.application
+    old_key = old_app.extensions["baas"].config["secrets"]["encryption_key"]
+    stored = _stored_credentials(old_app)
+    before = {d["_id"]: d for d in stored.find({"project_id": native.id})}
+    assert len(before) == 2
+    new_key = "the-new-encryption-key-" + "n" * 24
+    new_id = Sealer(new_key).key_id
+    # The restart with the new key: the old one moves to previous_encryption_keys (baas.sealing).
+    app = make_app({**PUSH_CONFIG, "push.native_ca_file": apns.ca_file, "push.request_timeout_seconds": 3,
+                    "secrets.encryption_key": new_key, "secrets.previous_encryption_keys": [old_key]})
+    after = {d["_id"]: d for d in stored.find({"project_id": native.id})}
+    assert {d["sealed"].split(".")[1] for d in after.values()} == {new_id}        # resealed at start
+    assert all(after[i]["revision"] == before[i]["revision"] for i in before)     # same credentials
+    client = app.test_client()
+    restarted = ProjectKeys(native.id, native.client_key, native.server_key,
+                            ApiClient(client, {"X-API-Key": native.client_key}),
+                            ApiClient(client, {"X-API-Key": native.server_key}))
+    delivery, = background_runners(app.extensions["baas"])
+    try:
+        user = sign_up_user(restarted)
+        android, iphone = fcm_token(), apns.device_token()
+        register(user, "fcm", android)
+        register(user, "apns", iphone)
+        first = send(restarted, {"audience": {"users": [user.user_id]}, "notification": {"title": "new key"}})
+        delivery.drain()
+        assert status(restarted, first)["counts"]["sent"] == 2
+        assert len(fcm.for_token(android)) == 1 and len(apns.for_token(iphone)) == 1
+
+        # A value still under the old key (written by a process that had not restarted yet) is resealed on use.
+        for doc in before.values():
+            stored.replace_one({"_id": doc["_id"]}, doc)
+        app.extensions["baas"].extra["push"].credentials._cache.clear()
+        second = send(restarted, {"audience": {"users": [user.user_id]}, "notification": {"title": "again"}})
+        delivery.drain()
+        assert status(restarted, second)["counts"]["sent"] == 2
+        assert {d["sealed"].split(".")[1] for d in stored.find({"project_id": native.id})} == {new_id}
+    finally:
+        delivery.close()
+    # Now the old key can go: a process with the new key alone opens them.
+    alone = make_app({**PUSH_CONFIG, "secrets.encryption_key": new_key})
+    credentials = alone.extensions["baas"].extra["push"].credentials
+    assert credentials.load(native.id, "fcm").client_email == native.fcm_account["client_email"]
+    assert credentials.load(native.id, "apns").key_id == native.apns_key["key_id"]
+
+
+def test_deleting_a_project_deletes_its_native_credentials_before_the_project_goes(native, admin, client, apns,
+                                                                                   delivery, monkeypatch):
+    from baas.testing import create_project
+
+    app = native.server.client.application
+    credentials = app.extensions["baas"].extra["push"].credentials
+    stored = _stored_credentials(app)
+    assert stored.count_documents({"project_id": native.id}) == 2
+    assert credentials.load(native.id, "apns") is not None          # cached in this process too
+
+    class Failing:                   # the database fails just while the credentials are removed
+        def __getattr__(self, name):
+            return getattr(stored, name)
+
+        def delete_many(self, *args, **kwargs):
+            raise OSError("database went away")
+
+    # A failure while removing them stops the delete with the project still marked, not gone without them ...
+    monkeypatch.setattr(credentials, "collection", Failing())
+    assert admin.delete(f"/admin/v1/projects/{native.id}", json={"confirm": native.id}).status_code == 500
+    assert app.extensions["baas"].projects.collection.find_one({"_id": native.id})["status"] == "deleting"
+    assert stored.count_documents({"project_id": native.id}) == 2
+    monkeypatch.setattr(credentials, "collection", stored)
+
+    # ... and repeating it finishes the job.
+    assert admin.delete(f"/admin/v1/projects/{native.id}", json={"confirm": native.id}).status_code == 204
+    assert stored.count_documents({"project_id": native.id}) == 0
+
+    again = create_project(admin, client, native.id)
+    assert admin.get(f"/admin/v1/projects/{again.id}/push/credentials").get_json() == []
+    assert credentials.load(again.id, "fcm") is None and credentials.load(again.id, "apns") is None
+    user = sign_up_user(again)
+    register(user, "apns", apns.device_token())
+    message_id = send(again, {"audience": {"all": True}, "notification": {"title": "x"}})
+    delivery.drain()
+    assert [f["reason"] for f in status(again, message_id)["failures"]] == [
+        "APNs is not configured for this project (`baas push credentials set PROJECT apns ...`)"]
+
+
+def _attempts_recorded(delivery, message_id):
+    return {item["attempt"] for item in delivery.queue.find({"message_id": message_id, "kind": "batch"})}
+
+
+def test_an_expired_apns_provider_token_is_renewed_and_the_delivery_resent_at_once(native, apns, delivery):
+    user = sign_up_user(native)
+    iphones = [apns.device_token() for _ in range(3)]
+    for token in iphones:
+        register(user, "apns", token)
+    send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "one"}})
+    delivery.drain()
+    key_id = native.apns_key["key_id"]
+    first_jwt, = apns.jwts_of(key_id)
+
+    apns.expire_jwts()          # the cached JWT is now too old for Apple
+    message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "two"}})
+    delivery.drain()
+    shown = status(native, message_id)
+    assert shown["status"] == "done" and shown["counts"]["sent"] == 3 and shown["failures"] == []
+    assert _attempts_recorded(delivery, message_id) == {1}      # resent within the attempt, no retry queued
+    assert all(apns.attempts[t] == 3 and len(apns.for_token(t)) == 2 for t in iphones)
+    jwts = apns.jwts_of(key_id)
+    assert len(jwts) == 2 and first_jwt in jwts                  # one renewal for the three refused streams
+    assert {r.headers["authorization"] for t in iphones for r in apns.for_token(t)[1:]} \
+        == {f"bearer {(jwts - {first_jwt}).pop()}"}
+
+
+def test_a_renewed_apns_token_refused_as_expired_again_fails_the_message_naming_the_clock(native, apns, delivery):
+    user = sign_up_user(native)
+    iphones = [apns.device_token() for _ in range(3)]
+    for token in iphones:
+        register(user, "apns", token)
+    apns.clock_ahead = 2 * 3600          # this server's clock two hours behind Apple's: every token is "expired"
+    try:
+        message_id = send(native, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+        delivery.drain()
+    finally:
+        apns.clock_ahead = 0.0
+    shown = status(native, message_id)
+    assert shown["status"] == "done" and shown["counts"]["failed"] == 3 and shown["counts"]["sent"] == 0
+    failure, = shown["failures"]
+    assert failure["count"] == 3 and "ExpiredProviderToken" in failure["reason"] and "clock" in failure["reason"]
+    assert len(apns.jwts_of(native.apns_key["key_id"])) == 2     # the first token and one renewal, no more
+    assert all(apns.attempts[t] == 2 for t in iphones) and _attempts_recorded(delivery, message_id) == {1}
+    assert len(user.get("/v1/push/devices").get_json()) == 3      # a clock problem removes no device
+
+
+@pytest.mark.parametrize("provider, field, url", [
+    ("fcm", "base_url", "https://10.0.0.1"),
+    ("fcm", "base_url", "https://[::1]:8443"),
+    ("fcm", "token_url", "https://169.254.169.254/token"),            # the cloud metadata service
+    ("fcm", "token_url", "https://[::ffff:192.168.1.10]/token"),
+    ("apns", "base_url", "https://127.0.0.2"),
+    ("apns", "base_url", "https://100.64.0.1:443"),                   # shared (CGNAT) space
+])
+def test_native_urls_naming_a_local_address_are_refused_when_saved(project, admin, fcm, apns, provider, field, url):
+    path = f"/admin/v1/projects/{project.id}/push/credentials/{provider}"
+    body = {"service_account": fcm.service_account(), field: url} if provider == "fcm" \
+        else {**apns.signing_key(), field: url}
+    response = admin.put(path, json=body)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["code"] == 400 and "push.allow_http_hosts" in error["errors"][field][0]
+    assert "private, loopback or link-local" in error["message"]
+    assert admin.get(f"/admin/v1/projects/{project.id}/push/credentials").get_json() == []
+
+
+def test_native_urls_by_a_name_that_resolves_locally_fail_their_deliveries_when_connecting(project, admin, fcm,
+                                                                                          apns, delivery):
+    # Saved: "localhost" is a name, judged by what it resolves to when a delivery connects (not exempt here:
+    # push.allow_http_hosts lists 127.0.0.1 only).
+    def local(origin):
+        return origin.replace("127.0.0.1", "localhost")
+
+    path = f"/admin/v1/projects/{project.id}/push/credentials"
+    user = sign_up_user(project)
+    android, iphone = fcm_token(), apns.device_token()
+    register(user, "fcm", android)
+    register(user, "apns", iphone)
+    assert admin.put(f"{path}/apns", json={**apns.signing_key(), "base_url": local(apns.origin)}).status_code == 200
+    account = fcm.service_account()
+    for urls, what in (({"token_url": local(account["token_uri"]).replace("http:", "https:")}, "token endpoint"),
+                       ({"base_url": local(fcm.origin).replace("http:", "https:")}, "endpoint")):
+        assert admin.put(f"{path}/fcm", json={"service_account": account, **urls}).status_code == 200
+        tokens_before = fcm.token_requests
+        message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+        delivery.drain()
+        shown = status(project, message_id)
+        assert shown["status"] == "done" and shown["counts"]["failed"] == 2 and shown["counts"]["sent"] == 0
+        reasons = sorted(f["reason"] for f in shown["failures"])
+        assert reasons[0].startswith("APNs endpoint refused: localhost resolves to 127.0.0.1")
+        assert reasons[1].startswith(f"FCM {what} refused: localhost resolves to 127.0.0.1")
+        assert all("push.allow_http_hosts" in r for r in reasons)
+        assert fcm.token_requests - tokens_before == (1 if what == "endpoint" else 0)
+    assert fcm.for_token(android) == [] and iphone not in apns.attempts
+    assert len(user.get("/v1/push/devices").get_json()) == 2
+
+
+def test_push_allow_http_hosts_exempts_a_native_host_by_name(make_app, apns):
+    from baas.push import background_runners
+    from baas.testing import admin_client, create_project
+
+    app = make_app({**PUSH_CONFIG, "push.allow_http_hosts": ["127.0.0.1", "localhost"],
+                    "push.native_ca_file": apns.ca_file})
+    admin = admin_client(app)
+    project = create_project(admin, app.test_client())
+    key = apns.signing_key()
+    assert admin.put(f"/admin/v1/projects/{project.id}/push/credentials/apns",
+                     json={**key, "base_url": apns.origin.replace("127.0.0.1", "localhost")}).status_code == 200
+    user = sign_up_user(project)
+    iphone = apns.device_token()
+    register(user, "apns", iphone)
+    delivery, = background_runners(app.extensions["baas"])
+    try:
+        message_id = send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "x"}})
+        delivery.drain()
+    finally:
+        delivery.close()
+    assert status(project, message_id)["counts"]["sent"] == 1 and len(apns.for_token(iphone)) == 1
