@@ -3,6 +3,7 @@ import inspect
 
 from flask import Flask
 from flask import Response as FlaskResponse
+from flask.globals import request_ctx
 
 from baas.util import RequestIds
 
@@ -38,6 +39,7 @@ class BaasFlask(Flask):
         self._sync_checked: dict = {}
         self._body_rules_of_views: dict = {}
         self.request_ids = RequestIds()
+        self._hooks_of_endpoints: dict = {}
 
     def ensure_sync(self, func):
         key = getattr(func, "__func__", func)  # bound methods are new objects on every request
@@ -45,6 +47,44 @@ class BaasFlask(Flask):
         if is_sync is None:
             is_sync = self._sync_checked[key] = not inspect.iscoroutinefunction(func)
         return func if is_sync else super().ensure_sync(func)
+
+    def _hooks(self, request):
+        """(url value preprocessors, before-request and after-request functions, in Flask's order) for the
+        request's endpoint, sync-checked once. Flask refuses new hooks once it has served a request, so they can
+        be looked up once per endpoint instead of walking the blueprint names for every request."""
+        rule = request.url_rule
+        endpoint = rule.endpoint if rule is not None else None
+        hooks = self._hooks_of_endpoints.get(endpoint)
+        if hooks is None:
+            blueprints = request.blueprints
+            names = (None, *reversed(blueprints))
+            preprocessors = tuple(f for n in names for f in self.url_value_preprocessors.get(n, ()))
+            before = tuple(self.ensure_sync(f) for n in names for f in self.before_request_funcs.get(n, ()))
+            after = tuple(self.ensure_sync(f) for n in (*blueprints, None)
+                          for f in reversed(self.after_request_funcs.get(n, ())))
+            hooks = self._hooks_of_endpoints[endpoint] = (preprocessors, before, after)
+        return hooks
+
+    def preprocess_request(self):
+        request = request_ctx.request
+        preprocessors, before, _ = self._hooks(request)
+        for url_func in preprocessors:
+            url_func(request.endpoint, request.view_args)
+        for before_func in before:
+            rv = before_func()
+            if rv is not None:
+                return rv
+        return None
+
+    def process_response(self, response):
+        ctx = request_ctx._get_current_object()
+        for func in ctx._after_request_functions:  # after_this_request, per request
+            response = self.ensure_sync(func)(response)
+        for func in self._hooks(ctx.request)[2]:
+            response = func(response)
+        if not self.session_interface.is_null_session(ctx._session):
+            self.session_interface.save_session(self, ctx._session, response)
+        return response
 
     def accepts_raw_body(self, endpoint: str, method: str) -> bool:
         """Whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads)."""

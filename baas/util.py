@@ -59,6 +59,13 @@ class TTLCache:
             return None
         return value
 
+    def get_until(self, key) -> tuple:
+        """(value, the monotonic time it expires at), or (None, 0) when there is none."""
+        entry = self._data.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None, 0
+        return entry[1], entry[0]
+
     def set(self, key, value) -> None:
         if self.ttl <= 0:
             return

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import orjson
 from flask import request
-from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.datastructures import Headers
 from werkzeug.urls import iri_to_uri
 
 from baas.context import current_principal, services
-from baas.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, KEY_ONLY, LOCATION, describe, extra_errors
+from baas.openapi import (ETAG, IF_MATCH, IF_NONE_MATCH, KEY_ONLY, LOCATION, DirectMethodView, describe,
+                          extra_errors)
 from baas.documents.schemas import (AggregateSchema, BatchInSchema, BatchOutSchema, CollectionPutSchema,
                                     CollectionSchema, DocumentPageSchema, DocumentSchema, query_parameters)
 from baas.documents.service import FindParams, etag_matches
@@ -88,7 +88,7 @@ def _body():
 # --- collection definitions ----------------------------------------------------------------------------------
 
 @blp.route("/collections")
-class Collections(MethodView):
+class Collections(DirectMethodView):
     @blp.response(200, CollectionSchema(many=True))
     @blp.doc(operationId="listCollections", security=KEY_ONLY)
     def get(self):
@@ -97,7 +97,7 @@ class Collections(MethodView):
 
 
 @blp.route("/collections/<name>")
-class Collection(MethodView):
+class Collection(DirectMethodView):
     @blp.response(200, CollectionSchema)
     @blp.doc(operationId="getCollection", security=KEY_ONLY)
     def get(self, name):
@@ -121,7 +121,7 @@ class Collection(MethodView):
 
 
 @admin_blp.route("/<project_id>/collections")
-class AdminCollections(MethodView):
+class AdminCollections(DirectMethodView):
     @admin_blp.response(200, CollectionSchema(many=True))
     @admin_blp.doc(operationId="adminListCollections")
     def get(self, project_id):
@@ -130,7 +130,7 @@ class AdminCollections(MethodView):
 
 
 @admin_blp.route("/<project_id>/collections/<name>")
-class AdminCollection(MethodView):
+class AdminCollection(DirectMethodView):
     @admin_blp.response(200, CollectionSchema)
     @admin_blp.doc(operationId="adminGetCollection")
     def get(self, project_id, name):
@@ -156,8 +156,7 @@ class AdminCollection(MethodView):
 # --- documents -----------------------------------------------------------------------------------------------
 
 @blp.route("/collections/<name>/documents")
-class Documents(MethodView):
-    init_every_request = False  # stateless: one instance serves every request
+class Documents(DirectMethodView):
     @describe(operationId="listDocuments",
               parameters=query_parameters("filter", "sort", "limit", "offset", "fields", "cursor", "count", "expand"))
     @blp.alt_response(200, schema=DocumentPageSchema, success=True)
@@ -180,8 +179,7 @@ class Documents(MethodView):
 
 
 @blp.route("/collections/<name>/documents/<doc_id>")
-class Document(MethodView):
-    init_every_request = False  # stateless: one instance serves every request
+class Document(DirectMethodView):
     @describe(operationId="getDocument", parameters=[IF_NONE_MATCH])
     @blp.alt_response(200, schema=DocumentSchema, success=True, headers={"ETag": ETAG})
     @blp.alt_response(304, description="Not modified: the document still has the If-None-Match ETag.",
@@ -222,7 +220,7 @@ class Document(MethodView):
 
 
 @blp.route("/collections/<name>/aggregate")
-class Aggregate(MethodView):
+class Aggregate(DirectMethodView):
     @blp.doc(operationId="aggregateDocuments", parameters=query_parameters("group_by", "metrics", "filter"))
     @blp.alt_response(200, schema=AggregateSchema, success=True)
     def get(self, name):
@@ -233,7 +231,7 @@ class Aggregate(MethodView):
 
 
 @blp.route("/batch")
-class Batch(MethodView):
+class Batch(DirectMethodView):
     @blp.doc(operationId="runBatch", requestBody={"required": True,
                                                     "content": {"application/json": {"schema": BatchInSchema}}})
     @blp.alt_response(200, schema=BatchOutSchema, success=True)

@@ -280,7 +280,20 @@ def shape_of(data: dict) -> str:
     field changed type or appeared since it was read: MongoDB would refuse an operator on a value of the
     wrong type, but the embedded database applies `$push` to a number or `$inc` to a boolean silently.
     """
-    return hashlib.blake2b(_skeleton(data, True).encode(), digest_size=8).hexdigest()
+    # A create or replace body usually has the fields and types of the one before it: a document of top-level
+    # JSON scalars and arrays (any content) has the digest of its keys and their types, looked up.
+    signature = (tuple(data), tuple(map(type, data.values())))
+    found = _SHAPES.get(signature)
+    if found is None:
+        found = hashlib.blake2b(_skeleton(data, True).encode(), digest_size=8).hexdigest()
+        if all(kind in _JSON_TYPE_NAMES or key.startswith("_") for key, kind in zip(*signature)):
+            if len(_SHAPES) >= 1024:
+                _SHAPES.clear()
+            _SHAPES[signature] = found
+    return found
+
+
+_SHAPES: dict = {}
 
 
 # _sort_type's answer for the exact types JSON bodies hold, looked up rather than tested in turn: every create

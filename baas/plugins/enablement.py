@@ -12,6 +12,9 @@ class Enablements:
         self.collection = mongo.platform["plugin_enablements"]
         # Other processes see an enable/disable when their entry expires (keys.cache_seconds).
         self._cache = TTLCache(cache_seconds)
+        # Counts this process's own changes, so what was derived from an entry (the hooks a project runs, see
+        # HookManager) is renewed at once after one, not only when the entry expires.
+        self.generation = 0
 
     def ensure_indexes(self) -> None:
         ensure_index(self.collection, [("project_id", ASCENDING)], name="project_id")
@@ -25,6 +28,16 @@ class Enablements:
 
     def enabled_for(self, project_id: str) -> frozenset:
         return frozenset(self._project(project_id))
+
+    def enabled_until(self, project_id: str) -> tuple[frozenset, float]:
+        """enabled_for, and the monotonic time until which this process goes on answering the same."""
+        found = self._project(project_id)
+        _, expires = self._cache.get_until(project_id)
+        return frozenset(found), expires
+
+    def forget_cached(self, project_id: str) -> None:
+        self._cache.discard(project_id)
+        self.generation += 1
 
     def settings(self, project_id: str, plugin: str) -> dict | None:
         entry = self._project(project_id).get(plugin)
@@ -44,17 +57,17 @@ class Enablements:
         self.collection.update_one({"_id": f"{project_id}:{plugin}"},
                                    {"$set": {"project_id": project_id, "plugin": plugin, "settings": settings},
                                     "$currentDate": {"updated_at": True}}, upsert=True)
-        self._cache.discard(project_id)
+        self.forget_cached(project_id)
         return self._project(project_id)[plugin], not existed
 
     def disable(self, project_id: str, plugin: str) -> bool:
         deleted = self.collection.delete_one({"_id": f"{project_id}:{plugin}"}).deleted_count
-        self._cache.discard(project_id)
+        self.forget_cached(project_id)
         return bool(deleted)
 
     def forget_project(self, project_id: str) -> None:
         self.collection.delete_many({"project_id": project_id})
-        self._cache.discard(project_id)
+        self.forget_cached(project_id)
 
 
 class EnablementsPart:
@@ -76,5 +89,5 @@ class EnablementsPart:
             collection.insert_many([{"_id": f"{project_id}:{r['plugin']}", "project_id": project_id,
                                      "plugin": r["plugin"], "settings": r.get("settings") or {}, "updated_at": utcnow()}
                                     for r in records])
-        self.enablements._cache.discard(project_id)
+        self.enablements.forget_cached(project_id)
         return len(records)

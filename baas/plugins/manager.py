@@ -60,20 +60,52 @@ class PluginInfo:
 class _Always:
     """Stands in for the enablement store when none is attached: only global plugins run."""
 
+    generation = 0
+
     @staticmethod
     def enabled_for(project_id):
         return frozenset()
+
+    @staticmethod
+    def enabled_until(project_id):
+        return frozenset(), float("inf")
 
     @staticmethod
     def settings(project_id, plugin):
         return None
 
 
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, telling the HookManager when the set of hook implementations changes."""
+
+    def __init__(self, project_name: str, changed):
+        super().__init__(project_name)
+        self._changed = changed
+
+    def register(self, plugin, name=None):
+        try:
+            return super().register(plugin, name)
+        finally:
+            self._changed()
+
+    def unregister(self, plugin=None, name=None):
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self._changed()
+
+
 class HookManager:
     def __init__(self, enabled: list[str] | None = None, blocked: list[str] | None = None, *,
                  modules: list[str] | None = None, folders: list[str] | None = None, strict: bool = False,
                  slow_hook_ms: int = 200, global_settings: dict | None = None):
-        self.pm = pluggy.PluginManager("baas")
+        # hook name -> (its implementations in call order, those of them that run for every project); emptied
+        # whenever a plugin is registered, unregistered or fails, so it is never stale.
+        self._by_hook: dict[str, tuple[tuple, tuple]] = {}
+        # (hook name, project id) -> (expires, enablements generation, its implementations for that project):
+        # valid while the project's enablements entry it came from is, and emptied with _by_hook.
+        self._by_project: dict[tuple, tuple] = {}
+        self.pm = _PluginManager("baas", self._forget_hooks)
         self.pm.add_hookspecs(hookspecs)
         self.strict = strict
         self.slow_hook_seconds = slow_hook_ms / 1000
@@ -138,6 +170,7 @@ class HookManager:
             self._global.add(name)
         elif info.functions or info.jobs or any(n.startswith("baas_") for n in dir(module)):
             self._scoped = True
+        self._forget_hooks()
 
     def _check_names(self, info: PluginInfo) -> None:
         for other in self.plugins.values():
@@ -157,6 +190,7 @@ class HookManager:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
         self._global.discard(name)
+        self._forget_hooks()
 
     def register(self, plugin, name: str | None = None):
         """Register a plugin object in code; it runs for every project (tests and embedding applications)."""
@@ -169,7 +203,16 @@ class HookManager:
                                         settings_schema=settings_schema(plugin),
                                         functions=collect_functions(name, plugin), jobs=collect_jobs(name, plugin))
         self._global.add(name)
+        self._forget_hooks()
         return registered
+
+    def unregister(self, name: str) -> None:
+        """Take a plugin registered in code out again: its hooks stop running from the next call on."""
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        self.plugins.pop(name, None)
+        self._global.discard(name)
+        self._forget_hooks()
 
     # ---- which plugins run for a project
 
@@ -187,12 +230,34 @@ class HookManager:
         stored = self.enablements.settings(project_id, name) if project_id else None
         return dict(stored or {})
 
+    def _forget_hooks(self) -> None:
+        self._by_hook.clear()
+        self._by_project.clear()
+
     def _impls(self, hook_name: str, project_id: str | None):
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-        if not impls:  # the usual case: skip everything else on the hot path
-            return ()
-        active = self.active_for(project_id)
-        return [impl for impl in reversed(impls) if impl.plugin_name in active]
+        # Every read and write asks for several hooks that usually no plugin has: one dict lookup answers that.
+        cached = self._by_hook.get(hook_name)
+        if cached is None:
+            impls = tuple(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+            cached = self._by_hook[hook_name] = (impls, tuple(i for i in impls if i.plugin_name in self._global))
+        impls, global_impls = cached
+        if not impls or not self._scoped or project_id is None:
+            return global_impls
+        # Per-project enablements change at runtime: through this process's admin API (the generation moves) or
+        # another process's (seen when the enablements entry expires, as before this cache).
+        key = (hook_name, project_id)
+        enablements = self.enablements
+        entry = self._by_project.get(key)
+        if entry is not None and entry[1] == enablements.generation and entry[0] > time.monotonic():
+            return entry[2]
+        generation = enablements.generation
+        enabled, expires = enablements.enabled_until(project_id)
+        active = self._global | enabled
+        found = tuple(impl for impl in impls if impl.plugin_name in active)
+        if len(self._by_project) >= 10_000:
+            self._by_project.clear()
+        self._by_project[key] = (expires, generation, found)
+        return found
 
     @staticmethod
     def _project_of(kwargs) -> str | None:

@@ -250,6 +250,22 @@ def test_a_shape_changes_with_types_and_fields_not_with_values():
         assert shape_of(other) != base, other
 
 
+def test_a_looked_up_shape_is_the_computed_one():
+    import hashlib
+    from datetime import datetime, timezone
+
+    from baas.documents.updates import _skeleton
+
+    now = datetime.now(timezone.utc)
+    docs = [{"n": 1, "s": "a", "_id": "x", "_created": now}, {"s": "b", "n": 2, "_id": "y", "_created": now},
+            {"n": 1.5, "s": "a"}, {"n": True, "s": None, "t": [1, {"a": 1}]}, {"o": {"x": 1}}, {"o": {"x": "1"}},
+            {"d": now}, {"d": "2026-01-01"}, {"_rev": "1"}, {}]
+    for _ in range(2):  # the second time from the lookup where it applies
+        for doc in docs:
+            expected = hashlib.blake2b(_skeleton(doc, True).encode(), digest_size=8).hexdigest()
+            assert shape_of(doc) == expected, doc
+
+
 def test_the_shape_is_never_shown(project):
     path = _new(project, n=1)
     assert "_shape" not in project.server.get(path).get_json()
