@@ -17,6 +17,7 @@ the push service and nx-27017, beside the baseline measured in the same run: the
     python benchmarks/push.py --provider fcm --receiver emulator --workers 1
     python benchmarks/push.py --subscriptions 2000 --workers 1,2,4 --senders 64
     python benchmarks/push.py --profile 2000         # cProfile of one in-process worker over 2,000 deliveries
+    python benchmarks/push.py --provider apns --workers 1 --timing   # where each batch's time went
 
 See docs/performance.md ("Push fan-out") for a recorded run.
 """
@@ -275,6 +276,9 @@ def run(args) -> list[dict]:
     print(f"baseline: RFC 8291 encryption alone {baseline:.3f} ms CPU per delivery (this machine, now)", flush=True)
     for workers in args.workers:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAAS_")}
+        timing_file = folder / f"timing-{workers}.jsonl"
+        if args.timing:
+            env["BAAS_PUSH_TIMING"] = str(timing_file)
         processes = [subprocess.Popen([sys.executable, "-m", "baas", "worker", "--config",
                                        str(folder / "worker.yaml")], env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL) for _ in range(workers)]
@@ -316,6 +320,8 @@ def run(args) -> list[dict]:
         elif args.provider == "apns":
             row["http2_connections"] = len(receiver.emulator.connections)
             receiver.emulator.connections.clear()
+        if args.timing:
+            row["timing"] = timing_summary(timing_file)
         results.append(row)
         print(f"{args.provider}, {workers} worker(s): {row['delivered']}/{args.subscriptions} delivered, last after "
               f"{row['seconds_to_last']} s, {row['deliveries_per_s']} deliveries/s; CPU per delivery: "
@@ -327,10 +333,37 @@ def run(args) -> list[dict]:
               + (f", {row['distinct_bearer_tokens']} distinct bearer token(s) so far"
                  if "distinct_bearer_tokens" in row else ""),
               flush=True)
+        if args.timing:
+            print_timing(row["timing"])
     receiver.close()
     svc.close()
     mongo.stop()
     return results
+
+
+def timing_summary(path: Path) -> dict:
+    """The workers' BAAS_PUSH_TIMING lines summed over the batches: seconds per phase, mean window occupancy."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    planned = sum(line["seconds"] for line in lines if not line["deliveries"])
+    lines = [line for line in lines if line["deliveries"]]
+    phases: dict[str, float] = {}
+    for line in lines:
+        for name, seconds in line["phases"].items():
+            phases[name] = phases.get(name, 0.0) + seconds
+    seconds = sum(line["seconds"] for line in lines)
+    return {"batches": len(lines), "batch_seconds": round(seconds, 3), "plan_seconds": round(planned, 3),
+            "phases": {k: round(v, 3) for k, v in sorted(phases.items(), key=lambda kv: -kv[1])},
+            "mean_inflight": round(sum(line["mean_inflight"] * line["seconds"] for line in lines) / seconds, 1)
+            if seconds else 0.0}
+
+
+def print_timing(summary: dict) -> None:
+    total = summary["batch_seconds"] + summary["phases"].get("claim", 0.0) or 1.0
+    shares = ", ".join(f"{name} {seconds:.3f} s ({seconds * 100 / total:.0f}%)"
+                       for name, seconds in summary["phases"].items())
+    print(f"  timing: planning {summary['plan_seconds']} s; {summary['batches']} batches "
+          f"({summary['batch_seconds']} s in deliver): {shares}; "
+          f"mean in flight {summary['mean_inflight']}", flush=True)
 
 
 def profile(app, svc, push, receiver, args) -> None:
@@ -398,6 +431,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="push.batch_size (default: the config default)")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--timing", action="store_true",
+                        help="have the workers record where each batch's time goes (BAAS_PUSH_TIMING) and print it")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="profile one in-process worker over N deliveries instead")
     args = parser.parse_args()

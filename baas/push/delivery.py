@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import random
 import threading
@@ -38,6 +39,7 @@ UNCONFIRMED_REASON = "its worker stopped while the request was in flight: it may
 ROUND_SECONDS = 5.0           # one run_once works at most this long, so the runner can notice a stop
 FLUSH_SECONDS = 0.2           # a known outcome waits at most this long to be saved
 RETENTION_EVERY_SECONDS = 3600
+TIMING_ENV = "BAAS_PUSH_TIMING"  # a file: one JSON line per batch of where its time went (benchmarks/push.py --timing)
 
 
 def _chunks(iterable, size: int):
@@ -61,6 +63,38 @@ def encode(results: list) -> list:
     # Results are pushed as JSON text: the embedded server stores pushed objects as strings anyway, so one
     # encoding reads the same on MongoDB and on it.
     return [orjson.dumps(result).decode() for result in results]
+
+
+class PhaseTimes:
+    """Seconds per phase of one batch, for finding what a batch waits on (not CPU: a profile shows that).
+
+    `mark(phase)` books the time since the previous mark to `phase`; `inflight` integrates the window's
+    occupancy over the waits, which shows whether the connection was kept full or drained between hand-overs.
+    """
+    __slots__ = ("path", "phases", "at", "started", "inflight_seconds")
+
+    def __init__(self, path: str, claimed: float = 0.0):
+        self.path = path
+        self.phases = {"claim": claimed} if claimed else {}
+        self.at = self.started = time.perf_counter()
+        self.inflight_seconds = 0.0
+
+    def mark(self, phase: str, running: int = 0) -> None:
+        now = time.perf_counter()
+        spent = now - self.at
+        self.phases[phase] = self.phases.get(phase, 0.0) + spent
+        self.inflight_seconds += running * spent
+        self.at = now
+
+    def write(self, **extra) -> None:
+        wall = time.perf_counter() - self.started
+        line = {**extra, "seconds": round(wall, 5), "mean_inflight": round(self.inflight_seconds / wall, 1) if wall
+                else 0.0, "phases": {k: round(v, 5) for k, v in self.phases.items()}}
+        try:
+            with open(self.path, "ab") as out:   # one write per line: several workers may share the file
+                out.write(orjson.dumps(line) + b"\n")
+        except OSError:
+            log.exception("cannot write push timing to %s", self.path)
 
 
 # Delivery outcomes as /metrics names them.
@@ -133,6 +167,8 @@ class PushDelivery:
         self.senders = SenderPool(min(self.window, self.config["sender_threads"]), self._send_group)
         self._messages = TTLCache(60)
         self._last_retention = 0.0
+        self._timing_path = os.environ.get(TIMING_ENV) or None
+        self._claim_seconds = 0.0
 
     def close(self) -> None:
         self.senders.close()
@@ -146,8 +182,10 @@ class PushDelivery:
         started = time.monotonic()
         finished = 0
         while time.monotonic() - started < ROUND_SECONDS:
+            claiming = time.perf_counter()
             item = claim_one(self.queue, {"state": "pending", "due": {"$lte": time.time()}}, self.owner,
                              self.lease_seconds, sort=[("due", ASCENDING)])
+            self._claim_seconds = time.perf_counter() - claiming
             if item is None:
                 break
             try:
@@ -233,6 +271,7 @@ class PushDelivery:
 
     def plan(self, item: dict) -> None:
         project_id, message_id = item["project_id"], item["message_id"]
+        timing = PhaseTimes(self._timing_path, self._claim_seconds) if self._timing_path else None
         messages = self.service.messages(project_id)
         message = messages.find_one({"_id": message_id}, {"audience": 1, "status": 1, "providers": 1})
         if message is None or message["status"] == "cancelled":
@@ -261,6 +300,9 @@ class PushDelivery:
         messages.update_one({"_id": message_id}, {"$set": {"planned": True, "total": total}})
         self._finish(item["_id"])
         self._maybe_done(project_id, message_id)
+        if timing:
+            timing.mark("plan")
+            timing.write(item=item["_id"], deliveries=0)
 
     def _drop_expired(self, project_id: str, found: list) -> list:
         """Subscriptions past the expirationTime the browser gave cannot receive anything: they go."""
@@ -367,6 +409,7 @@ class PushDelivery:
 
     def deliver(self, item: dict) -> None:
         project_id, message_id, attempt = item["project_id"], item["message_id"], item.get("attempt", 1)
+        timing = PhaseTimes(self._timing_path, self._claim_seconds) if self._timing_path else None
         message = self._outgoing(project_id, message_id)
         if message is None:
             self._finish(item["_id"], "cancelled")
@@ -402,8 +445,12 @@ class PushDelivery:
         removed: list[str] = []
         # Invariant: len(running) + len(done) <= window, and everything running was named in a saved write.
         starting = list(itertools.islice(todo, window))
+        if timing:
+            timing.mark("read")
         if starting and not self._renew(item["_id"], {"inflight": [t["id"] for t in starting]}):
             return  # cancelled, or taken over after our lease ran out
+        if timing:
+            timing.mark("save")
         saved_at = time.monotonic()
         finished = False
         while starting or running:
@@ -412,6 +459,8 @@ class PushDelivery:
                     running[target["id"]] = target
                 self._start(provider, project_id, group, message, replies)
             starting = []
+            if timing:
+                timing.mark("start")
             answers = []  # none within FLUSH_SECONDS (a slow push service): save progress and renew all the same
             try:
                 answers += replies.get(timeout=FLUSH_SECONDS)
@@ -419,6 +468,8 @@ class PushDelivery:
                     answers += replies.get_nowait()
             except queue.Empty:
                 pass
+            if timing:
+                timing.mark("wait", len(running))
             for target, outcome in answers:
                 del running[target["id"]]
                 result, again = self._result(target, outcome, attempt)
@@ -428,6 +479,8 @@ class PushDelivery:
                     delay = max(delay, self._retry_delay(attempt, outcome.retry_after))
                 elif result["outcome"] == REMOVED:
                     removed.append(target["id"])
+            if timing:
+                timing.mark("answers", len(running))
             waited = time.monotonic() - saved_at
             if len(done) >= flush_at or (done and (not running or waited >= FLUSH_SECONDS)) \
                     or waited >= renew_every:
@@ -448,11 +501,16 @@ class PushDelivery:
                     # The push service says the device is gone (404/410): the subscription goes too.
                     self.service.subscriptions(project_id).delete_many({"_id": {"$in": removed}})
                     removed = []
+                if timing:
+                    timing.mark("save", len(running))
         if retry:
             self._queue_batch(item, f"{item['_id']}:r{attempt}", time.time() + delay, attempt + 1, retry)
         if finished or self._finish(item["_id"]):
             self.targets.delete_one({"_id": item["_id"]})  # results keep the ids; the keys are not needed again
             self._maybe_done(project_id, message_id)
+        if timing:
+            timing.mark("end")
+            timing.write(item=item["_id"], deliveries=len(targets))
 
     def _queue_batch(self, source: dict, batch_id: str, due: float, attempt: int, targets: list) -> None:
         """Queue a batch: its targets first (in push_targets), then the small queue item that workers claim.
