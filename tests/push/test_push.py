@@ -367,3 +367,28 @@ def test_a_silent_dns_server_makes_subscribe_answer_503_at_its_deadline(project,
     assert response.get_json()["message"] == "The endpoint's host name could not be looked up in time; retry shortly."
     assert waited < 10  # gave up at its deadline, not when the DNS server did (30 s)
     assert user.get("/v1/push/subscriptions").get_json() == []
+
+
+def test_push_timing_writes_one_line_per_plan_and_batch(project, receiver, app, tmp_path, monkeypatch):
+    """BAAS_PUSH_TIMING (read by benchmarks/push.py --timing): where each plan's and batch's time went."""
+    import orjson
+
+    from baas.push import background_runners
+
+    timing = tmp_path / "timing.jsonl"
+    monkeypatch.setenv("BAAS_PUSH_TIMING", str(timing))
+    runner, = background_runners(app.extensions["baas"])
+    try:
+        user = sign_up_user(project)
+        devices = [receiver.device() for _ in range(3)]
+        for device in devices:
+            subscribe(user, device)
+        send(project, {"audience": {"users": [user.user_id]}, "notification": {"title": "timed"}})
+        runner.drain()
+    finally:
+        runner.close()
+    lines = [orjson.loads(line) for line in timing.read_bytes().splitlines()]
+    assert [line["deliveries"] for line in lines] == [0, 3]  # the plan, then its one batch
+    batch = lines[1]
+    assert {"read", "wait"} <= set(batch["phases"]) and all(v >= 0 for v in batch["phases"].values())
+    assert batch["seconds"] > 0
