@@ -88,14 +88,15 @@ class BaasFlask(Flask):
 
     def accepts_raw_body(self, endpoint: str, method: str) -> bool:
         """Whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads)."""
-        return self._body_rules(endpoint, method)[0]
+        return self.body_rules(endpoint, method)[0]
 
     def requires_json_body(self, endpoint: str, method: str) -> bool:
         """Whether the view of `endpoint` for `method` declares a required JSON request body in its OpenAPI
         operation (flask-smorest's @arguments, or a requestBody given with @doc)."""
-        return self._body_rules(endpoint, method)[1]
+        return self.body_rules(endpoint, method)[1]
 
-    def _body_rules(self, endpoint: str, method: str) -> tuple[bool, bool]:
+    def body_rules(self, endpoint: str, method: str) -> tuple[bool, bool]:
+        """(accepts_raw_body, requires_json_body) in one lookup, for the before-request step that needs both."""
         key = (endpoint, method)
         rules = self._body_rules_of_views.get(key)
         if rules is None:

@@ -157,12 +157,15 @@ def _before_request():
     limit = svc.config["server"]["max_body_bytes"]
     content_length = get_content_length(environ)
     url_rule = request.url_rule
+    # (accepts a raw body, requires a JSON body) of the view, looked up once for both questions.
+    body_rules = app.body_rules(url_rule.endpoint, method) if url_rule is not None and method in _BODY_METHODS \
+        else None
     # Views that stream bodies (file uploads) enforce their own, larger limits as they read.
-    raw = url_rule is not None and method in _BODY_METHODS and app.accepts_raw_body(url_rule.endpoint, method)
+    raw = body_rules is not None and body_rules[0]
     if content_length is not None and content_length > limit and not raw:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     # Unknown routes and wrong methods answer 404/405 whatever the body is.
-    json_request = url_rule is not None and method in _BODY_METHODS and not raw
+    json_request = body_rules is not None and not raw
     data = b""
     if json_request and (content_length or environ.get("HTTP_TRANSFER_ENCODING")):
         content_type = environ.get("CONTENT_TYPE", "")
@@ -178,10 +181,10 @@ def _before_request():
     if url_rule is not None and (is_client or path.startswith(ADMIN_PREFIX)):
         g.principal = resolve_principal(environ, svc)
     if json_request:
-        _parse_json_body(data, method, app.requires_json_body(url_rule.endpoint, method))
+        _parse_json_body(data, method, body_rules[1], g)
 
 
-def _parse_json_body(data: bytes, method: str, required: bool) -> None:
+def _parse_json_body(data: bytes, method: str, required: bool, g=_g_proxy) -> None:
     """The one place a JSON body is parsed: strictly (baas.strictjson), for every route, before its view.
 
     Views read the result with json_body(); flask-smorest views parse the same bytes again with webargs,

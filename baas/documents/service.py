@@ -317,6 +317,10 @@ class DocumentService:
             raise Invalid("The document must be a JSON object.")
         doc_id = owner = _UNSET
         data = {}
+        # Whether check_document_keys could find anything: it is skipped only for what it provably passes (valid
+        # keys, values that are scalars or lists of scalars, so one level deep), and otherwise runs over all of
+        # `data` as before, so which key an error names stays the same.
+        check = False
         for key, value in body.items():
             if key == "_id" and allow_id:
                 doc_id = check_document_id(value)
@@ -329,7 +333,20 @@ class DocumentService:
                               errors={key: ["Reserved field."]})
             else:
                 data[key] = value
-        check_document_keys(data)
+                if check:
+                    continue
+                if not key or key[0] == "$" or "." in key or "\x00" in key:
+                    check = True
+                elif type(value) not in _SCALARS:
+                    if type(value) is list:
+                        for item in value:
+                            if type(item) not in _SCALARS:
+                                check = True
+                                break
+                    else:
+                        check = True
+        if check:
+            check_document_keys(data)
         return data, doc_id, owner
 
     def create(self, principal, collection: str, body) -> dict:
@@ -796,3 +813,5 @@ class _Unset:
 
 
 _UNSET = _Unset()
+# Exact types only: a subclass of dict or list (from a plugin or a batch) must not pass for a scalar.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
