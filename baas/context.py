@@ -41,7 +41,7 @@ def current_principal():
     """The principal resolved for this request (see baas.http)."""
     from baas.http import resolve_principal
 
-    principal = g.get("principal")
+    principal = g._get_current_object().__dict__.get("principal")  # one proxy lookup: every request asks
     if principal is None:
         principal = g.principal = resolve_principal()
     return principal

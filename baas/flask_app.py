@@ -86,17 +86,10 @@ class BaasFlask(Flask):
             self.session_interface.save_session(self, ctx._session, response)
         return response
 
-    def accepts_raw_body(self, endpoint: str, method: str) -> bool:
-        """Whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads)."""
-        return self.body_rules(endpoint, method)[0]
-
-    def requires_json_body(self, endpoint: str, method: str) -> bool:
-        """Whether the view of `endpoint` for `method` declares a required JSON request body in its OpenAPI
-        operation (flask-smorest's @arguments, or a requestBody given with @doc)."""
-        return self.body_rules(endpoint, method)[1]
-
     def body_rules(self, endpoint: str, method: str) -> tuple[bool, bool]:
-        """(accepts_raw_body, requires_json_body) in one lookup, for the before-request step that needs both."""
+        """(whether the view of `endpoint` for `method` is marked with baas.http.raw_body (file uploads), whether
+        it declares a required JSON request body in its OpenAPI operation (flask-smorest's @arguments, or a
+        requestBody given with @doc)), looked up once per view."""
         key = (endpoint, method)
         rules = self._body_rules_of_views.get(key)
         if rules is None:

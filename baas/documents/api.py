@@ -5,7 +5,6 @@ Document responses are serialized with orjson straight into the response (no mar
 from __future__ import annotations
 
 import orjson
-from flask import g as _g_proxy
 from flask import request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import Headers
@@ -172,15 +171,7 @@ class Documents(DirectMethodView):
     @blp.alt_response(201, schema=DocumentSchema, success=True, headers={"ETag": ETAG, "Location": LOCATION})
     def post(self, name):
         """Create a document (the collection springs into being unless the project is strict)"""
-        # current_principal() and _body() as one lookup of `g` rather than a context proxy walk each.
-        found = _g_proxy._get_current_object().__dict__
-        principal = found.get("principal")
-        if principal is None:
-            principal = current_principal()
-        body = found.get("json_body")
-        if body is None:
-            body = _body()
-        doc = services().documents.create(principal, name, body)
+        doc = services().documents.create(current_principal(), name, _body())
         # Collection names and ids are plain ASCII letters, digits, '_' and '-': only a mount point needs quoting.
         root = request.script_root
         location = f"{iri_to_uri(root) if root else ''}/v1/collections/{name}/documents/{doc['_id']}"
