@@ -1,4 +1,5 @@
 """Entry point for server worker processes: `baas serve` hands them its resolved config in the environment."""
+import faulthandler
 import json
 import os
 import signal
@@ -11,6 +12,9 @@ MAIN_PID_ENV = "BAAS_MAIN_PID"
 
 
 def app_from_env():
+    # `kill -USR1 <worker pid>` writes every thread's stack to the server log: the way to see where a worker that
+    # does not stop (or does not answer) is stuck, without a debugger on the production machine.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # A worker outliving its main process would keep the port and the data-folder lock while nothing watches
     # the database: when the main process goes (even by kill -9), the kernel kills its workers. SIGKILL, since
     # no one is left to finish a graceful stop that hangs.
