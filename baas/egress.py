@@ -12,9 +12,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-# getaddrinfo has no timeout of its own and a slow or silent DNS server holds it for tens of seconds; lookups made
-# while a request waits run on these threads, so the request gives up at its deadline. A lookup stuck past it keeps
-# its thread, so at most this many are stuck at once and the rest wait their turn (and their deadline) in the queue.
+# getaddrinfo has no timeout of its own and a slow or silent DNS server holds it for tens of seconds; lookups with a
+# deadline (a subscribe request, a push delivery) run on these threads, so the caller gives up at its deadline. A
+# lookup stuck past it keeps its thread, so at most this many are stuck at once and the rest wait their turn (and
+# their deadline) in the queue.
 LOOKUP_THREADS = 8
 _lookups: ThreadPoolExecutor | None = None
 _lookups_lock = threading.Lock()
@@ -47,26 +48,29 @@ def parse_networks(networks) -> list:
     return [ipaddress.ip_network(n, strict=False) for n in networks or ()]
 
 
+def _lookup(host: str, port: int, timeout: float | None) -> list:
+    """getaddrinfo of `host`, given up after `timeout` seconds (LookupTimedOut) when there is one."""
+    try:
+        if timeout is None:
+            return socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        lookup = _lookup_pool().submit(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
+        try:
+            return lookup.result(timeout)
+        except FutureTimeout:
+            lookup.cancel()
+            raise LookupTimedOut(f"{host} did not resolve within {timeout:g} s") from None
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+
+
 def resolve_public(host: str, port: int, allow_networks=(), timeout: float | None = None) -> list[str]:
     """The addresses of `host` (an IP literal or a name), all checked; the first is the one to connect to.
 
     Raises TargetRefused when any address is forbidden and in none of `allow_networks` (ip_network objects,
     see parse_networks); OSError when the name does not resolve, LookupTimedOut when `timeout` seconds pass first.
     """
-    try:
-        if timeout is None:
-            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        else:
-            lookup = _lookup_pool().submit(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
-            try:
-                infos = lookup.result(timeout)
-            except FutureTimeout:
-                lookup.cancel()
-                raise LookupTimedOut(f"{host} did not resolve within {timeout:g} s") from None
-    except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from None
     addresses = []
-    for info in infos:
+    for info in _lookup(host, port, timeout):
         address = ipaddress.ip_address(info[4][0].split("%")[0])
         if is_forbidden(address) and not any(address in network for network in allow_networks):
             raise TargetRefused(f"{host} resolves to {address}, a private, loopback or link-local address")
@@ -87,14 +91,15 @@ def is_forbidden_literal(host: str) -> bool:
     return is_forbidden(address)
 
 
-def connect_address(host: str, port: int, exempt_hosts=frozenset()) -> str:
+def connect_address(host: str, port: int, exempt_hosts=frozenset(), *, timeout: float | None = None) -> str:
     """The checked address to connect to for `host`: the first of resolve_public, or, for a host the operator
     exempted by name (push.allow_http_hosts: tests, on-premise services), the first it resolves to.
 
-    Raises TargetRefused or OSError as resolve_public does."""
+    Raises TargetRefused or OSError as resolve_public does, LookupTimedOut (an OSError) when `timeout` seconds
+    pass first, for an exempt host too: its DNS server can be as slow as anyone's."""
     if host.lower() in exempt_hosts:
-        try:
-            return socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][4][0]
-        except socket.gaierror as exc:
-            raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from None
-    return resolve_public(host, port)[0]
+        infos = _lookup(host, port, timeout)
+        if not infos:
+            raise OSError(f"cannot resolve {host}: no addresses")
+        return infos[0][4][0]
+    return resolve_public(host, port, timeout=timeout)[0]

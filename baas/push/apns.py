@@ -20,8 +20,8 @@ from baas.push.aio import LoopThread
 from baas.egress import TargetRefused, connect_address
 from baas.push.credentials import Unreadable
 from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
-from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
-                                 parse_retry_after)
+from baas.push.providers import (DELIVERY_LOOKUP_SECONDS, FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT,
+                                 OutgoingMessage, Outcome, parse_retry_after)
 from baas.util import TTLCache
 
 JWT_REUSE_SECONDS = 40 * 60
@@ -95,7 +95,8 @@ class ApnsProvider:
         address = self._addresses.get(base_url)
         if address is None:
             parts = urlsplit(base_url)
-            address = connect_address(parts.hostname or "", parts.port or 443, self.allowed_hosts)
+            address = connect_address(parts.hostname or "", parts.port or 443, self.allowed_hosts,
+                                      timeout=DELIVERY_LOOKUP_SECONDS)
             self._addresses.set(base_url, address)
         return address
 

@@ -27,8 +27,8 @@ import orjson
 from baas.egress import TargetRefused, connect_address
 from baas.push.credentials import Unreadable
 from baas.push.http1 import HostPool, OriginPools, Response
-from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
-                                 parse_retry_after)
+from baas.push.providers import (DELIVERY_LOOKUP_SECONDS, FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT,
+                                 OutgoingMessage, Outcome, parse_retry_after)
 from baas.util import TTLCache
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -132,7 +132,8 @@ class FcmProvider:
         parts = urlsplit(origin)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return parts.scheme, host, port, connect_address(host, port, self.allowed_hosts)
+        address = connect_address(host, port, self.allowed_hosts, timeout=DELIVERY_LOOKUP_SECONDS)
+        return parts.scheme, host, port, address
 
     def _new_pool(self, scheme: str, host: str, port: int, address: str) -> HostPool:
         return HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import select
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
+
+from baas.egress import TargetRefused
 
 MAX_LINE = 16 * 1024
 MAX_HEADERS = 100
@@ -128,43 +131,98 @@ class HostPool:
             connection.close()
 
 
+# A lookup that failed (timed out, did not resolve) is not tried again for this long: deliveries to that origin are
+# retries meanwhile, instead of each waiting for the same slow DNS server.
+UNRESOLVED_SECONDS = 10
+
+
 class OriginPools:
     """Connection pools by origin (`scheme://host:port`), each resolved again after `resolve_seconds`: a pool is
     kept while its origin still resolves to the same address, and replaced (the old one retired) when it moves.
 
     `resolve(origin)` gives (scheme, host, port, address), checking the address where the caller must (egress);
     `make(scheme, host, port, address)` builds a pool; `retire(pool)` closes one. Reads take no lock: the dict
-    lookup is atomic, and a stale entry is only replaced under the lock.
+    lookup is atomic, and a stale entry is only replaced by the one thread resolving its origin.
+
+    Resolving waits on DNS, so it holds only its origin's lock: a slow name stalls the senders to that origin,
+    never those to the others. A failure is remembered and raised again without resolving: TargetRefused (the
+    name points where we may not go) for `resolve_seconds`, and its old pool is retired; an OSError (the lookup
+    failed or timed out) for UNRESOLVED_SECONDS or less, and an origin that had a pool keeps it, on the address
+    checked before, rather than failing its deliveries over a DNS blip.
     """
 
     def __init__(self, resolve_seconds: float, resolve, make, retire):
         self.resolve_seconds = resolve_seconds
+        self.unresolved_seconds = min(UNRESOLVED_SECONDS, resolve_seconds)
         self._resolve, self._make, self._retire = resolve, make, retire
-        self._pools: dict[str, tuple] = {}
-        self._lock = threading.Lock()
+        self._pools: dict[str, tuple] = {}        # origin -> (pool or None, good until, exception or None)
+        self._resolving: dict[str, list] = {}     # origin -> [its lock, how many threads use it]
+        self._lock = threading.Lock()             # held for dict changes only, never while resolving
 
     def get(self, origin: str, now: float):
+        """The origin's pool; TargetRefused or OSError when it does not resolve to an address we may use."""
         found = self._pools.get(origin)
         if found is not None and found[1] > now:
-            return found[0]
+            return _pool_of(found)
         with self._lock:
-            found = self._pools.get(origin)
-            if found is not None and found[1] > now:
-                return found[0]
+            resolving = self._resolving.setdefault(origin, [threading.Lock(), 0])
+            resolving[1] += 1
+        try:
+            with resolving[0]:
+                found = self._pools.get(origin)
+                if found is not None and found[1] > now:  # resolved by the thread we waited for
+                    return _pool_of(found)
+                return self._renew(origin, now)
+        finally:
+            with self._lock:
+                resolving[1] -= 1
+                if not resolving[1]:
+                    del self._resolving[origin]
+
+    def _renew(self, origin: str, now: float):
+        """Resolve `origin` (its lock held) and put the outcome in place of its stale entry.
+
+        The entry is read again under the lock once resolved: take_all may have taken the old pool meanwhile (its
+        caller closes it), and then it must be neither kept nor retired here."""
+        try:
             scheme, host, port, address = self._resolve(origin)
-            pool = found[0] if found is not None and found[0].address == address else None
+        except TargetRefused as exc:
+            with self._lock:
+                old = self._pools.get(origin)
+                if old is not None and old[0] is not None:
+                    self._retire(old[0])  # the name now points where we may not go: its connections go too
+                self._pools[origin] = (None, now + self.resolve_seconds, copy.copy(exc))
+            raise
+        except OSError as exc:
+            with self._lock:
+                old = self._pools.get(origin)
+                if old is not None and old[0] is not None:
+                    self._pools[origin] = (old[0], now + self.unresolved_seconds, None)
+                    return old[0]
+                self._pools[origin] = (None, now + self.unresolved_seconds, copy.copy(exc))
+            raise
+        with self._lock:
+            old = self._pools.get(origin)
+            pool = old[0] if old is not None and old[0] is not None and old[0].address == address else None
             if pool is None:
-                if found is not None:
-                    self._retire(found[0])
+                if old is not None and old[0] is not None:
+                    self._retire(old[0])
                 pool = self._make(scheme, host, port, address)
-            self._pools[origin] = (pool, now + self.resolve_seconds)
+            self._pools[origin] = (pool, now + self.resolve_seconds, None)
             return pool
 
     def take_all(self) -> list:
         """Forget every pool and give them to the caller to close."""
         with self._lock:
-            pools, self._pools = [pool for pool, _ in self._pools.values()], {}
+            pools, self._pools = [pool for pool, _, _ in self._pools.values() if pool is not None], {}
         return pools
+
+
+def _pool_of(entry: tuple):
+    pool, _, error = entry
+    if error is not None:
+        raise copy.copy(error)  # a fresh one each time: raising one object again and again grows its traceback
+    return pool
 
 
 def _line(reader) -> bytes:

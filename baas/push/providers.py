@@ -37,6 +37,9 @@ SENT, REMOVED, RETRY, FAILED = "sent", "removed", "retry", "failed"
 AES128GCM_OVERHEAD = 86 + 17
 MAX_ENCRYPTED_PAYLOAD = 4096
 RESOLVE_SECONDS = 60          # a push service's name is resolved (and checked) again after this long
+# A delivery waits this long for a push service's name to resolve (getaddrinfo has no deadline of its own); a lookup
+# that takes longer is a retry, not a failure: the DNS server is slow, the endpoint may be fine.
+DELIVERY_LOOKUP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,8 @@ class WebPushProvider:
         parts = urlsplit(origin)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return parts.scheme, host, port, connect_address(host, port, self.allowed_hosts)
+        address = connect_address(host, port, self.allowed_hosts, timeout=DELIVERY_LOOKUP_SECONDS)
+        return parts.scheme, host, port, address
 
     def _message_head(self, message: OutgoingMessage) -> bytes:
         key = (message.ttl, message.urgency, message.topic)
