@@ -19,16 +19,16 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jwt
 import orjson
 
-from baas.egress import TargetRefused, connect_address
+from baas.egress import TargetRefused
 from baas.push.credentials import Unreadable
 from baas.push.http1 import HostPool, OriginPools, Response
-from baas.push.providers import (DELIVERY_LOOKUP_SECONDS, FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT,
-                                 OutgoingMessage, Outcome, parse_retry_after)
+from baas.push.providers import (FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT, OutgoingMessage, Outcome,
+                                 parse_retry_after, resolve_origin)
 from baas.util import TTLCache
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -129,11 +129,7 @@ class FcmProvider:
         # The admin's URLs are checked at save time for literal addresses only: a name is checked here, by what
         # it resolves to (as Web Push endpoints), and the pool connects to that checked address, so a name
         # re-pointed later waits for the next resolution and its check. TargetRefused when it is not public.
-        parts = urlsplit(origin)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = connect_address(host, port, self.allowed_hosts, timeout=DELIVERY_LOOKUP_SECONDS)
-        return parts.scheme, host, port, address
+        return resolve_origin(origin, self.allowed_hosts)
 
     def _new_pool(self, scheme: str, host: str, port: int, address: str) -> HostPool:
         return HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)

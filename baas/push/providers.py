@@ -42,6 +42,15 @@ RESOLVE_SECONDS = 60          # a push service's name is resolved (and checked) 
 DELIVERY_LOOKUP_SECONDS = 5.0
 
 
+def resolve_origin(origin: str, allowed_hosts=frozenset()) -> tuple[str, str, int, str]:
+    """(scheme, host, port, the checked address to connect to) of a push-service origin (`scheme://host[:port]`);
+    TargetRefused when it is not public and not in `allowed_hosts`, OSError when it does not resolve in time."""
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, host, port, connect_address(host, port, allowed_hosts, timeout=DELIVERY_LOOKUP_SECONDS)
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """What the pipeline hands a provider: the same for every subscription of one message."""
@@ -160,12 +169,7 @@ class WebPushProvider:
         return HostPool(scheme, host, port, address, self.timeout, self.pool_size, self._tls)
 
     def _resolve(self, origin: str) -> tuple[str, str, int, str]:
-        """(scheme, host, port, the checked address to connect to) of a push-service origin."""
-        parts = urlsplit(origin)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = connect_address(host, port, self.allowed_hosts, timeout=DELIVERY_LOOKUP_SECONDS)
-        return parts.scheme, host, port, address
+        return resolve_origin(origin, self.allowed_hosts)
 
     def _message_head(self, message: OutgoingMessage) -> bytes:
         key = (message.ttl, message.urgency, message.topic)
