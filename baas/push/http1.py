@@ -156,7 +156,7 @@ class OriginPools:
         self.unresolved_seconds = min(UNRESOLVED_SECONDS, resolve_seconds)
         self._resolve, self._make, self._retire = resolve, make, retire
         self._pools: dict[str, tuple] = {}        # origin -> (pool or None, good until, exception or None)
-        self._resolving: dict[str, list] = {}     # origin -> [its lock, how many threads use it]
+        self._origin_locks: dict[str, threading.Lock] = {}  # one per origin seen, as _pools keeps one entry each
         self._lock = threading.Lock()             # held for dict changes only, never while resolving
 
     def get(self, origin: str, now: float):
@@ -165,19 +165,12 @@ class OriginPools:
         if found is not None and found[1] > now:
             return _pool_of(found)
         with self._lock:
-            resolving = self._resolving.setdefault(origin, [threading.Lock(), 0])
-            resolving[1] += 1
-        try:
-            with resolving[0]:
-                found = self._pools.get(origin)
-                if found is not None and found[1] > now:  # resolved by the thread we waited for
-                    return _pool_of(found)
-                return self._renew(origin, now)
-        finally:
-            with self._lock:
-                resolving[1] -= 1
-                if not resolving[1]:
-                    del self._resolving[origin]
+            origin_lock = self._origin_locks.setdefault(origin, threading.Lock())
+        with origin_lock:
+            found = self._pools.get(origin)
+            if found is not None and found[1] > now:  # resolved by the thread we waited for
+                return _pool_of(found)
+            return self._renew(origin, now)
 
     def _renew(self, origin: str, now: float):
         """Resolve `origin` (its lock held) and put the outcome in place of its stale entry.
