@@ -62,6 +62,39 @@ def _server_command() -> list[str]:
     return [sys.executable, "-m", "nx_27017"]
 
 
+def _is_database_on(pid: int, data_dir: Path) -> bool:
+    """Whether `pid` is a running (not zombie) nx-27017 on `data_dir`. Without /proc, any live process counts."""
+    proc = Path("/proc", str(pid))
+    if not Path("/proc/self").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        arguments = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    return b"--data-dir" in arguments and os.fsencode(str(data_dir)) in arguments
+
+
+def _last_line(log_file: Path, offset: int) -> str:
+    """The last non-empty line the database wrote to its log since `offset` (where this start began)."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(offset)
+            written = handle.read()[-8192:].decode(errors="replace")
+    except OSError:
+        return "it wrote nothing"
+    lines = [line.strip() for line in written.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "it wrote nothing"
+
+
 class EmbeddedMongo:
     """Start with `start()`, stop with `stop()`; `uri` is valid in between.
 
@@ -85,23 +118,53 @@ class EmbeddedMongo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         log_file = self.data_dir / "nx-27017.log"
+        self._clear_stale_pid_file()
+        # It logs through a file handler and, the same lines, to stderr; only stderr also carries what it prints
+        # before its logging starts (a refusal to start, a traceback). So stderr is its log and the handler's
+        # copy goes nowhere.
         command = _server_command() + [
             "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "-p", str(self.port),
-            "--log-file", str(log_file), "--pid-file", str(self.data_dir / "nx-27017.pid"),
+            "--log-file", os.devnull, "--pid-file", str(self.pid_file),
         ]
         linux = sys.platform.startswith("linux")
         parent = os.getpid()
         if linux:
             _prctl()  # load libc before forking: the child of a threaded process should do as little as it can
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=(lambda: die_with_parent(signal.SIGTERM, parent)) if linux else None,
-            # Its own session: a Ctrl-C in the terminal reaches baas, which stops the database last, after
-            # the workers have finished their requests.
-            start_new_session=True,
-        )
-        self._wait_ready(log_file)
+        with open(log_file, "ab") as output:
+            start_of_this_run = output.tell()
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                preexec_fn=(lambda: die_with_parent(signal.SIGTERM, parent)) if linux else None,
+                # Its own session: a Ctrl-C in the terminal reaches baas, which stops the database last, after
+                # the workers have finished their requests.
+                start_new_session=True,
+            )
+        self._wait_ready(log_file, start_of_this_run)
         return self
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "nx-27017.pid"
+
+    def _clear_stale_pid_file(self) -> None:
+        """nx-27017 refuses to start while its pid file names a process that exists. One that was killed (by the
+        watchdog, the OOM killer, a second signal while it stopped) leaves its file behind, and the pid in it can
+        be a zombie nobody has reaped yet, or soon any other process. So the file is removed unless it names a
+        database still running on this data folder, which is given a moment to finish stopping."""
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            try:
+                pid = int(self.pid_file.read_text().strip())
+            except FileNotFoundError:
+                return
+            except (OSError, ValueError):
+                pid = None
+            if pid is None or not _is_database_on(pid, self.data_dir):
+                self.pid_file.unlink(missing_ok=True)
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"another embedded database (pid {pid}) is still running on {self.data_dir}")
+            time.sleep(0.05)
 
     def watch(self, interval: float, deadline: float,
               on_restart: Callable[[str], None] | None = None) -> "Watchdog":
@@ -117,14 +180,14 @@ class EmbeddedMongo:
             log.warning("restarting the embedded database on port %s: %s", self.port, reason)
             self.start()
 
-    def _wait_ready(self, log_file: Path) -> None:
+    def _wait_ready(self, log_file: Path, start_of_this_run: int) -> None:
         deadline = time.monotonic() + self.startup_timeout
         client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250)
         try:
             while True:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"the embedded database exited at start (code {self.process.returncode}); "
-                                       f"see {log_file}")
+                    raise RuntimeError(f"the embedded database exited at start (code {self.process.returncode}): "
+                                       f"{_last_line(log_file, start_of_this_run)}; see {log_file}")
                 try:
                     client.admin.command("ping")
                     return

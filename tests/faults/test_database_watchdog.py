@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 
+import pymongo
 import pytest
 
 from baas import create_app
@@ -209,3 +210,62 @@ def test_unreachable_external_mongodb_answers_503_and_recovers_without_restart(t
             assert [p["id"] for p in client.get("/admin/v1/projects", headers=admin).get_json()] == ["late-one"]
     finally:
         app.extensions["baas"].close()
+
+
+def start_and_ping(data_dir) -> None:
+    with EmbeddedMongo(data_dir) as database:
+        client = pymongo.MongoClient(database.uri, serverSelectionTimeoutMS=5000)
+        try:
+            assert client.admin.command("ping")["ok"] == 1
+        finally:
+            client.close()
+        assert database.pid_file.read_text().strip() == str(database.process.pid)
+
+
+def test_a_pid_file_left_by_a_killed_database_naming_a_zombie_does_not_stop_the_next_start(tmp_path):
+    # A database killed while it stopped leaves its pid file; until its new parent reaps it, its pid is a zombie,
+    # which nx-27017 itself takes for a database still running.
+    zombie = os.fork()
+    if zombie == 0:
+        os._exit(0)
+    try:
+        wait_until(lambda: process_state(zombie) == "Z", timeout=10, message="the child to be a zombie")
+        (tmp_path / "db").mkdir()
+        (tmp_path / "db" / "nx-27017.pid").write_text(str(zombie))
+        start_and_ping(tmp_path / "db")
+    finally:
+        os.waitpid(zombie, 0)
+
+
+def test_a_pid_file_naming_another_live_process_or_garbage_does_not_stop_the_next_start(tmp_path):
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "nx-27017.pid").write_text(str(os.getpid()))  # the pid now belongs to someone else
+    start_and_ping(tmp_path / "db")
+    (tmp_path / "db" / "nx-27017.pid").write_text("not a pid\n")
+    start_and_ping(tmp_path / "db")
+
+
+def test_a_database_still_running_on_the_folder_is_waited_for_then_named(tmp_path):
+    with EmbeddedMongo(tmp_path / "db") as running:
+        second = EmbeddedMongo(tmp_path / "db", startup_timeout=0.5)
+        with pytest.raises(RuntimeError) as refused:
+            second.start()
+        assert f"another embedded database (pid {running.process.pid}) is still running" in str(refused.value)
+        assert second.process is None
+        assert running.pid_file.read_text().strip() == str(running.process.pid)  # its file is left alone
+
+
+def test_why_the_database_exited_at_start_is_in_the_error(tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        database = EmbeddedMongo(tmp_path / "db", port=holder.getsockname()[1])
+        with pytest.raises(RuntimeError) as failed:
+            database.start()
+    finally:
+        holder.close()
+    message = str(failed.value)
+    assert message.startswith("the embedded database exited at start (code 1): ")
+    assert "address already in use" in message.lower(), message
+    assert message.endswith(f"see {tmp_path / 'db' / 'nx-27017.log'}")
