@@ -7,7 +7,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -55,11 +54,15 @@ def die_with_parent(sig: int = signal.SIGTERM, parent_pid: int | None = None) ->
         os.kill(os.getpid(), sig)
 
 
+# nx-27017 logs two INFO lines for every command it runs, the watchdog's pings included: 20 MB a day from an idle
+# server, with nothing rotating its log. So it is started with its logger at WARNING (its errors, and asyncio's,
+# still reach the log).
+_QUIET_NX_27017 = ("import logging, sys; logging.getLogger('nx_27017').setLevel(logging.WARNING); "
+                   "from nx_27017.nx_27017 import main; sys.exit(main())")
+
+
 def _server_command() -> list[str]:
-    exe = shutil.which("nx-27017", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    if exe:
-        return [exe]
-    return [sys.executable, "-m", "nx_27017"]
+    return [sys.executable, "-c", _QUIET_NX_27017]
 
 
 def _is_database_on(pid: int, data_dir: Path) -> bool:

@@ -269,3 +269,20 @@ def test_why_the_database_exited_at_start_is_in_the_error(tmp_path):
     assert message.startswith("the embedded database exited at start (code 1): ")
     assert "address already in use" in message.lower(), message
     assert message.endswith(f"see {tmp_path / 'db' / 'nx-27017.log'}")
+
+
+def test_commands_do_not_grow_the_database_log(tmp_path):
+    # nx-27017 logs every command at INFO; the watchdog's pings alone came to 20 MB a day.
+    with EmbeddedMongo(tmp_path / "db") as database:
+        log_file = tmp_path / "db" / "nx-27017.log"
+        client = pymongo.MongoClient(database.uri, serverSelectionTimeoutMS=5000)
+        try:
+            client.admin.command("ping")
+            size = log_file.stat().st_size
+            for _ in range(100):
+                client.admin.command("ping")
+            client.notes.items.insert_one({"n": 1})
+            assert client.notes.items.find_one({"n": 1})["n"] == 1
+            assert log_file.stat().st_size == size, log_file.read_text()[-2000:]
+        finally:
+            client.close()
