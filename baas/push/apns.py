@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import jwt
@@ -20,6 +21,7 @@ from baas.push.aio import LoopThread
 from baas.egress import TargetRefused, connect_address
 from baas.push.credentials import Unreadable
 from baas.push.h2client import ConnectionLost, H2Origin, client_ssl_context
+from baas.push.http1 import OriginPools
 from baas.push.providers import (DELIVERY_LOOKUP_SECONDS, FAILED, REMOVED, RESOLVE_SECONDS, RETRY, SENT,
                                  OutgoingMessage, Outcome, parse_retry_after)
 from baas.util import TTLCache
@@ -73,6 +75,19 @@ def push_type(note: dict, options: dict) -> str:
         else "background"
 
 
+class _CheckedAddress(NamedTuple):
+    """What OriginPools keeps per APNs base URL: the connection itself is per project (ApnsProvider._origin)."""
+    address: str
+
+
+def _checked_address(scheme: str, host: str, port: int, address: str) -> _CheckedAddress:
+    return _CheckedAddress(address)
+
+
+def _forget(_: _CheckedAddress) -> None:
+    """Nothing to close: a project's connection is replaced when its base URL's address changes."""
+
+
 class ApnsProvider:
     name = "apns"
 
@@ -80,7 +95,7 @@ class ApnsProvider:
         self.credentials = credentials             # baas.push.credentials.NativeCredentials
         self.timeout = timeout
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
-        self._addresses = TTLCache(RESOLVE_SECONDS)
+        self._addresses = OriginPools(RESOLVE_SECONDS, self._resolve, _checked_address, _forget)
         self.ssl_context = client_ssl_context(ca_file)
         self._origins: dict[tuple, H2Origin] = {}      # touched on the loop's thread only
         self.loop = LoopThread("baas-push-apns")
@@ -91,14 +106,19 @@ class ApnsProvider:
 
     def _address(self, base_url: str) -> str:
         """The checked address of the base URL's host (baas.egress, as Web Push endpoints), resolved again after
-        RESOLVE_SECONDS, in the caller's thread so a DNS lookup never stalls the loop. TargetRefused or OSError."""
-        address = self._addresses.get(base_url)
-        if address is None:
-            parts = urlsplit(base_url)
-            address = connect_address(parts.hostname or "", parts.port or 443, self.allowed_hosts,
-                                      timeout=DELIVERY_LOOKUP_SECONDS)
-            self._addresses.set(base_url, address)
-        return address
+        RESOLVE_SECONDS, in the caller's thread so a DNS lookup never stalls the loop. TargetRefused or OSError.
+
+        OriginPools remembers failures as it does for Web Push and FCM: a project whose APNs name does not
+        resolve costs its deliveries one lookup per period, not one per batch, and a DNS blip keeps the address
+        checked before."""
+        return self._addresses.get(base_url, time.time()).address
+
+    def _resolve(self, base_url: str) -> tuple[str, str, int, str]:
+        # Not resolve_origin: an APNs URL without a port means 443 whatever its scheme (the emulators' http://).
+        parts = urlsplit(base_url)
+        host, port = parts.hostname or "", parts.port or 443
+        return parts.scheme, host, port, connect_address(host, port, self.allowed_hosts,
+                                                         timeout=DELIVERY_LOOKUP_SECONDS)
 
     def _origin(self, credential, address: str) -> H2Origin:
         key = (credential.project_id, credential.revision)

@@ -8,6 +8,7 @@ import pytest
 
 from baas.egress import LookupTimedOut, TargetRefused, connect_address
 from baas.push import providers
+from baas.push.apns import ApnsProvider
 from baas.push.http1 import UNRESOLVED_SECONDS
 from baas.push.providers import RESOLVE_SECONDS, WebPushProvider
 from baas.testing import sign_up_user, wait_until
@@ -141,6 +142,36 @@ def test_a_dns_blip_keeps_the_working_pool_and_a_refusal_drops_it(dns, webpush):
         webpush._pools.get("https://blip.test", stale + 2 * UNRESOLVED_SECONDS + 2)
     assert working.closed
     assert webpush._pools.take_all() == []
+
+
+def test_apns_remembers_failed_lookups_and_keeps_its_address_through_a_blip(dns):
+    apns = ApnsProvider(None, 1.0)
+    try:
+        dns.failing.add("down.test")
+        for _ in range(3):  # every batch of a project whose APNs name does not resolve: one lookup per period
+            with pytest.raises(OSError, match="cannot resolve down.test"):
+                apns._address("https://down.test")
+        assert dns.calls["down.test"] == 1
+
+        dns.addresses["private.test"] = PRIVATE
+        now = time.time()
+        for later in (0, RESOLVE_SECONDS - 1):
+            with pytest.raises(TargetRefused, match="private"):
+                apns._addresses.get("https://private.test", now + later)
+        assert dns.calls["private.test"] == 1
+
+        dns.addresses["apns.test"] = PUBLIC
+        assert apns._address("http://apns.test") == PUBLIC
+        dns.failing.add("apns.test")
+        stale = now + RESOLVE_SECONDS + 1
+        assert apns._addresses.get("http://apns.test", stale).address == PUBLIC  # the blip keeps it
+        assert apns._addresses.get("http://apns.test", stale + UNRESOLVED_SECONDS - 1).address == PUBLIC
+        assert dns.calls["apns.test"] == 2
+        dns.failing.clear()
+        dns.addresses["apns.test"] = PUBLIC_MOVED
+        assert apns._addresses.get("http://apns.test", stale + UNRESOLVED_SECONDS + 1).address == PUBLIC_MOVED
+    finally:
+        apns.close()
 
 
 @pytest.fixture
