@@ -205,6 +205,9 @@ SCHEMA: dict[str, Any] = {
         "sender_threads": Key(int, 32, "Threads for providers that send one delivery per thread (FCM); they "
                               "work off the batch's window of push.senders that many at a time.",
                               minimum=1, maximum=512),
+        "max_subscriptions_per_user": Key(int, 100, "Web Push subscriptions and native devices one user keeps, "
+                                          "together; a new one beyond that drops the user's least recently "
+                                          "updated.", minimum=1, maximum=10000),
         "max_attempts": Key(int, 5, "Tries per subscription on 429, 5xx and connection errors.", minimum=1,
                             maximum=20),
         "retry_base_seconds": Key((int, float), 5, "First retry delay; it doubles each attempt (with jitter).",

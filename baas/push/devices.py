@@ -86,11 +86,14 @@ class Devices:
                 replaced = col.replace_one({"_id": existing["_id"], "updated_at": existing["updated_at"]},
                                            {**doc, **kept})
                 if replaced.matched_count:
+                    if existing.get("user_id") != user.id:  # the device changed hands: one more for this user
+                        self.service.keep_newest_subscriptions(principal.project.id, user.id, existing["_id"])
                     return _public({**doc, **kept}), False
                 continue
             try:
                 created = {**doc, "_id": new_id("pd_"), "created_at": now}
                 col.insert_one(created)
+                self.service.keep_newest_subscriptions(principal.project.id, user.id, created["_id"])
                 return _public(created), True
             except DuplicateKeyError:  # registered twice at once: the next round updates the winner
                 continue

@@ -242,11 +242,14 @@ class PushService:
                 replaced = col.replace_one({"_id": existing["_id"], "updated_at": existing["updated_at"]},
                                            {**doc, "_id": existing["_id"], "created_at": existing["created_at"]})
                 if replaced.matched_count:
+                    if existing.get("user_id") != user.id:  # the browser changed hands: one more for this user
+                        self.keep_newest_subscriptions(project_id, user.id, existing["_id"])
                     return self._public({**doc, "_id": existing["_id"], "created_at": existing["created_at"]}), False
                 continue
             try:
                 doc = {**doc, "_id": new_id("ps_"), "created_at": now}
                 col.insert_one(doc)
+                self.keep_newest_subscriptions(project_id, user.id, doc["_id"])
                 return self._public(doc), True
             except DuplicateKeyError:  # the same device subscribed twice at once: update the winner
                 doc.pop("_id"), doc.pop("created_at")
@@ -255,6 +258,17 @@ class PushService:
     @staticmethod
     def _public(doc: dict) -> dict:
         return {"id": doc["_id"], **{k: v for k, v in doc.items() if k not in ("keys", "_id")}}
+
+    def keep_newest_subscriptions(self, project_id: str, user_id: str, added_id: str) -> None:
+        """After `added_id` was given to the user: drop their least recently updated subscriptions and devices
+        beyond push.max_subscriptions_per_user. Browsers and reinstalled apps leave dead ones behind, and without
+        a bound one account could make every message to it fan out to any number of endpoints."""
+        keep_besides = self.config["max_subscriptions_per_user"] - 1
+        col = self.subscriptions(project_id)
+        oldest = [doc["_id"] for doc in col.find({"user_id": user_id, "_id": {"$ne": added_id}}, {"_id": 1})
+                  .sort([("updated_at", DESCENDING), ("_id", DESCENDING)]).skip(keep_besides)]
+        if oldest:
+            col.delete_many({"_id": {"$in": oldest}, "user_id": user_id})
 
     def _own_subscription(self, principal, subscription_id: str) -> dict:
         if not isinstance(subscription_id, str) or len(subscription_id) > 64:
