@@ -3,9 +3,9 @@ their least recently updated."""
 import os
 
 import pytest
+from push_receiver import PUSH_CONFIG
 
 from baas.testing import sign_up_user
-from push_receiver import PUSH_CONFIG
 
 
 @pytest.fixture
