@@ -23,6 +23,7 @@ import select
 import socket
 import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from baas.egress import TargetRefused
@@ -134,6 +135,7 @@ class HostPool:
 # A lookup that failed (timed out, did not resolve) is not tried again for this long: deliveries to that origin are
 # retries meanwhile, instead of each waiting for the same slow DNS server.
 UNRESOLVED_SECONDS = 10
+WARM_THREADS = 8      # lookups one OriginPools.warm runs at once (each also takes a baas.egress lookup thread)
 
 
 class OriginPools:
@@ -158,6 +160,7 @@ class OriginPools:
         self._pools: dict[str, tuple] = {}        # origin -> (pool or None, good until, exception or None)
         self._origin_locks: dict[str, threading.Lock] = {}  # one per origin seen, as _pools keeps one entry each
         self._lock = threading.Lock()             # held for dict changes only, never while resolving
+        self._warmers: ThreadPoolExecutor | None = None
 
     def get(self, origin: str, now: float):
         """The origin's pool; TargetRefused or OSError when it does not resolve to an address we may use."""
@@ -204,10 +207,31 @@ class OriginPools:
             self._pools[origin] = (pool, now + self.resolve_seconds, None)
             return pool
 
+    def warm(self, origins, now: float) -> None:
+        """Resolve those of `origins` that get() would resolve, all at once, before their deliveries ask: a batch
+        to many push services (Edge's users alone are spread over many WNS hosts) then waits for its slowest
+        lookup instead of their sum, and a silent DNS server holds it up once, not once per origin after it.
+        Outcomes are kept as get() keeps them, so the deliveries' own get() finds them, failures included."""
+        due = [origin for origin in set(origins) if (found := self._pools.get(origin)) is None or found[1] <= now]
+        if len(due) < 2:
+            return
+        with self._lock:
+            if self._warmers is None:
+                self._warmers = ThreadPoolExecutor(WARM_THREADS, thread_name_prefix="baas-push-resolve")
+            warmers = self._warmers
+        for future in [warmers.submit(self.get, origin, now) for origin in due]:
+            try:
+                future.result()
+            except Exception:  # kept in the origin's entry (or not, and its get() tries again), not ours to raise
+                pass
+
     def take_all(self) -> list:
         """Forget every pool and give them to the caller to close."""
         with self._lock:
             pools, self._pools = [pool for pool, _, _ in self._pools.values() if pool is not None], {}
+            warmers, self._warmers = self._warmers, None
+        if warmers is not None:
+            warmers.shutdown(wait=False)
         return pools
 
 

@@ -30,6 +30,8 @@ class FakeDns:
         self.silent: set[str] = set()
         self.released = threading.Event()
         self.calls: dict[str, int] = {}
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.lock = threading.Lock()
 
     def getaddrinfo(self, host, port, *args, **kwargs):
@@ -37,11 +39,17 @@ class FakeDns:
             return self.real(host, port, *args, **kwargs)
         with self.lock:
             self.calls[host] = self.calls.get(host, 0) + 1
-        if host in self.silent:
-            self.released.wait(30)
-        if host in self.failing or host not in self.addresses:
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (self.addresses[host], port))]
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if host in self.silent:
+                self.released.wait(30)
+            if host in self.failing or host not in self.addresses:
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (self.addresses[host], port))]
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
 
 @pytest.fixture
@@ -142,6 +150,31 @@ def test_a_dns_blip_keeps_the_working_pool_and_a_refusal_drops_it(dns, webpush):
         webpush._pools.get("https://blip.test", stale + 2 * UNRESOLVED_SECONDS + 2)
     assert working.closed
     assert webpush._pools.take_all() == []
+
+
+def test_a_batch_looks_up_all_its_push_services_at_once(dns, webpush):
+    # Each origin still needing a lookup is looked up beside the others, so slow names cost a batch the wait for
+    # the slowest one, not their sum; the deliveries then find every outcome kept, failures included.
+    dns.addresses.update({"slow-a.test": PUBLIC, "slow-b.test": PUBLIC_MOVED, "known.test": PUBLIC})
+    dns.silent.update({"slow-a.test", "slow-b.test"})
+    dns.failing.add("down.test")
+    now = time.time()
+    known = webpush._async_pools.get("https://known.test", now)
+    origins = ["https://slow-a.test", "https://slow-b.test", "https://known.test", "https://down.test"]
+    warming = threading.Thread(target=webpush._async_pools.warm, args=(origins, now))
+    warming.start()
+    try:
+        wait_until(lambda: dns.most_in_flight >= 2, timeout=10, message="both slow names looked up together")
+    finally:
+        dns.released.set()
+        warming.join(10)
+    assert not warming.is_alive()
+    assert webpush._async_pools.get("https://slow-a.test", now).address == PUBLIC
+    assert webpush._async_pools.get("https://slow-b.test", now).address == PUBLIC_MOVED
+    assert webpush._async_pools.get("https://known.test", now) is known
+    with pytest.raises(OSError, match="cannot resolve down.test"):
+        webpush._async_pools.get("https://down.test", now)
+    assert dns.calls == {"slow-a.test": 1, "slow-b.test": 1, "known.test": 1, "down.test": 1}
 
 
 def test_apns_remembers_failed_lookups_and_keeps_its_address_through_a_blip(dns):
