@@ -135,7 +135,9 @@ class HostPool:
 # A lookup that failed (timed out, did not resolve) is not tried again for this long: deliveries to that origin are
 # retries meanwhile, instead of each waiting for the same slow DNS server.
 UNRESOLVED_SECONDS = 10
-WARM_THREADS = 8      # lookups one OriginPools.warm runs at once (each also takes a baas.egress lookup thread)
+# Lookups one OriginPools.warm runs at once. Each also holds one of baas.egress's LOOKUP_THREADS (8) for as long as
+# the resolver takes, and subscribes share those: half of them stay free for subscribes while names are silent.
+WARM_THREADS = 4
 
 
 class OriginPools:
