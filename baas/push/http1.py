@@ -135,6 +135,8 @@ class HostPool:
 # A lookup that failed (timed out, did not resolve) is not tried again for this long: deliveries to that origin are
 # retries meanwhile, instead of each waiting for the same slow DNS server.
 UNRESOLVED_SECONDS = 10
+IDLE_ORIGIN_SECONDS = 600   # an origin not asked for this long after its entry ended is forgotten
+_UNHELD = threading.Lock()
 # Lookups one OriginPools.warm runs at once. Each also holds one of baas.egress's LOOKUP_THREADS (8) for as long as
 # the resolver takes, and subscribes share those: half of them stay free for subscribes while names are silent.
 WARM_THREADS = 4
@@ -152,7 +154,8 @@ class OriginPools:
     never those to the others. A failure is remembered and raised again without resolving: TargetRefused (the
     name points where we may not go) for `resolve_seconds`, and its old pool is retired; an OSError (the lookup
     failed or timed out) for UNRESOLVED_SECONDS or less, and an origin that had a pool keeps it, on the address
-    checked before, rather than failing its deliveries over a DNS blip.
+    checked before, rather than failing its deliveries over a DNS blip. An origin nobody has asked for in
+    IDLE_ORIGIN_SECONDS since its entry ended is forgotten and its pool retired.
     """
 
     def __init__(self, resolve_seconds: float, resolve, make, retire):
@@ -163,6 +166,7 @@ class OriginPools:
         self._origin_locks: dict[str, threading.Lock] = {}  # one per origin seen, as _pools keeps one entry each
         self._lock = threading.Lock()             # held for dict changes only, never while resolving
         self._warmers: ThreadPoolExecutor | None = None
+        self._next_sweep = 0.0
 
     def get(self, origin: str, now: float):
         """The origin's pool; TargetRefused or OSError when it does not resolve to an address we may use."""
@@ -175,7 +179,25 @@ class OriginPools:
             found = self._pools.get(origin)
             if found is not None and found[1] > now:  # resolved by the thread we waited for
                 return _pool_of(found)
+            self._forget_idle(now)
             return self._renew(origin, now)
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the origins nothing has asked for in IDLE_ORIGIN_SECONDS past their entry's end, and close their
+        pools: the push services a server meets over months (Edge's many WNS hosts, endpoints of long-gone
+        subscriptions) must not keep an entry, a lock and idle connections each for ever. Looked at once a
+        minute at most, while some origin is being resolved anyway."""
+        if now < self._next_sweep:
+            return
+        with self._lock:
+            self._next_sweep = now + 60
+            idle = [origin for origin, (_, until, _) in self._pools.items() if until + IDLE_ORIGIN_SECONDS < now
+                    and not self._origin_locks.get(origin, _UNHELD).locked()]
+            for origin in idle:
+                pool = self._pools.pop(origin)[0]
+                self._origin_locks.pop(origin, None)
+                if pool is not None:
+                    self._retire(pool)
 
     def _renew(self, origin: str, now: float):
         """Resolve `origin` (its lock held) and put the outcome in place of its stale entry.

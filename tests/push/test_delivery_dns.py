@@ -9,7 +9,7 @@ import pytest
 from baas.egress import LookupTimedOut, TargetRefused, connect_address
 from baas.push import providers
 from baas.push.apns import ApnsProvider
-from baas.push.http1 import UNRESOLVED_SECONDS
+from baas.push.http1 import IDLE_ORIGIN_SECONDS, UNRESOLVED_SECONDS
 from baas.push.providers import RESOLVE_SECONDS, WebPushProvider
 from baas.testing import sign_up_user, wait_until
 from push_receiver import PUSH_CONFIG
@@ -150,6 +150,26 @@ def test_a_dns_blip_keeps_the_working_pool_and_a_refusal_drops_it(dns, webpush):
         webpush._pools.get("https://blip.test", stale + 2 * UNRESOLVED_SECONDS + 2)
     assert working.closed
     assert webpush._pools.take_all() == []
+
+
+def test_origins_nobody_asks_for_are_forgotten_and_their_connections_closed(dns, webpush):
+    dns.addresses.update({"gone.test": PUBLIC, "busy.test": PUBLIC, "refused.test": PRIVATE})
+    now = time.time()
+    gone = webpush._pools.get("https://gone.test", now)
+    busy = webpush._pools.get("https://busy.test", now)
+    with pytest.raises(TargetRefused):
+        webpush._pools.get("https://refused.test", now)
+    later = now
+    while later + RESOLVE_SECONDS + 1 <= now + RESOLVE_SECONDS + IDLE_ORIGIN_SECONDS:  # busy.test is used all along
+        later += RESOLVE_SECONDS + 1
+        assert webpush._pools.get("https://busy.test", later) is busy
+    assert not gone.closed and not busy.closed
+    assert webpush._pools.get("https://busy.test", later + RESOLVE_SECONDS + 1) is busy  # its renewal sweeps
+    assert gone.closed and not busy.closed
+    assert set(webpush._pools._pools) == set(webpush._pools._origin_locks) == {"https://busy.test"}
+    # A forgotten origin asked for again is looked up afresh.
+    assert webpush._pools.get("https://gone.test", later + RESOLVE_SECONDS + 2).address == PUBLIC
+    assert dns.calls["gone.test"] == 2 and dns.calls["refused.test"] == 1
 
 
 def test_a_batch_looks_up_all_its_push_services_at_once(dns, webpush):
