@@ -261,7 +261,7 @@ class S3BlobStore:
 
         def chunks():
             try:
-                yield from response.stream(256 * 1024)
+                yield from response.stream(_READ_CHUNK)
             finally:
                 response.close()
                 response.release_conn()
