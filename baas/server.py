@@ -43,7 +43,11 @@ def banner(config: dict, report: runtime.BootstrapReport, embedded: bool, echo=p
     echo(f"baas is serving on {base}")
     echo(f"  client API  {base}/v1     admin API  {base}/admin/v1")
     echo(f"  API docs    {base}/docs   OpenAPI    {base}/openapi.json")
-    if embedded:
+    s3 = config["storage"]["s3"]
+    if embedded and s3["endpoint"]:
+        echo(f"  data        {config['data_dir']} (embedded database; files in S3 bucket {s3['bucket']} "
+             f"at {s3['endpoint']})")
+    elif embedded:
         echo(f"  data        {config['data_dir']} (embedded database and local files)")
     if report.first_start:
         echo("")
