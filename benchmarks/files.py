@@ -15,6 +15,12 @@ paths alike and the API / direct ratio stays meaningful. The direct client is a 
 (connection reuse, the same Content-Type). Up to 10 MB both know the length (the API gets a Content-Length, the
 direct client a length), as an app uploading a file does; above, both stream a body of unknown length (chunked to
 the API, minio's unknown-length multipart directly), so that neither client holds the file in memory.
+
+    .venv/bin/python benchmarks/files.py --storage local [--sizes 1,100,1024]
+
+measures the embedded default's local adapter instead (no S3 server): "direct" is then this process writing the
+same bytes to a file on the same disk (temp file + rename, as the adapter does) and reading them back, in 1 MiB
+blocks.
 """
 from __future__ import annotations
 
@@ -96,28 +102,78 @@ def s3_server() -> tuple:
     return endpoint, access, secret, moto
 
 
+class S3Direct:
+    """The direct transfers beside the API's: a minio client of the same S3 server, as an app using the SDK."""
+
+    def __init__(self, endpoint: str, access: str, secret: str, bucket: str):
+        from minio import Minio
+
+        self.client, self.bucket = Minio(endpoint, access_key=access, secret_key=secret, secure=False), bucket
+
+    def put(self, name: str, stream, size: int, content_type: str) -> None:
+        self.client.put_object(self.bucket, f"direct/{name}", stream, size, part_size=10 * 1024 * 1024,
+                               content_type=content_type)
+
+    def read(self, name: str) -> None:
+        response = self.client.get_object(self.bucket, f"direct/{name}")
+        for _ in response.stream(CHUNK):
+            pass
+        response.close()
+        response.release_conn()
+
+    def remove(self, name: str) -> None:
+        self.client.remove_object(self.bucket, f"direct/{name}")
+
+
+class DiskDirect:
+    """The direct transfers for the local adapter: this process writing the bytes to a file on the same disk
+    (temp file + rename, as the adapter does) and reading them back, 1 MiB at a time."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True)
+
+    def put(self, name: str, stream, size: int, content_type: str) -> None:
+        target = self.folder / name
+        partial = target.with_suffix(".partial")
+        with open(partial, "wb") as out:
+            out.writelines(iter(lambda: stream.read(CHUNK), b""))
+        os.replace(partial, target)
+
+    def read(self, name: str) -> None:
+        with open(self.folder / name, "rb") as source:
+            for _ in iter(lambda: source.read(CHUNK), b""):
+                pass
+
+    def remove(self, name: str) -> None:
+        (self.folder / name).unlink()
+
+
 @contextmanager
-def bench_stack(max_file_bytes: int):
-    """nx-27017, an S3 server (moto unless BAAS_TEST_S3_ENDPOINT) and `baas serve` with a project `bench`; yields
-    (the server, its server key, a minio client of the same S3, the bucket, the moto process or None)."""
+def bench_stack(max_file_bytes: int, storage: str = "s3"):
+    """nx-27017, an S3 server (moto unless BAAS_TEST_S3_ENDPOINT; none for `local`) and `baas serve` with a project
+    `bench`; yields (the server, its server key, the direct transfers, the moto process or None, the database)."""
     work = Path(tempfile.mkdtemp(prefix="baas-files-bench-"))
     mongo = EmbeddedMongo(work / "db").start()
-    endpoint, access, secret, moto = s3_server()
-    bucket = "bench-" + secrets.token_hex(4)
     config = {"data_dir": str(work / "data"), "admin_token": ADMIN_TOKEN, "mongodb": {"uri": mongo.uri},
-              "storage": {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret, "secure": False,
-                                 "bucket": bucket}},
               "files": {"max_file_bytes": max_file_bytes, "sweep_interval_seconds": 0},
               "rate_limits": {"enabled": False}}
+    moto = None
+    if storage == "local":
+        direct = DiskDirect(work / "direct")
+    else:
+        endpoint, access, secret, moto = s3_server()
+        bucket = "bench-" + secrets.token_hex(4)
+        config["storage"] = {"s3": {"endpoint": endpoint, "access_key": access, "secret_key": secret,
+                                    "secure": False, "bucket": bucket}}
+        direct = S3Direct(endpoint, access, secret, bucket)
     server = ServerProcess(config, work).start()
     try:
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         requests.post(f"{server.url}/admin/v1/projects", json={"id": "bench"}, headers=admin).raise_for_status()
         key = requests.post(f"{server.url}/admin/v1/projects/bench/keys", json={"kind": "server"},
                             headers=admin).json()["key"]
-        from minio import Minio
-
-        yield server, key, Minio(endpoint, access_key=access, secret_key=secret, secure=False), bucket, moto, mongo
+        yield server, key, direct, moto, mongo
     finally:
         server.stop()
         if moto:
@@ -129,13 +185,16 @@ def bench_stack(max_file_bytes: int):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,100")
-    sizes = [int(s) * 1024 * 1024 for s in parser.parse_args().sizes.split(",")]
-    with bench_stack(max(sizes) + 1) as (server, key, direct, bucket, moto, mongo):
+    parser.add_argument("--storage", choices=("s3", "local"), default="s3",
+                        help="the S3 adapter against moto (or BAAS_TEST_S3_ENDPOINT), or the local adapter")
+    args = parser.parse_args()
+    sizes = [int(s) * 1024 * 1024 for s in args.sizes.split(",")]
+    with bench_stack(max(sizes) + 1, args.storage) as (server, key, direct, moto, mongo):
         pids = {"server": server.process.pid, "s3": moto.pid if moto else None, "db": mongo.process.pid}
         headers = {"X-API-Key": key, "Content-Type": "application/octet-stream"}
         # Warm-up, not measured: the first request's imports, the bucket check and both connection pools.
         requests.post(f"{server.url}/v1/files", data=_body(CHUNK), headers=headers).raise_for_status()
-        direct.put_object(bucket, "direct/warm-up", io.BytesIO(os.urandom(CHUNK)), CHUNK)
+        direct.put("warm-up", io.BytesIO(os.urandom(CHUNK)), CHUNK, headers["Content-Type"])
         print(f"{'size':>8} {'API up MB/s':>12} {'direct up':>10} {'API/direct':>10} {'API down':>9} "
               f"{'direct down':>12} {'peak RSS +MB':>13} | CPU ms per upload: {'server':>7} {'DB':>5} {'S3 (API)':>9} "
               f"{'S3 (direct)':>11} {'direct client':>13}")
@@ -146,7 +205,7 @@ def main() -> None:
             _reset_peak_rss(server.process.pid)
             base_rss = _rss_kib(server.process.pid, "VmRSS")
             for n in range(repeats):
-                rows.append(_measure(server.url, headers, direct, bucket, size, pids, direct_first=n % 2 == 1))
+                rows.append(_measure(server.url, headers, direct, size, pids, direct_first=n % 2 == 1))
             peak = (_rss_kib(server.process.pid, "VmHWM") - base_rss) / 1024
             api_up, direct_up, api_down, direct_down = (sorted(column)[len(column) // 2]
                                                         for column in list(zip(*rows))[:4])
@@ -161,7 +220,7 @@ def main() -> None:
               "ratios; S3 CPU only for the moto server started here")
 
 
-def _measure(url, headers, direct, bucket, size, pids: dict, direct_first: bool) -> tuple:
+def _measure(url, headers, direct, size, pids: dict, direct_first: bool) -> tuple:
     """One API upload and one direct upload back to back (order given), then both downloads. Returns MB/s (API up,
     direct up, API down, direct down) and CPU seconds (server per API upload, S3 per API upload, S3 per direct
     upload, this process per direct upload, database per API upload)."""
@@ -185,8 +244,7 @@ def _measure(url, headers, direct, bucket, size, pids: dict, direct_first: bool)
         stream = io.BytesIO(data) if known else io.BufferedReader(_GenReader(_body(size)))
         s3, own = s3_cpu(), time.process_time()
         start = time.perf_counter()
-        direct.put_object(bucket, f"direct/{size}", stream, size if known else -1, part_size=10 * 1024 * 1024,
-                          content_type=headers["Content-Type"])
+        direct.put(str(size), stream, size if known else -1, headers["Content-Type"])
         figures["direct_up"] = mb / (time.perf_counter() - start)
         figures["s3_direct_cpu"], figures["client_cpu"] = s3_cpu() - s3, time.process_time() - own
 
@@ -200,13 +258,9 @@ def _measure(url, headers, direct, bucket, size, pids: dict, direct_first: bool)
     api_down = mb / (time.perf_counter() - start)
     requests.delete(f"{url}/v1/files/{doc['_id']}", headers=headers)  # moto keeps every object in RAM
     start = time.perf_counter()
-    response = direct.get_object(bucket, f"direct/{size}")
-    for _ in response.stream(CHUNK):
-        pass
-    response.close()
-    response.release_conn()
+    direct.read(str(size))
     direct_down = mb / (time.perf_counter() - start)
-    direct.remove_object(bucket, f"direct/{size}")
+    direct.remove(str(size))
     return (figures["api_up"], figures["direct_up"], api_down, direct_down, figures["server_cpu"],
             figures["s3_api_cpu"], figures["s3_direct_cpu"], figures["client_cpu"], figures["db_cpu"])
 
