@@ -8,7 +8,9 @@ baas scenarios (documents.py `floor_get`, `floor_create`, `floor_query`) and the
     granian --interface wsgi --factory --working-dir benchmarks floor_app:create_app
 
 Configured by environment: BAAS_FLOOR_MONGODB_URI, BAAS_FLOOR_DATABASE, BAAS_FLOOR_COLLECTION (read and
-queried), BAAS_FLOOR_WRITES_COLLECTION (created into, so creates never grow the queried collection).
+queried), BAAS_FLOOR_WRITES_COLLECTION (created into, so creates never grow the queried collection),
+BAAS_FLOOR_SOCKET_TIMEOUT_MS (pymongo's socketTimeoutMS; unset: none, the driver's default. baas sets one, and
+CPython polls a socket that has a timeout before each send: one more syscall, and GIL release, per command).
 """
 from __future__ import annotations
 
@@ -27,8 +29,10 @@ def _json(body, status: int = 200) -> Response:
 
 
 def create_app() -> Flask:
+    socket_timeout_ms = int(os.environ.get("BAAS_FLOOR_SOCKET_TIMEOUT_MS") or 0) or None
     client = pymongo.MongoClient(os.environ["BAAS_FLOOR_MONGODB_URI"], tz_aware=True,
-                                 uuidRepresentation="standard", appname="baas-bench-floor")
+                                 uuidRepresentation="standard", appname="baas-bench-floor",
+                                 socketTimeoutMS=socket_timeout_ms)
     database = client[os.environ["BAAS_FLOOR_DATABASE"]]
     collection = database[os.environ.get("BAAS_FLOOR_COLLECTION", "c_bench")]
     writes = database[os.environ.get("BAAS_FLOOR_WRITES_COLLECTION", collection.name)]
