@@ -25,6 +25,18 @@ def _version_tag() -> str:
     return secrets.token_hex(16)
 
 
+def _move_into_place(partial: str, path: Path, content_type: str, metadata: dict) -> str:
+    """Give a fully written `partial` file its sidecar and move both to `path`, the sidecar first (a blob that can
+    be found always has its metadata); returns the new ETag. put() and finish_append() both end here."""
+    etag = _version_tag()
+    meta_tmp = partial + _META_SUFFIX
+    with open(meta_tmp, "w", encoding="utf-8") as out:
+        json.dump({"content_type": content_type, "etag": etag, "metadata": metadata}, out)
+    os.replace(meta_tmp, str(path) + _META_SUFFIX)
+    os.replace(partial, path)
+    return etag
+
+
 class LocalBlobStore:
     errors = (OSError,)
 
@@ -62,19 +74,15 @@ class LocalBlobStore:
                     out.write(chunk)
             if length >= 0 and size != length:
                 raise ValueError(f"expected {length} bytes, received {size}")
-            info = BlobInfo(key=key, size=size, content_type=content_type, etag=_version_tag(),
-                            modified=datetime.now(timezone.utc), metadata=dict(metadata or {}))
-            meta_tmp = tmp + _META_SUFFIX
-            with open(meta_tmp, "w", encoding="utf-8") as out:
-                json.dump({"content_type": content_type, "etag": info.etag, "metadata": info.metadata}, out)
-            os.replace(meta_tmp, str(path) + _META_SUFFIX)
-            os.replace(tmp, path)
+            metadata = dict(metadata or {})
+            etag = _move_into_place(tmp, path, content_type, metadata)
         except BaseException:
             for leftover in (tmp, tmp + _META_SUFFIX):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
             raise
-        return info
+        return BlobInfo(key=key, size=size, content_type=content_type, etag=etag,
+                        modified=datetime.now(timezone.utc), metadata=metadata)
 
     def copy(self, source_key: str, key: str) -> BlobInfo:
         """A copy of `source_key` at `key`, written atomically like put(); returns the copy's stat."""
@@ -206,13 +214,7 @@ class LocalBlobStore:
         return state, written
 
     def finish_append(self, key: str, state: dict, content_type: str) -> BlobInfo:
-        path = self._path(key)
-        part = self._part_path(key)
-        meta_tmp = str(part) + _META_SUFFIX
-        with open(meta_tmp, "w", encoding="utf-8") as out:
-            json.dump({"content_type": content_type, "etag": _version_tag(), "metadata": {}}, out)
-        os.replace(meta_tmp, str(path) + _META_SUFFIX)
-        os.replace(part, path)
+        _move_into_place(str(self._part_path(key)), self._path(key), content_type, {})
         return self.stat(key)
 
     def abort_append(self, key: str, state: dict) -> None:
