@@ -467,7 +467,7 @@ def _tus_patch(entry_id: str, offset: int):
     entry, done = _files().tus_append(current_principal(), entry_id, offset, stream, checksum)
     extra = {"Upload-Offset": str(entry["offset"]), "Upload-Expires": _expires(entry)}
     if done is not None:
-        extra["Baas-File-Id"] = done["_id"]
+        extra["Baas-File-Id"] = done
     return extra
 
 
@@ -516,9 +516,10 @@ class TusUploads(MethodView):
 @blp.route("/tus/<string(length=32):upload_id>")
 class TusUpload(MethodView):
     @blp.doc(security=SECURITY, parameters=[TUS_RESUMABLE])
-    @blp.alt_response(200, success=True, description="Where the upload stands.",
+    @blp.alt_response(200, success=True, description="Where the upload stands; once complete (Upload-Offset equals "
+                                                    "Upload-Length), Baas-File-Id names its file.",
                       headers={"Upload-Offset": _INTEGER, "Upload-Length": _INTEGER, "Upload-Expires": _STRING,
-                               "Tus-Resumable": _STRING})
+                               "Tus-Resumable": _STRING, "Baas-File-Id": _STRING})
     @blp.alt_response(404, description="No such upload, or it expired.")
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.doc(operationId="tusGetOffset")
@@ -532,7 +533,7 @@ class TusUpload(MethodView):
                                Upload_Expires=_expires(entry))
         done = files.tus_finish_if_complete(principal, entry)
         if done is not None:
-            headers["Baas-File-Id"] = done["_id"]
+            headers["Baas-File-Id"] = done
         return Response(status=200, headers=headers)
 
     @raw_body

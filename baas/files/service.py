@@ -5,7 +5,9 @@ upload first records a pending entry (platform collection `file_pending`), write
 metadata document and drops the pending entry. A process killed anywhere in between leaves a pending entry, and
 `sweep()` removes whatever it left (the object, a half-written multipart upload, or nothing), so a client never
 sees metadata without an object, and storage never keeps an object nobody can see. Deletes run the other way
-round (pending entry, metadata, object) for the same reason.
+round (pending entry, metadata, object) for the same reason. A finished tus upload's entry is kept, marked
+finished, until the upload would have expired, so that a client whose last answer was lost learns from HEAD that
+its upload is complete.
 """
 from __future__ import annotations
 
@@ -625,16 +627,22 @@ class FileService:
             raise NotFound(f"The upload '{upload_id}' expired.")
         return entry
 
-    def tus_append(self, principal, upload_id: str, offset: int, stream, checksum: str | None) -> tuple[dict, dict | None]:
-        """Append a PATCH body at `offset`. Returns (entry with the new offset, the file once complete)."""
+    def tus_append(self, principal, upload_id: str, offset: int, stream, checksum: str | None) -> tuple[dict, str | None]:
+        """Append a PATCH body at `offset`. Returns (entry with the new offset, the file's id once complete)."""
         entry = self.tus_entry(principal, upload_id)
         if offset != entry["offset"]:
             raise Conflict(f"Upload-Offset is {offset} but the upload is at {entry['offset']}; ask with HEAD.",
                            headers={"Upload-Offset": str(entry["offset"])})
+        if entry.get("finished_ts"):
+            # A repeat of the last PATCH, its answer lost: it adds nothing, and the upload is already a file.
+            if stream.read(1):
+                raise PayloadTooLarge(f"The body goes past Upload-Length ({entry['length']} bytes).")
+            return entry, entry["file_id"]
         verify = self._checksum(checksum)
         now = time.time()
         # One writer at a time; a writer that died frees the upload after BUSY_SECONDS.
-        taken = self.pending.update_one({"_id": upload_id, "offset": offset, "busy_until_ts": {"$lt": now}},
+        taken = self.pending.update_one({"_id": upload_id, "offset": offset, "busy_until_ts": {"$lt": now},
+                                         "finished_ts": {"$exists": False}},
                                         {"$set": {"busy_until_ts": now + BUSY_SECONDS}})
         if not taken.matched_count:
             raise Conflict("Another request is writing to this upload; retry after it ends.")
@@ -721,13 +729,16 @@ class FileService:
                           errors={"Upload-Checksum": ["Not base64."]}) from None
         return hashlib.new(algorithm), expected
 
-    def tus_finish_if_complete(self, principal, entry: dict) -> dict | None:
-        """A HEAD on an upload whose bytes all arrived but whose file was never recorded (the process died)."""
+    def tus_finish_if_complete(self, principal, entry: dict) -> str | None:
+        """The file id of a complete upload for HEAD, recording the file first if its bytes all arrived but the
+        process died before it was recorded."""
+        if entry.get("finished_ts"):
+            return entry["file_id"]
         if entry["offset"] == entry["length"]:
             return self._tus_finish(principal, entry)
         return None
 
-    def _tus_finish(self, principal, entry: dict) -> dict:
+    def _tus_finish(self, principal, entry: dict) -> str:
         project = self._project(principal)
         settings = self.settings(project)
         key = entry["key"]
@@ -782,14 +793,21 @@ class FileService:
         except BaseException:
             self._discard(entry["project_id"], entry["_id"], entry["key"])
             raise
-        self.pending.delete_one({"_id": entry["_id"]})
+        # The entry stays, marked finished, until the upload would have expired: a client whose answer to the last
+        # PATCH was lost asks HEAD, is told the upload is complete (and its file id), and does not send the whole
+        # file again as a new upload. The sweep removes it at expiry.
+        self.pending.update_one({"_id": entry["_id"]}, {"$set": {"finished_ts": time.time(), "busy_until_ts": 0.0},
+                                                        "$unset": {"state": ""}})
         self.hooks.after("baas_after_file_write", principal=principal, action="create", file=doc, previous=None)
-        return self.output(doc)
+        return doc["_id"]
 
     def tus_terminate(self, principal, upload_id: str) -> None:
+        """Abandon an upload and its bytes. A finished upload is a file by now: only the upload goes, the file is
+        deleted as files are (DELETE /v1/files/{id})."""
         entry = self.tus_entry(principal, upload_id)
-        with self.storage():
-            self.blobs.abort_append(entry["key"], entry["state"])
+        if not entry.get("finished_ts"):
+            with self.storage():
+                self.blobs.abort_append(entry["key"], entry["state"])
         self.pending.delete_one({"_id": upload_id})
 
     # --- direct transfer (presigned PUT on S3) ---------------------------------------------------------------
@@ -960,7 +978,7 @@ class FileService:
 
     def forget_project(self, project_id: str) -> None:
         """After a project was deleted (its database and objects are gone): its uploads under way and its usage."""
-        for entry in self.pending.find({"project_id": project_id, "kind": "tus"}):
+        for entry in self.pending.find({"project_id": project_id, "kind": "tus", "finished_ts": {"$exists": False}}):
             try:
                 self.blobs.abort_append(entry["key"], entry["state"])
             except self.blobs.errors as exc:
@@ -991,7 +1009,8 @@ class FileService:
         doc = files.find_one({"_id": file_id})
         if doc is None:
             # Not recorded yet (its upload is still finishing: its pending entry is open), or deleted since.
-            return all(entry.get("closed_ts") for entry in self.pending.find({"file_id": file_id}, {"closed_ts": 1}))
+            return all(entry.get("closed_ts") or entry.get("finished_ts")
+                       for entry in self.pending.find({"file_id": file_id}, {"closed_ts": 1, "finished_ts": 1}))
         if doc.get("sha256"):
             return True
         self.read_backs += 1
@@ -1057,7 +1076,7 @@ class FileService:
         if entry["kind"] == "delete":
             if not recorded:
                 self._delete_objects(project_id, entry["file_id"], key)
-        elif not recorded:
+        elif not recorded and not entry.get("finished_ts"):  # a finished upload's file was deleted as files are
             if entry["kind"] == "tus":
                 self.blobs.abort_append(key, entry["state"])
             self.blobs.delete(key)

@@ -15,6 +15,10 @@ from files_helpers import random_bytes, stored_keys
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
+def _after_expiry() -> datetime:
+    return datetime.now(timezone.utc) + timedelta(hours=25)  # past the default tus expiry (24 h)
+
+
 def _tus(live_url, project):
     return tus_client.TusClient(f"{live_url}/v1/files/tus/", headers={"X-API-Key": project.server_key})
 
@@ -115,8 +119,7 @@ def test_termination(live_url, project, blobs):
 def test_expired_uploads_are_gone_and_swept(live_url, project, files, blobs):
     uploader = _tus(live_url, project).uploader(file_stream=io.BytesIO(random_bytes(30_000)), chunk_size=10_000)
     uploader.upload(stop_at=10_000)
-    later = datetime.now(timezone.utc) + timedelta(hours=25)
-    report = files.sweep(later)
+    report = files.sweep(_after_expiry())
     assert report["entries"] == 1
     assert files.pending.count_documents({"project_id": project.id}) == 0
     assert requests.head(uploader.url, headers={"X-API-Key": project.server_key, **TUS}).status_code == 404
@@ -148,3 +151,95 @@ def test_sha256_of_an_upload_whose_chunks_reached_several_processes(project, fil
     meta = project.server.get(f"/v1/files/{file_id}").get_json()
     assert meta["sha256"] == hashlib.sha256(data).hexdigest() and meta["sha256_state"] == "done"
     assert files.read_backs == 1
+
+
+def test_a_lost_answer_to_the_last_patch_does_not_upload_the_file_twice(live_url, project, files, blobs):
+    from baas.testing import wait_until
+
+    data = random_bytes(250_000)
+    headers = {"X-API-Key": project.server_key, **TUS}
+    created = requests.post(f"{live_url}/v1/files/tus/", headers={**headers, "Upload-Length": str(len(data))})
+    assert created.status_code == 201, created.text
+    url, file_id = created.headers["Location"], created.headers["Baas-File-Id"]
+    first = requests.patch(url, data=data[:100_000], headers={
+        **headers, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    assert first.status_code == 204 and "Baas-File-Id" not in first.headers
+    # The whole last PATCH is sent and the connection dropped before its answer (a phone losing signal).
+    _cut_patch(url, project.server_key, 100_000, data[100_000:], len(data) - 100_000)
+
+    def finished():
+        head = requests.head(url, headers=headers)
+        return head if head.status_code == 200 and head.headers.get("Baas-File-Id") else None
+
+    # HEAD tells the client its upload is complete, and which file it became.
+    head = wait_until(finished, timeout=10, message="the last PATCH to finish the upload")
+    assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == str(len(data))
+    assert head.headers["Baas-File-Id"] == file_id
+    # The standard client, resuming from its stored URL, has nothing left to send.
+    uploader = _tus(live_url, project).uploader(file_stream=io.BytesIO(data), url=url, chunk_size=100_000)
+    assert uploader.offset == len(data)
+    uploader.upload()
+    listed = requests.get(f"{live_url}/v1/files", headers={"X-API-Key": project.server_key}).json()["items"]
+    assert [doc["_id"] for doc in listed] == [file_id]
+    assert requests.get(f"{live_url}/v1/files/{file_id}/content", headers=headers).content == data
+    # A repeat of the last PATCH adds nothing; an earlier offset or more bytes are refused as for any upload.
+    patch = {**headers, "Content-Type": "application/offset+octet-stream"}
+    again = requests.patch(url, data=b"", headers={**patch, "Upload-Offset": str(len(data))})
+    assert again.status_code == 204 and again.headers["Baas-File-Id"] == file_id
+    assert again.headers["Upload-Offset"] == str(len(data))
+    stale = requests.patch(url, data=data[100_000:], headers={**patch, "Upload-Offset": "100000"})
+    assert stale.status_code == 409 and stale.headers["Upload-Offset"] == str(len(data))
+    assert requests.patch(url, data=b"x", headers={**patch, "Upload-Offset": str(len(data))}).status_code == 413
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{file_id}"]
+    # At the upload's expiry the sweep forgets the upload and keeps the file.
+    report = files.sweep(_after_expiry())
+    assert report["entries"] == 1 and files.pending.count_documents({"project_id": project.id}) == 0
+    assert requests.head(url, headers=headers).status_code == 404
+    assert requests.get(f"{live_url}/v1/files/{file_id}/content", headers=headers).content == data
+
+
+def test_terminating_a_finished_upload_keeps_its_file(live_url, project, blobs):
+    data = random_bytes(40_000)
+    uploader = _tus(live_url, project).uploader(file_stream=io.BytesIO(data), chunk_size=20_000)
+    uploader.upload()
+    headers = {"X-API-Key": project.server_key, **TUS}
+    file_id = requests.head(uploader.url, headers=headers).headers["Baas-File-Id"]
+    assert requests.delete(uploader.url, headers=headers).status_code == 204
+    assert requests.head(uploader.url, headers=headers).status_code == 404
+    assert requests.get(f"{live_url}/v1/files/{file_id}/content", headers=headers).content == data
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{file_id}"]
+
+
+def test_a_finished_upload_whose_file_was_deleted_is_swept_without_touching_storage(project, files, blobs,
+                                                                                      task_runner):
+    data = random_bytes(2 * 1024 * 1024 + 5)
+    created = project.server.post("/v1/files/tus/", headers={**TUS, "Upload-Length": str(len(data))})
+    url = urlsplit(created.headers["Location"]).path
+    half = len(data) // 2
+    for offset, chunk in ((0, data[:half]), (half, data[half:])):
+        files._running_hashes.clear()  # no running hash: the file is recorded with its sha256 still to compute
+        response = project.server.patch(url, data=chunk, headers={
+            **TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+        assert response.status_code == 204, response.get_json()
+    file_id = response.headers["Baas-File-Id"]
+    assert project.server.delete(f"/v1/files/{file_id}").status_code == 204
+    # The hash queued at completion has no file left to hash: it ends instead of waiting for the upload's entry.
+    task_runner.drain()
+    assert files.tasks.count_documents({"project_id": project.id}) == 0
+    assert files.read_backs == 0
+    report = files.sweep(_after_expiry())
+    assert report["entries"] == 1 and files.pending.count_documents({"project_id": project.id}) == 0
+    assert stored_keys(blobs, project.id) == []
+
+
+def test_deleting_a_project_with_finished_and_unfinished_uploads(admin, live_url, project, files, blobs):
+    done = _tus(live_url, project).uploader(file_stream=io.BytesIO(random_bytes(30_000)), chunk_size=10_000)
+    done.upload()
+    half = _tus(live_url, project).uploader(file_stream=io.BytesIO(random_bytes(30_000)), chunk_size=10_000)
+    half.upload(stop_at=10_000)
+    assert files.pending.count_documents({"project_id": project.id, "kind": "tus"}) == 2
+    assert admin.delete(f"/admin/v1/projects/{project.id}", json={"confirm": project.id}).status_code == 204
+    assert files.pending.count_documents({"project_id": project.id}) == 0
+    assert stored_keys(blobs, project.id) == []
+    if hasattr(blobs, "client"):
+        assert blobs.client._list_multipart_uploads(blobs.bucket, prefix=f"projects/{project.id}/").uploads == []
