@@ -243,3 +243,22 @@ def test_deleting_a_project_with_finished_and_unfinished_uploads(admin, live_url
     assert stored_keys(blobs, project.id) == []
     if hasattr(blobs, "client"):
         assert blobs.client._list_multipart_uploads(blobs.bucket, prefix=f"projects/{project.id}/").uploads == []
+
+
+def test_an_empty_file_is_a_file_as_soon_as_its_upload_is_created(live_url, project, blobs):
+    """tus-js-client sends no PATCH for an empty file: it calls the upload done once the creation answers."""
+    headers = {"X-API-Key": project.server_key, **TUS}
+    created = requests.post(f"{live_url}/v1/files/tus/", headers={
+        **headers, "Upload-Length": "0", "Upload-Metadata": "filename " + base64.b64encode(b"empty.txt").decode()})
+    assert created.status_code == 201, created.text
+    file_id = created.headers["Baas-File-Id"]
+    assert created.headers["Upload-Offset"] == "0"
+    meta = requests.get(f"{live_url}/v1/files/{file_id}", headers=headers)
+    assert meta.status_code == 200, meta.text
+    assert meta.json()["size"] == 0 and meta.json()["name"] == "empty.txt"
+    assert meta.json()["sha256"] == hashlib.sha256(b"").hexdigest()
+    got = requests.get(f"{live_url}/v1/files/{file_id}/content", headers=headers)
+    assert got.status_code == 200 and got.content == b"" and got.headers["Content-Length"] == "0"
+    head = requests.head(created.headers["Location"], headers=headers)
+    assert head.status_code == 200 and head.headers["Baas-File-Id"] == file_id
+    assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{file_id}"]
