@@ -504,6 +504,10 @@ class TusUploads(MethodView):
     def post(self):
         """tus creation (and creation-with-upload): start a resumable upload"""
         _require_tus_version()
+        if "Upload-Concat" in request.headers:
+            # Taken as plain uploads, the parts of a parallel upload would each become a file of their own.
+            raise Invalid("This server does not take parallel uploads (tus concatenation): send the file as one "
+                          "upload (tus-js-client: parallelUploads 1).", errors={"Upload-Concat": ["Not supported."]})
         entry = _files().tus_create(current_principal(), _int_header("Upload-Length"),
                                     _upload_metadata(request.headers.get("Upload-Metadata")))
         headers = _tus_headers(Location=_tus_url(entry["_id"]), Upload_Expires=_expires(entry), Upload_Offset="0")

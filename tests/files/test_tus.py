@@ -262,3 +262,16 @@ def test_an_empty_file_is_a_file_as_soon_as_its_upload_is_created(live_url, proj
     head = requests.head(created.headers["Location"], headers=headers)
     assert head.status_code == 200 and head.headers["Baas-File-Id"] == file_id
     assert stored_keys(blobs, project.id) == [f"projects/{project.id}/files/{file_id}"]
+
+
+def test_parallel_uploads_are_refused_before_any_part_becomes_a_file(live_url, project, files, blobs):
+    """tus-js-client's parallelUploads sends `Upload-Concat: partial` without asking which extensions exist."""
+    headers = {"X-API-Key": project.server_key, **TUS}
+    for concat in ("partial", "final;/v1/files/tus/a /v1/files/tus/b"):
+        refused = requests.post(f"{live_url}/v1/files/tus/", headers={
+            **headers, "Upload-Length": "10", "Upload-Concat": concat})
+        assert refused.status_code == 400 and refused.json()["code"] == 400
+        assert "Upload-Concat" in refused.json()["errors"] and "parallel" in refused.json()["message"]
+    assert files.pending.count_documents({"project_id": project.id}) == 0
+    assert requests.get(f"{live_url}/v1/files", headers=headers).json()["items"] == []
+    assert stored_keys(blobs, project.id) == []
