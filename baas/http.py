@@ -26,10 +26,10 @@ _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ALLOWED_HEADERS = ("Authorization, Content-Type, If-Match, If-None-Match, X-API-Key, X-Request-ID, "
                    # file downloads and uploads (tus)
                    "Range, If-Range, If-Modified-Since, X-File-Name, Tus-Resumable, Upload-Length, Upload-Offset, "
-                   "Upload-Metadata, Upload-Checksum")
+                   "Upload-Metadata, Upload-Checksum, Upload-Concat, X-HTTP-Method-Override")
 EXPOSED_HEADERS = ("ETag, Location, Retry-After, X-Request-ID, Content-Disposition, Content-Range, Content-Length, "
-                   "Accept-Ranges, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, "
-                   "Upload-Length, Upload-Expires, Baas-File-Id")
+                   "Accept-Ranges, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, "
+                   "Upload-Offset, Upload-Length, Upload-Expires, Baas-File-Id")
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 

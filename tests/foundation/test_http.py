@@ -330,3 +330,19 @@ def test_every_json_response_writes_dates_in_the_one_format(app):
             "a": "2024-05-01T10:30:00.123Z", "b": "2024-05-01T10:30:00.000Z", "c": "2024-05-01T10:30:00.000Z"}
         assert json.loads(json_response({"a": stored, "b": local}).get_data()) == {
             "a": "2024-05-01T10:30:00.123Z", "b": "2024-05-01T10:30:00.000Z"}
+
+
+def test_cors_lets_browsers_speak_tus(client, cors_project):
+    """What tus-js-client sends and reads in a browser, its PATCH-override and parallel-upload headers included
+    (so a refused parallel upload shows the server's 400, not an opaque CORS failure)."""
+    response = client.options("/v1/files/tus/", headers={
+        "Origin": ALLOWED, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "tus-resumable,upload-length,upload-metadata,upload-concat,x-api-key"})
+    allowed = {name.strip().lower() for name in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"tus-resumable", "upload-length", "upload-offset", "upload-metadata", "upload-checksum", "upload-concat",
+            "x-http-method-override", "x-api-key", "content-type"} <= allowed
+    response = client.options("/v1/files/tus/", headers={"Origin": ALLOWED, "X-API-Key": cors_project.client_key})
+    assert response.status_code == 204
+    exposed = {name.strip().lower() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"location", "upload-offset", "upload-length", "upload-expires", "tus-resumable", "tus-version",
+            "tus-extension", "tus-max-size", "tus-checksum-algorithm", "baas-file-id"} <= exposed
