@@ -42,6 +42,11 @@ class NotFound(BaasError):
     status = 404
 
 
+class MethodNotAllowed(BaasError):
+    """405; give the resource's methods in an Allow header."""
+    status = 405
+
+
 class Conflict(BaasError):
     status = 409
 

@@ -18,7 +18,7 @@ from baas.openapi import ADMIN, KEY_ONLY, USER_OPTIONAL
 from baas.context import current_principal, services
 from baas.documents.api import json_response
 from baas.documents.service import etag_matches
-from baas.errors import Invalid, PreconditionFailed, UnsupportedMediaType
+from baas.errors import Invalid, MethodNotAllowed, PreconditionFailed, UnsupportedMediaType
 from baas.files.content import content_disposition, served_inline
 from baas.files.schemas import (DirectUploadCreateSchema, DirectUploadSchema, FilePageSchema, FileSchema,
                                 FileSettingsOutSchema, FileSettingsSchema, FileUpdateSchema, UsageSchema)
@@ -561,6 +561,38 @@ class TusUpload(MethodView):
         _require_tus_version()
         extra = _tus_patch(upload_id, _int_header("Upload-Offset"))
         return Response(status=204, headers=_tus_headers(**{k.replace("-", "_"): v for k, v in extra.items()}))
+
+    @raw_body
+    @blp.doc(security=SECURITY, parameters=[
+        TUS_RESUMABLE,
+        {"in": "header", "name": "X-HTTP-Method-Override", "required": True,
+         "schema": {"type": "string", "enum": ["PATCH", "DELETE"]}, "description": "The method meant."},
+        {"in": "header", "name": "Upload-Offset", "schema": {"type": "integer", "minimum": 0},
+         "description": "Required with PATCH."},
+        UPLOAD_CHECKSUM_HEADER],
+        requestBody={"required": False, "content": {"application/offset+octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}})
+    @blp.alt_response(204, success=True, description="As the PATCH or DELETE named.",
+                      headers={"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING,
+                               "Baas-File-Id": _STRING})
+    @blp.alt_response(405, description="X-HTTP-Method-Override is missing or names neither PATCH nor DELETE.",
+                      headers={"Allow": _STRING})
+    @blp.alt_response(409, description="As for PATCH.", headers={"Upload-Offset": _INTEGER})
+    @blp.alt_response(415, description="As for PATCH.")
+    @blp.alt_response(412, **TUS_VERSION_MISMATCH)
+    @blp.alt_response(460, description="As for PATCH.")
+    @blp.doc(operationId="tusMethodOverride")
+    def post(self, upload_id):
+        """tus: a PATCH or DELETE sent as POST with X-HTTP-Method-Override, by clients that cannot send those
+        methods (tus-java-client on a JVM, whose HttpURLConnection refuses PATCH)"""
+        # tus 1.0 core: the server MUST take X-HTTP-Method-Override as the request's method when it is present.
+        override = request.headers.get("X-HTTP-Method-Override", "").strip().upper()
+        if override == "PATCH":
+            return self.patch(upload_id)
+        if override == "DELETE":
+            return self.delete(upload_id)
+        raise MethodNotAllowed("POST to an upload needs 'X-HTTP-Method-Override: PATCH' or 'DELETE'.",
+                               headers={"Allow": "DELETE, HEAD, OPTIONS, PATCH, POST"})
 
     @blp.doc(security=SECURITY, parameters=[TUS_RESUMABLE])
     @blp.alt_response(204, success=True, headers=_TUS_HEADERS, description="Terminated; its bytes are gone.")

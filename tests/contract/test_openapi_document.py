@@ -148,6 +148,7 @@ def test_push_bodies_are_required_and_state_the_rules_the_service_checks(spec):
 # Operations with dedicated clients instead of a generated SDK: the tus protocol (tus-js-client, TUSKit, tuspy)
 # and project archives (`baas export` / `baas import`); openapi-python-client has no model for their bodies.
 NOT_FOR_SDKS = {("/v1/files/tus/", "post"), ("/v1/files/tus/{upload_id}", "patch"),
+                ("/v1/files/tus/{upload_id}", "post"),
                 ("/admin/v1/projects/{project_id}/export", "get"), ("/admin/v1/projects/import", "post")}
 
 

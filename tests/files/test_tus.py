@@ -275,3 +275,33 @@ def test_parallel_uploads_are_refused_before_any_part_becomes_a_file(live_url, p
     assert files.pending.count_documents({"project_id": project.id}) == 0
     assert requests.get(f"{live_url}/v1/files", headers=headers).json()["items"] == []
     assert stored_keys(blobs, project.id) == []
+
+
+def test_patch_and_delete_sent_as_post_with_a_method_override(live_url, project):
+    """tus 1.0 core: X-HTTP-Method-Override names the method. tus-java-client on a JVM sends every PATCH this way
+    (HttpURLConnection refuses PATCH), with a chunked body."""
+    data = random_bytes(150_000)
+    headers = {"X-API-Key": project.server_key, **TUS}
+    created = requests.post(f"{live_url}/v1/files/tus/", headers={**headers, "Upload-Length": str(len(data))})
+    url, file_id = created.headers["Location"], created.headers["Baas-File-Id"]
+    patch = {**headers, "X-HTTP-Method-Override": "PATCH", "Content-Type": "application/offset+octet-stream"}
+    first = requests.post(url, data=iter([data[:50_000], data[50_000:100_000]]),
+                          headers={**patch, "Upload-Offset": "0"})
+    assert first.status_code == 204, first.text
+    assert first.headers["Upload-Offset"] == "100000" and "Baas-File-Id" not in first.headers
+    stale = requests.post(url, data=data[:10], headers={**patch, "Upload-Offset": "0"})
+    assert stale.status_code == 409 and stale.headers["Upload-Offset"] == "100000"
+    last = requests.post(url, data=data[100_000:], headers={**patch, "Upload-Offset": "100000"})
+    assert last.status_code == 204 and last.headers["Baas-File-Id"] == file_id
+    assert requests.get(f"{live_url}/v1/files/{file_id}/content", headers=headers).content == data
+    # A POST naming no method it can stand for changes nothing.
+    for override in (None, "GET", "PUT"):
+        extra = {"X-HTTP-Method-Override": override} if override else {}
+        refused = requests.post(url, data=b"x", headers={**headers, **extra, "Upload-Offset": "0",
+                                                         "Content-Type": "application/offset+octet-stream"})
+        assert refused.status_code == 405 and refused.json()["code"] == 405
+        assert "PATCH" in refused.headers["Allow"]
+    # DELETE the same way: terminate an unfinished upload.
+    other = requests.post(f"{live_url}/v1/files/tus/", headers={**headers, "Upload-Length": "10"}).headers["Location"]
+    gone = requests.post(other, headers={**headers, "X-HTTP-Method-Override": "delete"})
+    assert gone.status_code == 204 and requests.head(other, headers=headers).status_code == 404
