@@ -1066,7 +1066,9 @@ class FileService:
                 report["entries"] += 1
             except self.blobs.errors as exc:
                 log.warning("sweep: storage failed on %s; next time: %s", entry["_id"], exc)
-        live = {entry["key"] for entry in self.pending.find({"kind": "tus"}, {"key": 1})}
+        # Unfinished uploads only: a finished one's entry outlives its parts by up to a day (HEAD answers it).
+        live = {entry["key"] for entry in self.pending.find({"kind": "tus", "finished_ts": {"$exists": False}},
+                                                            {"key": 1})}
         grace = timedelta(minutes=self.config["files"]["pending_grace_minutes"])
         try:
             report["stale_uploads"] = self.blobs.abort_stale("projects/", now - grace, keep=live)
