@@ -398,6 +398,9 @@ class Usage(MethodView):
 # --- tus 1.0 ---------------------------------------------------------------------------------------------------
 
 _TUS_HEADERS = {"Tus-Resumable": _STRING}
+_TUS_CHUNK = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+# The answer to a PATCH: Baas-File-Id once the upload is complete.
+_APPENDED = {"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING, "Baas-File-Id": _STRING}
 TUS_RESUMABLE = {"in": "header", "name": "Tus-Resumable", "required": True,
                  "schema": {"type": "string", "enum": [TUS_VERSION]}, "description": "The tus version (412 if not)."}
 UPLOAD_CHECKSUM_HEADER = {"in": "header", "name": "Upload-Checksum",
@@ -492,8 +495,7 @@ class TusUploads(MethodView):
         {"in": "header", "name": "Upload-Metadata", "schema": {"type": "string"},
          "description": "filename, filetype, public, metadata (JSON), each base64."},
         UPLOAD_CHECKSUM_HEADER],
-        requestBody={"required": False, "content": {"application/offset+octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}})
+        requestBody={"required": False, "content": _TUS_CHUNK})
     @blp.alt_response(201, success=True, description="Upload created.",
                       headers={"Location": _STRING, "Upload-Expires": _STRING, "Upload-Offset": _INTEGER,
                                "Tus-Resumable": _STRING, "Baas-File-Id": _STRING})
@@ -545,11 +547,9 @@ class TusUpload(MethodView):
         TUS_RESUMABLE,
         {"in": "header", "name": "Upload-Offset", "required": True, "schema": {"type": "integer", "minimum": 0}},
         UPLOAD_CHECKSUM_HEADER],
-        requestBody={"required": True, "content": {"application/offset+octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}})
+        requestBody={"required": True, "content": _TUS_CHUNK})
     @blp.alt_response(204, success=True, description="Stored; Upload-Offset is the new offset.",
-                      headers={"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING,
-                               "Baas-File-Id": _STRING})
+                      headers=_APPENDED)
     @blp.alt_response(409, description="Upload-Offset is not the upload's offset (which Upload-Offset gives), or "
                                        "another request writes.", headers={"Upload-Offset": _INTEGER})
     @blp.alt_response(415, description="Content-Type is not application/offset+octet-stream.")
@@ -570,11 +570,9 @@ class TusUpload(MethodView):
         {"in": "header", "name": "Upload-Offset", "schema": {"type": "integer", "minimum": 0},
          "description": "Required with PATCH."},
         UPLOAD_CHECKSUM_HEADER],
-        requestBody={"required": False, "content": {"application/offset+octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}})
+        requestBody={"required": False, "content": _TUS_CHUNK})
     @blp.alt_response(204, success=True, description="As the PATCH or DELETE named.",
-                      headers={"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING,
-                               "Baas-File-Id": _STRING})
+                      headers=_APPENDED)
     @blp.alt_response(405, description="X-HTTP-Method-Override is missing or names neither PATCH nor DELETE.",
                       headers={"Allow": _STRING})
     @blp.alt_response(409, description="As for PATCH.", headers={"Upload-Offset": _INTEGER})
