@@ -7,14 +7,25 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import signal
 import sys
+import threading
+import time
 from contextlib import contextmanager
 
 from baas import runtime
 from baas.config import ConfigError
 from baas.observability.metrics import prepare_multiprocess_dir
 from baas.wsgi import MAIN_PID_ENV, RESOLVED_CONFIG_ENV
+
+log = logging.getLogger("baas.server")
+
+# granian exits when a worker dies within seconds of being (re)spawned, taking the whole server down for good.
+# baas starts it again after these pauses instead, longer each time while the crashes go on.
+CRASH_LOOP_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)
+CRASH_LOOP_FORGOTTEN_AFTER = 60.0  # seconds of serving after which the pauses start again from the first
 
 
 @contextmanager
@@ -135,12 +146,45 @@ def start_background_work(config: dict, embedded: bool):
 
 
 def _serve_granian(config: dict, host: str, port: int) -> None:
+    os.environ[RESOLVED_CONFIG_ENV] = json.dumps(config)
+    os.environ[MAIN_PID_ENV] = str(os.getpid())
+    crash_loops = 0
+    while True:
+        server = _granian(config, host, port)
+        started = time.monotonic()
+        try:
+            server.serve()
+            return
+        except SystemExit as exc:
+            # granian exits 1 after a crash loop of its workers, also when it was stopped while one died. (Its
+            # stop flag missing, in some other granian release, counts as a stop: the server exits, as it did.)
+            if exc.code in (0, None) or getattr(server, "interrupt_signal", True):
+                raise
+        if time.monotonic() - started > CRASH_LOOP_FORGOTTEN_AFTER:
+            crash_loops = 0
+        pause = CRASH_LOOP_PAUSES[min(crash_loops, len(CRASH_LOOP_PAUSES) - 1)]
+        crash_loops += 1
+        log.error("the server's workers kept dying as soon as they started; starting them again in %.0f s", pause)
+        if not _pause_unless_stopped(pause):
+            return
+
+
+def _pause_unless_stopped(seconds: float) -> bool:
+    """Sleep `seconds`; False at once if SIGINT or SIGTERM arrives meanwhile (the server is being stopped)."""
+    stopped = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stopped.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return not stopped.wait(seconds)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _granian(config: dict, host: str, port: int):
     from granian import Granian
     from granian.constants import Interfaces
 
-    os.environ[RESOLVED_CONFIG_ENV] = json.dumps(config)
-    os.environ[MAIN_PID_ENV] = str(os.getpid())
-    server = Granian(
+    return Granian(
         "baas.wsgi:app_from_env",
         address=host,
         port=port,
@@ -149,9 +193,9 @@ def _serve_granian(config: dict, host: str, port: int) -> None:
         blocking_threads=config["server"]["threads"],
         factory=True,
         log_access=False,
-        # A worker that dies is replaced while the others keep serving (granian gives up on a crash loop).
+        # A worker that dies is replaced while the others keep serving (after a crash loop granian exits, and
+        # _serve_granian starts it again).
         respawn_failed_workers=True,
         # A stop never waits on a worker for ever: past this it is killed, so Ctrl-C always ends the server.
         workers_kill_timeout=config["server"]["shutdown_timeout_seconds"],
     )
-    server.serve()

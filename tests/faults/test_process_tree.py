@@ -182,6 +182,33 @@ def test_a_killed_worker_is_replaced_and_a_killed_database_restarted(tmp_path):
         server.stop()
 
 
+def test_workers_that_keep_dying_at_start_do_not_take_the_server_down(tmp_path):
+    """granian exits when a worker dies within seconds of being spawned (a crash loop); `baas serve` starts it
+    again after a pause, on the same database, and Ctrl-C still ends everything."""
+    server = start(embedded_config(tmp_path, workers=1), tmp_path)
+    try:
+        tree = Tree(server, workers=1)
+        database = tree.database()
+        for round_number in range(2):  # the second crash loop gets a longer pause than the first
+            for _ in range(2):  # a worker killed, then its replacement as soon as it exists
+                (worker,) = tree.workers()
+                os.kill(worker, signal.SIGKILL)
+                wait_until(lambda: tree.workers() not in ([], [worker]), timeout=60,
+                           message="a worker in place of the killed one")
+            wait_until(lambda: server.output().count("kept dying") > round_number, timeout=30,
+                       message="granian's crash loop, seen by baas serve")
+            wait_until(lambda: _answers(f"{server.url}/readyz"), timeout=60, message="/readyz after the restart")
+        assert server.process.poll() is None and tree.database() == database
+        assert "starting them again in 1 s" in server.output() and "starting them again in 2 s" in server.output()
+        create_project(server, "after-crash-loops")
+        everything = tree.all()
+        os.killpg(server.process.pid, signal.SIGINT)
+        server.process.wait(timeout=20)
+        wait_until(lambda: not any(alive(pid) for pid in everything), timeout=10, message="nothing left running")
+    finally:
+        server.stop()
+
+
 def test_ctrl_c_to_the_process_group_always_ends_the_server_and_it_restarts_at_once(tmp_path):
     """Idle and under load, several times, on one port: a stop leaves TIME-WAIT connections behind (the
     clients send `Connection: close`, so the server closes them), and the next start must not trip over them."""
