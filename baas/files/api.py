@@ -399,6 +399,9 @@ class Usage(MethodView):
 
 _TUS_HEADERS = {"Tus-Resumable": _STRING}
 _TUS_CHUNK = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+# One shared response per status and header set (baas.openapi): both operations that append state it alike.
+_OFFSET_CONFLICT = {"description": "Upload-Offset is not the upload's offset (which Upload-Offset gives), or "
+                                   "another request writes.", "headers": {"Upload-Offset": _INTEGER}}
 # The answer to a PATCH: Baas-File-Id once the upload is complete.
 _APPENDED = {"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING, "Baas-File-Id": _STRING}
 TUS_RESUMABLE = {"in": "header", "name": "Tus-Resumable", "required": True,
@@ -550,8 +553,7 @@ class TusUpload(MethodView):
         requestBody={"required": True, "content": _TUS_CHUNK})
     @blp.alt_response(204, success=True, description="Stored; Upload-Offset is the new offset.",
                       headers=_APPENDED)
-    @blp.alt_response(409, description="Upload-Offset is not the upload's offset (which Upload-Offset gives), or "
-                                       "another request writes.", headers={"Upload-Offset": _INTEGER})
+    @blp.alt_response(409, **_OFFSET_CONFLICT)
     @blp.alt_response(415, description="Content-Type is not application/offset+octet-stream.")
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.alt_response(460, description="The body does not match Upload-Checksum; it was discarded.")
@@ -573,9 +575,10 @@ class TusUpload(MethodView):
         requestBody={"required": False, "content": _TUS_CHUNK})
     @blp.alt_response(204, success=True, description="As the PATCH or DELETE named.",
                       headers=_APPENDED)
-    @blp.alt_response(405, description="X-HTTP-Method-Override is missing or names neither PATCH nor DELETE.",
+    @blp.alt_response(405, description="Not a method this resource takes (a POST to a tus upload without "
+                                       "X-HTTP-Method-Override: PATCH or DELETE); Allow lists those it takes.",
                       headers={"Allow": _STRING})
-    @blp.alt_response(409, description="As for PATCH.", headers={"Upload-Offset": _INTEGER})
+    @blp.alt_response(409, **_OFFSET_CONFLICT)
     @blp.alt_response(415, description="As for PATCH.")
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.alt_response(460, description="As for PATCH.")

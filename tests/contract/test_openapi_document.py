@@ -129,6 +129,12 @@ def test_files_declare_ranges_redirects_tus_headers_and_typed_ids(spec):
     assert {"Upload-Offset", "Upload-Checksum"} <= {p["name"] for p in tus["patch"]["parameters"]}
     assert set(tus["patch"]["requestBody"]["content"]) == {"application/offset+octet-stream"}
     assert {"Upload-Offset", "Upload-Length", "Upload-Expires"} <= set(tus["head"]["responses"]["200"]["headers"])
+    # The method override: PATCH and DELETE sent as POST. Its answers share the PATCH's, described for both.
+    override = next(p for p in tus["post"]["parameters"] if p["name"] == "X-HTTP-Method-Override")
+    assert override["required"] and override["schema"]["enum"] == ["PATCH", "DELETE"]
+    assert tus["post"]["responses"]["409"] == tus["patch"]["responses"]["409"]
+    assert "Upload-Offset is not the upload's offset" in responses["ConflictWithUploadOffset"]["description"]
+    assert "Allow" in responses[tus["post"]["responses"]["405"]["$ref"].rsplit("/", 1)[1]]["headers"]
     file_id = next(p for p in spec["paths"]["/v1/files/{file_id}"]["parameters"] if p["name"] == "file_id")
     assert file_id["schema"]["pattern"] == "^[0-9a-f]{24}$"
 
