@@ -57,6 +57,7 @@ RUNNING_HASHES = 1000            # tus uploads whose sha256 so far one process k
 INTERNAL_FIELDS = ("key",)
 UPDATABLE = ("name", "metadata", "public", "_owner")
 HASH_PENDING, HASH_DONE = "pending", "done"   # sha256_state of a file
+UNFINISHED = {"finished_ts": {"$exists": False}}  # tus entries whose upload is still under way
 USER_FILES_PAGE = 100            # files of a deleted user removed per page (the lease is renewed between pages)
 # S3 refuses a signature dated more than 15 minutes off its own clock, so a presigned URL may still be accepted
 # this long after the expiry this server's clock gave it: its staging object is swept only after that.
@@ -649,7 +650,7 @@ class FileService:
         now = time.time()
         # One writer at a time; a writer that died frees the upload after BUSY_SECONDS.
         taken = self.pending.update_one({"_id": upload_id, "offset": offset, "busy_until_ts": {"$lt": now},
-                                         "finished_ts": {"$exists": False}},
+                                         **UNFINISHED},
                                         {"$set": {"busy_until_ts": now + BUSY_SECONDS}})
         if not taken.matched_count:
             raise Conflict("Another request is writing to this upload; retry after it ends.")
@@ -985,7 +986,7 @@ class FileService:
 
     def forget_project(self, project_id: str) -> None:
         """After a project was deleted (its database and objects are gone): its uploads under way and its usage."""
-        for entry in self.pending.find({"project_id": project_id, "kind": "tus", "finished_ts": {"$exists": False}}):
+        for entry in self.pending.find({"project_id": project_id, "kind": "tus", **UNFINISHED}):
             try:
                 self.blobs.abort_append(entry["key"], entry["state"])
             except self.blobs.errors as exc:
@@ -1067,8 +1068,7 @@ class FileService:
             except self.blobs.errors as exc:
                 log.warning("sweep: storage failed on %s; next time: %s", entry["_id"], exc)
         # Unfinished uploads only: a finished one's entry outlives its parts by up to a day (HEAD answers it).
-        live = {entry["key"] for entry in self.pending.find({"kind": "tus", "finished_ts": {"$exists": False}},
-                                                            {"key": 1})}
+        live = {entry["key"] for entry in self.pending.find({"kind": "tus", **UNFINISHED}, {"key": 1})}
         grace = timedelta(minutes=self.config["files"]["pending_grace_minutes"])
         try:
             report["stale_uploads"] = self.blobs.abort_stale("projects/", now - grace, keep=live)
