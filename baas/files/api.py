@@ -402,6 +402,8 @@ _TUS_CHUNK = {"application/offset+octet-stream": {"schema": {"type": "string", "
 # One shared response per status and header set (baas.openapi): both operations that append state it alike.
 _OFFSET_CONFLICT = {"description": "Upload-Offset is not the upload's offset (which Upload-Offset gives), or "
                                    "another request writes.", "headers": {"Upload-Offset": _INTEGER}}
+_NOT_A_CHUNK = "Content-Type is not application/offset+octet-stream."
+_CHECKSUM_MISMATCH = "The body does not match Upload-Checksum; it was discarded."
 # The answer to a PATCH: Baas-File-Id once the upload is complete.
 _APPENDED = {"Upload-Offset": _INTEGER, "Upload-Expires": _STRING, "Tus-Resumable": _STRING, "Baas-File-Id": _STRING}
 TUS_RESUMABLE = {"in": "header", "name": "Tus-Resumable", "required": True,
@@ -504,7 +506,7 @@ class TusUploads(MethodView):
                                "Tus-Resumable": _STRING, "Baas-File-Id": _STRING})
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
     @blp.alt_response(413, description="Upload-Length is over the project's file size limit.")
-    @blp.alt_response(460, description="The body does not match Upload-Checksum; it was discarded.")
+    @blp.alt_response(460, description=_CHECKSUM_MISMATCH)
     @blp.doc(operationId="tusCreateUpload")
     def post(self):
         """tus creation (and creation-with-upload): start a resumable upload"""
@@ -554,9 +556,9 @@ class TusUpload(MethodView):
     @blp.alt_response(204, success=True, description="Stored; Upload-Offset is the new offset.",
                       headers=_APPENDED)
     @blp.alt_response(409, **_OFFSET_CONFLICT)
-    @blp.alt_response(415, description="Content-Type is not application/offset+octet-stream.")
+    @blp.alt_response(415, description=_NOT_A_CHUNK)
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
-    @blp.alt_response(460, description="The body does not match Upload-Checksum; it was discarded.")
+    @blp.alt_response(460, description=_CHECKSUM_MISMATCH)
     @blp.doc(operationId="tusAppendToUpload")
     def patch(self, upload_id):
         """tus: append bytes at Upload-Offset"""
@@ -579,9 +581,9 @@ class TusUpload(MethodView):
                                        "X-HTTP-Method-Override: PATCH or DELETE); Allow lists those it takes.",
                       headers={"Allow": _STRING})
     @blp.alt_response(409, **_OFFSET_CONFLICT)
-    @blp.alt_response(415, description="As for PATCH.")
+    @blp.alt_response(415, description=_NOT_A_CHUNK)
     @blp.alt_response(412, **TUS_VERSION_MISMATCH)
-    @blp.alt_response(460, description="As for PATCH.")
+    @blp.alt_response(460, description=_CHECKSUM_MISMATCH)
     @blp.doc(operationId="tusMethodOverride")
     def post(self, upload_id):
         """tus: a PATCH or DELETE sent as POST with X-HTTP-Method-Override, by clients that cannot send those

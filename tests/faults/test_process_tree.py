@@ -193,9 +193,9 @@ def test_workers_that_keep_dying_at_start_do_not_take_the_server_down(tmp_path):
             for _ in range(2):  # a worker killed, then its replacement as soon as it exists
                 (worker,) = tree.workers()
                 os.kill(worker, signal.SIGKILL)
-                wait_until(lambda: tree.workers() not in ([], [worker]), timeout=60,
+                wait_until(lambda killed=worker: tree.workers() not in ([], [killed]), timeout=60,
                            message="a worker in place of the killed one")
-            wait_until(lambda: server.output().count("kept dying") > round_number, timeout=30,
+            wait_until(lambda seen=round_number: server.output().count("kept dying") > seen, timeout=30,
                        message="granian's crash loop, seen by baas serve")
             wait_until(lambda: _answers(f"{server.url}/readyz"), timeout=60, message="/readyz after the restart")
         assert server.process.poll() is None and tree.database() == database
